@@ -1,0 +1,300 @@
+"""The front of the pipeline: read files and their imports, run the static checks on the
+definitions, and expand the selected networks and variants into checked IR."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import nodes as n
+from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, unique
+from .evaluate import BUILTINS, BlockRef, EvalError, Env, Evaluator
+from .expand import SIMPLE_TYPES, Expander
+from .ir import Network
+from .ops import REGISTRY, Shape
+from .parse import parse_module
+
+MAX_FILE_BYTES = 1_000_000
+
+
+@dataclass
+class Program:
+    """A main file with everything it imports, and the names each file can see."""
+
+    main: n.Module | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    namespaces: dict[str, dict] = field(default_factory=dict)  # file -> name -> BlockRef
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    unreadable: bool = False  # the main file itself could not be read (exit status 2)
+
+
+@dataclass
+class CheckResult:
+    networks: list[Network]
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    unreadable: bool = False
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _read(path: str, span: Span | None) -> tuple[str | None, Diagnostic | None]:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            return None, Diagnostic("E403", f"`{path}` is {size} bytes, larger than the "
+                                    f"limit of {MAX_FILE_BYTES}", span)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, Diagnostic("E103", f"`{path}` is not UTF-8 text", span,
+                                detail=f"byte {exc.start} cannot be decoded")
+    except OSError as exc:
+        return None, Diagnostic("E103", f"cannot read `{path}`: {exc.strerror or exc}", span)
+
+
+def load_program(path: str) -> Program:
+    program = Program()
+    program.main = _load(program, path, None, ())
+    if program.main is None and not program.diagnostics:
+        program.unreadable = True
+    return program
+
+
+def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Module | None:
+    key = os.path.realpath(path)
+    if key in chain:
+        cycle = " -> ".join(os.path.basename(c) for c in chain + (key,))
+        program.diagnostics.append(Diagnostic("E105", "import cycle", span, detail=cycle,
+                                              hint="move the shared blocks to a third file"))
+        return None
+    source, problem = _read(path, span)
+    if problem:
+        program.diagnostics.append(problem)
+        program.unreadable = span is None
+        return None
+    program.sources[path] = source
+    module, syntax = parse_module(source, path)
+    program.diagnostics.extend(syntax)
+    if module is None:
+        return None
+    namespace: dict = {}
+    for imp in module.imports:
+        _import(program, module, imp, namespace, chain + (key,))
+    for block in module.blocks:
+        namespace[block.name] = BlockRef(block, namespace)
+    program.namespaces[path] = namespace
+    return module
+
+
+def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
+            chain: tuple) -> None:
+    target = os.path.normpath(os.path.join(os.path.dirname(module.file), imp.path))
+    if not os.path.isfile(target):
+        program.diagnostics.append(Diagnostic(
+            "E104", f"imported file `{imp.path}` not found", imp.span,
+            detail=f"looked for {target}", hint="import paths are relative to this file"))
+        return
+    imported = _load(program, target, imp.span, chain)
+    if imported is None:
+        return
+    theirs = {b.name: BlockRef(b, program.namespaces[target]) for b in imported.blocks}
+    if imp.names is None:
+        namespace.update(theirs)
+        return
+    for name, span in imp.names:
+        if name in theirs:
+            namespace[name] = theirs[name]
+        else:
+            program.diagnostics.append(Diagnostic(
+                "E106", f"`{imp.path}` defines no block `{name}`", span,
+                hint=did_you_mean(name, theirs) or f"it defines: {', '.join(theirs) or 'none'}"))
+
+
+# ---------------------------------------------------------------- static checks
+
+
+def lint(module: n.Module) -> list[Diagnostic]:
+    """Checks that need no expansion: duplicate names, unknown types, unused things."""
+    diags: list[Diagnostic] = []
+    seen: dict[str, Span] = {}
+    for item in module.blocks + module.networks + module.variants:
+        name_span = item.name_span
+        if item.name in seen:
+            first = seen[item.name]
+            diags.append(Diagnostic("E209", f"`{item.name}` is defined twice", name_span,
+                                    notes=[f"first defined at {first.file}:{first.line}"]))
+        elif item.name in REGISTRY or item.name in BUILTINS:
+            diags.append(Diagnostic("E209", f"`{item.name}` is the name of a built-in",
+                                    name_span, hint="choose another name"))
+        seen.setdefault(item.name, name_span)
+    for definition in module.blocks + module.networks:
+        diags += _lint_params(definition)
+    if module.networks or module.variants:
+        diags += _unused_blocks(module)
+    return diags
+
+
+def _referenced_names(node) -> set[str]:
+    found = set()
+    for item in n.walk(node):
+        if isinstance(item, n.Name):
+            found.add(item.id)
+        elif isinstance(item, n.Call):
+            found.add(item.name)
+    return found
+
+
+def _lint_params(definition: n.Definition) -> list[Diagnostic]:
+    diags = []
+    names: set[str] = set()
+    used = _referenced_names(definition.body) | _referenced_names(
+        [p.default for p in definition.params])
+    for param in definition.params:
+        if param.name in names:
+            diags.append(Diagnostic("E209", f"parameter `{param.name}` is declared twice",
+                                    param.span))
+        names.add(param.name)
+        for type_expr in n.walk(param.type):
+            if type_expr.name is not None and type_expr.name not in SIMPLE_TYPES:
+                diags.append(Diagnostic(
+                    "E217", f"unknown type `{type_expr.name}`", type_expr.span,
+                    hint=did_you_mean(type_expr.name, SIMPLE_TYPES) or
+                    "types: " + ", ".join(sorted(SIMPLE_TYPES)) + ", or a tuple (int, int)"))
+        if param.name not in used:
+            diags.append(Diagnostic(
+                "W001", f"parameter `{param.name}` of `{definition.name}` is never used",
+                param.span, hint="remove it, or use it in the body"))
+    return diags
+
+
+def _unused_blocks(module: n.Module) -> list[Diagnostic]:
+    used: set[str] = set()
+    for item in module.blocks + module.networks + module.variants:
+        own = {item.name} if isinstance(item, n.Definition) else set()
+        used |= _referenced_names(item) - own
+    return [Diagnostic("W002", f"block `{b.name}` is never used", b.name_span,
+                       hint="remove it, or call it from a network")
+            for b in module.blocks if b.name not in used]
+
+
+# ---------------------------------------------------------------- targets
+
+
+@dataclass
+class Target:
+    """A network or variant that can be checked: a network definition and argument values."""
+
+    name: str
+    definition: n.Definition
+    args: dict
+    span: Span
+
+
+def _targets(module: n.Module, namespace: dict, sink: list[Diagnostic]) -> dict[str, Target]:
+    networks = {d.name: d for d in module.networks}
+    variants = {v.name: v for v in module.variants}
+    targets: dict[str, Target] = {}
+    for definition in module.networks:
+        targets[definition.name] = Target(definition.name, definition, {}, definition.name_span)
+    for variant in module.variants:
+        resolved = _resolve_variant(variant, networks, variants, namespace, sink, ())
+        if resolved is not None:
+            targets[variant.name] = Target(variant.name, resolved[0], resolved[1],
+                                           variant.name_span)
+    return targets
+
+
+def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespace: dict,
+                     sink: list[Diagnostic], chain: tuple):
+    if variant.name in chain:
+        sink.append(Diagnostic("E207", f"variant `{variant.name}` is defined through itself",
+                               variant.name_span, detail=" -> ".join(chain + (variant.name,))))
+        return None
+    if variant.base in networks:
+        definition, args = networks[variant.base], {}
+    elif variant.base in variants:
+        base = _resolve_variant(variants[variant.base], networks, variants, namespace, sink,
+                                chain + (variant.name,))
+        if base is None:
+            return None
+        definition, args = base[0], dict(base[1])
+    else:
+        sink.append(Diagnostic("E211", f"unknown network or variant `{variant.base}`",
+                               variant.base_span,
+                               hint=did_you_mean(variant.base, list(networks) + list(variants))))
+        return None
+    evaluator = Evaluator(Env(), namespace, None, True)
+    params = [p.name for p in definition.params]
+    try:
+        for position, arg in enumerate(variant.args):
+            name = arg.name or (params[position] if position < len(params) else None)
+            if name is None:
+                raise EvalError(Diagnostic(
+                    "E203", f"`{definition.name}` takes {len(params)} argument(s)", arg.span))
+            args[name] = evaluator(arg.value)
+    except EvalError as exc:
+        sink.append(exc.diagnostic)
+        return None
+    return definition, args
+
+
+def _checkable(target: Target, overrides: dict) -> bool:
+    """Networks with required parameters are templates: only their variants are checked."""
+    given = set(target.args) | set(overrides)
+    return all(p.default is not None or p.name in given for p in target.definition.params)
+
+
+def check_file(path: str, net: str | None = None, input_shape: Shape | None = None,
+               overrides: dict | None = None, first_only: bool = False) -> CheckResult:
+    """Check every network and variant of a file (or just `net`, or with `first_only` the
+    first one that can be checked); never raises for spec problems, which all end up in the
+    result's diagnostics."""
+    program = load_program(path)
+    diags = list(program.diagnostics)
+    networks: list[Network] = []
+    module = program.main
+    if module is not None and not diags:
+        diags += lint(module)
+        namespace = program.namespaces[path]
+        targets = _targets(module, namespace, diags)
+        if net is not None and net not in targets:
+            diags.append(Diagnostic("E211", f"`{path}` has no network or variant `{net}`",
+                                    None, hint=did_you_mean(net, targets) or
+                                    f"it has: {', '.join(targets) or 'none'}"))
+            selected = []
+        elif net is not None:
+            selected = [targets[net]]
+        else:
+            selected = [t for t in targets.values() if _checkable(t, overrides or {})]
+            selected = selected[:1] if first_only else selected
+        for target in selected:
+            expander = Expander(diags, target.name)
+            args = dict(target.args, **(overrides or {}))
+            network = expander.instantiate(target.definition, namespace, args, target.span,
+                                           input_shape)
+            if network is not None:
+                network.name = target.name
+                networks.append(network)
+    diags = sorted(unique(diags), key=sort_key)
+    return CheckResult(networks, diags, program.sources, program.unreadable)
+
+
+def load(path: str, net: str | None = None, **params) -> Network:
+    """The checked network `net` of a file (default: the first network or variant that can be
+    checked), with `params` overriding its parameters. Raises ArchError with every diagnostic
+    when the file has errors."""
+    result = check_file(path, net, None, params or None, first_only=net is None)
+    if result.errors or not result.networks:
+        if not result.diagnostics:
+            result.diagnostics.append(Diagnostic(
+                "E211", f"`{path}` has no network that can be checked without arguments",
+                None, hint="pass net=... and the network's parameters"))
+        raise ArchError(result.diagnostics, result.sources)
+    return result.networks[0]

@@ -1,0 +1,122 @@
+"""The `archspec` command line. Exit status: 0 clean, 1 spec errors, 2 usage or I/O errors.
+No input, however broken, reaches the user as a Python traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .check import CheckResult, check_file
+from .diagnostics import format_github, format_one
+from .ops import Shape, fmt_shape
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with status 2 and a short message, as documented."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"archspec: error: {message}\n")
+
+
+def parse_shape(text: str) -> Shape:
+    """`--input 3,224,224` (C,H,W) or `--input 784` (features)."""
+    try:
+        dims = tuple(int(x) for x in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W or F, got {text!r}") from None
+    if len(dims) not in (1, 3) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W or F of positive ints, got {text!r}")
+    return dims
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="archspec", description="Check, compile, summarise and draw "
+                     "convolutional networks written as .arch specs.")
+    parser.add_argument("--version", action="version", version=f"archspec {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    check = commands.add_parser(
+        "check", help="check shapes and channels of every network statically",
+        description="Check every network and variant in the files (or the one --net names) "
+                    "and report all errors. Exit 0 when clean, 1 on spec errors, 2 on usage "
+                    "or I/O errors.")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".arch files to check")
+    check.add_argument("--net", help="check only this network or variant")
+    check.add_argument("--input", type=parse_shape, metavar="C,H,W",
+                       help="check at another input shape (C,H,W or F)")
+    check.add_argument("--format", choices=["text", "json", "github"], default="text",
+                       help="text for people, json for tools, github for workflow annotations")
+    check.add_argument("-q", "--quiet", action="store_true",
+                       help="print diagnostics only, not the per-network lines")
+    return parser
+
+
+def _network_line(path: str, network) -> str:
+    return (f"{path}: {network.name}: ok  {fmt_shape(network.input_shape)} -> "
+            f"{fmt_shape(network.output_shape)}  {network.params:,} params  "
+            f"{network.macs:,} MACs")
+
+
+def _status(result: CheckResult) -> int:
+    if result.unreadable:
+        return EXIT_USAGE
+    return EXIT_SPEC if result.errors else EXIT_OK
+
+
+def run_check(args) -> int:
+    results = [(path, check_file(path, args.net, args.input)) for path in args.files]
+    if args.format == "json":
+        report = [{
+            "file": path,
+            "ok": not result.errors and not result.unreadable,
+            "networks": [{"name": net.name, "input_shape": list(net.input_shape),
+                          "output_shape": list(net.output_shape or ()),
+                          "params": net.params, "macs": net.macs} for net in result.networks],
+            "diagnostics": [d.to_json() for d in result.diagnostics],
+        } for path, result in results]
+        print(json.dumps(report, indent=2))
+    for path, result in results if args.format != "json" else ():
+        for diag in result.diagnostics:
+            if args.format == "github":
+                print(format_github(diag))
+            else:
+                source = result.sources.get(diag.span.file) if diag.span else None
+                print(format_one(diag, source) + "\n", file=sys.stderr)
+        if args.format == "text" and not args.quiet and not result.errors:
+            for network in result.networks:
+                print(_network_line(path, network))
+    _summary_line(results, args.format)
+    return max((_status(r) for _, r in results), default=EXIT_OK)
+
+
+def _summary_line(results, fmt: str) -> None:
+    if fmt != "text":
+        return
+    errors = sum(len(r.errors) for _, r in results)
+    warnings = sum(len(r.diagnostics) - len(r.errors) for _, r in results)
+    if errors or warnings:
+        print(f"{errors} error(s), {warnings} warning(s) in {len(results)} file(s)",
+              file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return run_check(args)
+    except KeyboardInterrupt:
+        return 130
+    except RecursionError:
+        print("archspec: error: the spec is nested too deeply to check", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug in archspec: say so briefly, never a traceback
+        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+              "please report this with the spec that caused it", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,355 @@
+"""Evaluation of .arch expressions: an interpreter over the AST (never Python's eval).
+
+Values are Python ints, floats, bools, strs, tuples and lists, plus `BlockRef` for a block
+passed as a value. Integers are kept within int64 so that nothing a spec computes can grow
+without bound.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+from . import nodes as n
+from .diagnostics import Diagnostic, Span, did_you_mean
+from .ops import Shape, fmt_shape
+
+INT_LIMIT = 2**63 - 1
+MAX_ITEMS = 100_000
+
+
+class EvalError(Exception):
+    """A diagnostic raised while evaluating; caught per statement so checking goes on."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class UnknownShape(Exception):
+    """`in` was read after an earlier error made the shape unknown: skip quietly."""
+
+
+def fail(code: str, message: str, span: Span | None, **extra) -> EvalError:
+    return EvalError(Diagnostic(code, message, span, **extra))
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block as a value: its definition and the names visible where it was defined."""
+
+    definition: n.Definition
+    namespace: dict  # name -> BlockRef, the block's own module scope
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+class Env:
+    """A chain of name bindings: loop and let variables over block parameters."""
+
+    def __init__(self, values: dict | None = None, parent: "Env | None" = None):
+        self.values = values or {}
+        self.parent = parent
+
+    def lookup(self, name: str):
+        env: Env | None = self
+        while env is not None:
+            if name in env.values:
+                return env.values[name]
+            env = env.parent
+        raise KeyError(name)
+
+    def names(self) -> set[str]:
+        env, found = self, set()
+        while env is not None:
+            found |= set(env.values)
+            env = env.parent
+        return found
+
+    def child(self, values: dict | None = None) -> "Env":
+        return Env(values, self)
+
+
+def type_name(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, BlockRef):
+        return "block"
+    return type(value).__name__
+
+
+def show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, BlockRef):
+        return value.name
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(show(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    return str(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_int(value, span: Span):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        raise fail("E401", "integer too large", span,
+                   detail=f"the value has {len(str(abs(value)))} digits",
+                   hint=f"values must stay within +-{INT_LIMIT} (int64)")
+    return value
+
+
+def _arith(op: str, left, right, span: Span):
+    if op == "+" and isinstance(left, type(right)) and isinstance(left, (list, tuple, str)) \
+            and type(left) is type(right):
+        if len(left) + len(right) > MAX_ITEMS:
+            raise fail("E402", "sequence too long", span, hint=f"at most {MAX_ITEMS} items")
+        return left + right
+    if not (_is_number(left) and _is_number(right)):
+        raise fail("E212", f"`{op}` cannot combine {type_name(left)} and {type_name(right)}",
+                   span, detail=f"left is {show(left)}, right is {show(right)}",
+                   hint="arithmetic works on numbers; `+` also joins two lists or two tuples")
+    if op in ("//", "%", "/") and right == 0:
+        raise fail("E213", "division by zero", span, detail=f"{show(left)} {op} 0")
+    if op == "**":
+        if _is_number(right) and right < 0 and isinstance(left, int):
+            return float(left) ** right
+        if isinstance(right, int) and isinstance(left, int) and abs(left) > 1 and right > 64:
+            raise fail("E401", "integer too large", span, detail=f"{left} ** {right}",
+                       hint=f"values must stay within +-{INT_LIMIT} (int64)")
+    return check_int(_ARITH[op](left, right), span)
+
+
+_ARITH: dict[str, Callable] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv,
+    "%": operator.mod, "/": operator.truediv, "**": operator.pow,
+}
+_COMPARE: dict[str, Callable] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+def _compare(op: str, left, right, span: Span) -> bool:
+    if op in ("==", "!="):
+        return _COMPARE[op](left, right)
+    comparable = (_is_number(left) and _is_number(right)) or (
+        type(left) is type(right) and isinstance(left, (str, tuple, list)))
+    if not comparable:
+        raise fail("E212", f"`{op}` cannot compare {type_name(left)} and {type_name(right)}",
+                   span, detail=f"left is {show(left)}, right is {show(right)}")
+    return _COMPARE[op](left, right)
+
+
+# ---------------------------------------------------------------- built-in functions
+
+
+def _sequence(value, span: Span, func: str):
+    if not isinstance(value, (list, tuple, str)):
+        raise fail("E204", f"`{func}` needs a list or tuple, got {type_name(value)}", span,
+                   detail=f"the value is {show(value)}")
+    return value
+
+
+def _b_len(args, span):
+    return len(_sequence(args[0], span, "len"))
+
+
+def _numbers_of(args, span, func):
+    items = list(_sequence(args[0], span, func)) if len(args) == 1 else list(args)
+    if not items:
+        raise fail("E216", f"`{func}` of an empty sequence", span)
+    for item in items:
+        if not _is_number(item):
+            raise fail("E204", f"`{func}` needs numbers, got {type_name(item)}", span,
+                       detail=f"the value is {show(item)}")
+    return items
+
+
+def _b_min(args, span):
+    return min(_numbers_of(args, span, "min"))
+
+
+def _b_max(args, span):
+    return max(_numbers_of(args, span, "max"))
+
+
+def _b_sum(args, span):
+    items = list(_sequence(args[0], span, "sum"))
+    return check_int(sum(_numbers_of([items], span, "sum")) if items else 0, span)
+
+
+def _b_abs(args, span):
+    return abs(_numbers_of(args, span, "abs")[0])
+
+
+def _b_range(args, span):
+    for value in args:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail("E204", f"`range` needs integers, got {type_name(value)}", span,
+                       detail=f"the value is {show(value)}")
+    if len(args) == 3 and args[2] == 0:
+        raise fail("E216", "`range` step must not be zero", span)
+    values = range(*args)
+    if len(values) > MAX_ITEMS:
+        raise fail("E402", "sequence too long", span, detail=f"range of {len(values)} items",
+                   hint=f"at most {MAX_ITEMS} items")
+    return list(values)
+
+
+def _b_enumerate(args, span):
+    start = args[1] if len(args) > 1 else 0
+    return [(start + i, v) for i, v in enumerate(_sequence(args[0], span, "enumerate"))]
+
+
+def _b_zip(args, span):
+    return [tuple(t) for t in zip(*(_sequence(a, span, "zip") for a in args))]
+
+
+# name -> (function, fewest arguments, most arguments)
+BUILTINS: dict[str, tuple[Callable, int, int]] = {
+    "len": (_b_len, 1, 1), "min": (_b_min, 1, 64), "max": (_b_max, 1, 64),
+    "sum": (_b_sum, 1, 1), "abs": (_b_abs, 1, 1), "range": (_b_range, 1, 3),
+    "enumerate": (_b_enumerate, 1, 2), "zip": (_b_zip, 1, 8),
+}
+
+
+# ---------------------------------------------------------------- the interpreter
+
+
+class Evaluator:
+    """Evaluates expressions against an environment, the module's blocks and the incoming
+    shape of the statement being expanded (for `in.c`, `in.h`, ...)."""
+
+    def __init__(self, env: Env, namespace: dict, shape: Shape | None, shape_known: bool):
+        self.env, self.namespace = env, namespace
+        self.shape, self.shape_known = shape, shape_known
+
+    def __call__(self, expr: n.Expr):
+        return getattr(self, "_" + type(expr).__name__)(expr)
+
+    def _Literal(self, e: n.Literal):
+        return check_int(e.value, e.span)
+
+    def _Name(self, e: n.Name):
+        try:
+            return self.env.lookup(e.id)
+        except KeyError:
+            pass
+        if e.id in self.namespace:
+            return self.namespace[e.id]
+        known = self.env.names() | set(self.namespace)
+        raise fail("E208", f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, known))
+
+    def _InRef(self, e: n.InRef):
+        raise fail("E309", "`in` is the incoming shape: read one of its fields", e.span,
+                   hint="use `in.c`, `in.h`, `in.w`, `in.features` or `in.shape`")
+
+    def _Attr(self, e: n.Attr):
+        if not isinstance(e.target, n.InRef):
+            raise fail("E212", f"`.{e.attr}` works only on `in`", e.span,
+                       hint="index tuples and lists with `[i]`")
+        if not self.shape_known:
+            raise UnknownShape()
+        if self.shape is None:
+            raise fail("E215", "`in` is not defined here", e.span,
+                       hint="`in` is the shape arriving at a statement inside a network")
+        return self.shape_field(e.attr, e.span)
+
+    def shape_field(self, attr: str, span: Span):
+        shape = self.shape
+        fields = {"c": 0, "features": None, "shape": None}
+        if len(shape) == 3:
+            fields.update(h=1, w=2)
+        if attr not in fields:
+            raise fail("E309", f"the incoming shape {fmt_shape(shape)} has no field `{attr}`",
+                       span, detail=f"incoming shape is {fmt_shape(shape)}",
+                       hint=did_you_mean(attr, fields) or
+                       ("`h` and `w` exist only before `flatten`" if attr in "hw" else
+                        "fields are c, h, w, features and shape"))
+        if attr == "shape":
+            return tuple(shape)
+        if attr == "features":
+            total = 1
+            for d in shape:
+                total *= d
+            return total
+        return shape[fields[attr]]
+
+    def _TupleExpr(self, e: n.TupleExpr):
+        return tuple(self(x) for x in e.items)
+
+    def _ListExpr(self, e: n.ListExpr):
+        return [self(x) for x in e.items]
+
+    def _BinOp(self, e: n.BinOp):
+        return _arith(e.op, self(e.left), self(e.right), e.span)
+
+    def _UnaryOp(self, e: n.UnaryOp):
+        value = self(e.operand)
+        if e.op == "not":
+            return not self.truth(value, e.operand.span)
+        if not _is_number(value):
+            raise fail("E212", f"unary `{e.op}` needs a number, got {type_name(value)}", e.span)
+        return -value if e.op == "-" else value
+
+    def truth(self, value, span: Span) -> bool:
+        if not isinstance(value, bool):
+            raise fail("E204", f"a condition must be true or false, got {type_name(value)}",
+                       span, detail=f"the value is {show(value)}",
+                       hint="compare explicitly, e.g. `n > 0`")
+        return value
+
+    def _BoolOp(self, e: n.BoolOp):
+        left = self.truth(self(e.left), e.left.span)
+        if e.op == "and" and not left:
+            return False
+        if e.op == "or" and left:
+            return True
+        return self.truth(self(e.right), e.right.span)
+
+    def _Compare(self, e: n.Compare):
+        left = self(e.first)
+        for op, right_expr in e.rest:
+            right = self(right_expr)
+            if not _compare(op, left, right, e.span):
+                return False
+            left = right
+        return True
+
+    def _CondExpr(self, e: n.CondExpr):
+        return self(e.then) if self.truth(self(e.cond), e.cond.span) else self(e.other)
+
+    def _Index(self, e: n.Index):
+        target, index = self(e.target), self(e.index)
+        if not isinstance(target, (list, tuple, str)):
+            raise fail("E212", f"cannot index a {type_name(target)}", e.span,
+                       detail=f"the value is {show(target)}")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise fail("E204", f"an index must be an int, got {type_name(index)}",
+                       e.index.span)
+        if not -len(target) <= index < len(target):
+            raise fail("E214", f"index {index} is out of range", e.span,
+                       detail=f"{show(target)} has {len(target)} items")
+        return target[index]
+
+    def _FunCall(self, e: n.FunCall):
+        if e.func not in BUILTINS:
+            raise fail("E208", f"unknown function `{e.func}`", e.span,
+                       hint=did_you_mean(e.func, BUILTINS) or
+                       "functions: " + ", ".join(sorted(BUILTINS)))
+        func, fewest, most = BUILTINS[e.func]
+        if any(a.name for a in e.args):
+            raise fail("E202", f"`{e.func}` takes no keyword arguments", e.span)
+        if not fewest <= len(e.args) <= most:
+            expected = str(fewest) if fewest == most else f"{fewest} to {most}"
+            raise fail("E203", f"`{e.func}` takes {expected} argument(s), got {len(e.args)}",
+                       e.span)
+        return func([self(a.value) for a in e.args], e.span)

@@ -1,0 +1,516 @@
+"""Expansion: run a network's definition (blocks, parameters, loops, conditionals, variants)
+into the checked IR, inferring every shape on the way.
+
+Expansion and inference go together, statement by statement, because a statement may read
+the shape arriving at it (`in.c`). An error is recorded and its statement's output shape
+becomes unknown (None); later statements then skip shape checks instead of cascading, so one
+run reports every independent mistake.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from . import ir
+from . import nodes as n
+from .diagnostics import Diagnostic, Span, did_you_mean
+from .evaluate import (MAX_ITEMS, BlockRef, EvalError, Env, Evaluator, UnknownShape, fail,
+                       show, type_name)
+from .infer import add_shape, apply_op, concat_shape, dense_step_shape
+from .ops import REGISTRY, OpSpec, Shape, ShapeError, fmt_shape, need_map
+
+SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
+_VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                 "literal_error", "value_error", "too_long", "too_short"}
+
+
+@dataclass
+class Scope:
+    """Names of the modules inside one module scope: labels, or the position as in
+    nn.Sequential for unlabelled statements."""
+
+    path: str
+    counter: int = 0
+    labels: dict[str, Span] = field(default_factory=dict)
+
+    def take(self, label: str | None, span: Span) -> str:
+        index = self.counter
+        self.counter += 1
+        if label is None:
+            return str(index)
+        if label in self.labels:
+            first = self.labels[label]
+            raise fail("E206", f"duplicate label `{label}`", span,
+                       detail=f"`{label}` is already a module here",
+                       hint="labels name modules and must be unique within a block; "
+                            "in a loop, put the index in the label: `name{i}:`",
+                       notes=[f"first used at {first.file}:{first.line}:{first.col}"])
+        self.labels[label] = span
+        return label
+
+    def child(self, name: str) -> "Scope":
+        return Scope(f"{self.path}.{name}" if self.path else name)
+
+
+def conforms(value, type_expr: n.TypeExpr) -> bool:
+    """Does a value have a declared parameter type? Ints are accepted for float."""
+    if type_expr.name is None:
+        return (isinstance(value, (list, tuple)) and len(value) == len(type_expr.items)
+                and all(conforms(v, t) for v, t in zip(value, type_expr.items)))
+    kind = type_name(value)
+    return {
+        "int": kind == "int", "float": kind in ("int", "float"), "bool": kind == "bool",
+        "str": kind == "str", "list": kind in ("list", "tuple"),
+        "tuple": kind in ("list", "tuple"), "block": kind == "block",
+    }.get(type_expr.name, True)
+
+
+def _as_tuples(value):
+    """Op arguments take pairs as tuples; a user may write them as lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+class Expander:
+    """Expands one network (or variant) of a program; diagnostics go to `sink`."""
+
+    def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = 200_000):
+        self.sink = sink
+        self.network = network
+        self.stack: list[tuple[str, Span]] = []  # block calls in progress
+        self.node_count = 0
+        self.max_nodes = max_nodes
+
+    # ------------------------------------------------------------ reporting
+
+    def report(self, diag: Diagnostic) -> None:
+        notes = [f"in block `{name}`, called at {span.file}:{span.line}:{span.col}"
+                 for name, span in reversed(self.stack)]
+        diag.notes = diag.notes + notes + [f"while checking `{self.network}`"]
+        self.sink.append(diag)
+
+    # ------------------------------------------------------------ networks
+
+    def instantiate(self, definition: n.Definition, namespace: dict, args: dict,
+                    args_span: Span, input_override: Shape | None) -> ir.Network | None:
+        values = self.bind_values(definition, args, args_span, Evaluator(Env(), namespace,
+                                                                         None, True))
+        if values is None:
+            return None
+        body = definition.body
+        if not body or not isinstance(body[0], n.Input):
+            self.report(Diagnostic(
+                "E215", f"network `{definition.name}` does not start with `input`",
+                definition.name_span,
+                hint="declare the input shape first: `input [3, 224, 224]` (C, H, W) or "
+                     "`input [784]` (features)"))
+            return None
+        env = Env(values)
+        try:
+            shape = input_override or self.input_shape(body[0], env, namespace)
+        except EvalError as exc:
+            self.report(exc.diagnostic)
+            return None
+        nodes, out = self.body(body[1:], env, namespace, shape, Scope(""))
+        root = ir.Seq(definition.span, shape, out, nodes)
+        return ir.Network(self.network, definition.name, values, shape, root, definition.span)
+
+    def input_shape(self, stmt: n.Input, env: Env, namespace: dict) -> Shape:
+        value = Evaluator(env, namespace, None, True)(stmt.shape)
+        ok = (isinstance(value, (list, tuple)) and len(value) in (1, 3)
+              and all(type_name(v) == "int" and v >= 1 for v in value))
+        if not ok:
+            raise fail("E216", "the input shape must be [C, H, W] or [features], "
+                       "positive integers", stmt.shape.span, detail=f"got {show(value)}")
+        return tuple(value)
+
+    # ------------------------------------------------------------ argument binding
+
+    def bind_values(self, definition: n.Definition, given: dict, span: Span,
+                    evaluator: Evaluator) -> dict | None:
+        """Check named values against a definition's parameters and add the defaults."""
+        params = {p.name: p for p in definition.params}
+        ok = True
+        for name in given:
+            if name not in params:
+                ok = False
+                self.report(Diagnostic(
+                    "E202", f"`{definition.name}` has no parameter `{name}`", span,
+                    hint=did_you_mean(name, params) or
+                    f"parameters: {', '.join(params) or 'none'}"))
+        return self._complete(definition, given, span, evaluator) if ok else None
+
+    def _complete(self, definition: n.Definition, given: dict, span: Span,
+                  evaluator: Evaluator, arg_spans: dict | None = None) -> dict | None:
+        values: dict = {}
+        missing = []
+        for param in definition.params:
+            if param.name in given:
+                value = given[param.name]
+            elif param.default is not None:
+                scoped = Evaluator(Env(dict(values)), evaluator.namespace, evaluator.shape,
+                                   evaluator.shape_known)
+                try:
+                    value = scoped(param.default)
+                except EvalError as exc:
+                    self.report(exc.diagnostic)
+                    return None
+            else:
+                missing.append(param.name)
+                continue
+            if not conforms(value, param.type):
+                where = (arg_spans or {}).get(param.name, span)
+                self.report(Diagnostic(
+                    "E204", f"`{param.name}` of `{definition.name}` must be {param.type}, "
+                    f"got {type_name(value)}", where, detail=f"the value is {show(value)}",
+                    hint=f"declared at {param.span.file}:{param.span.line}:{param.span.col}"))
+                return None
+            if param.type.name is None:
+                value = tuple(value)
+            values[param.name] = value
+        if missing:
+            self.report(Diagnostic(
+                "E205", f"`{definition.name}` is missing "
+                f"{', '.join(f'`{m}`' for m in missing)}", span,
+                hint=f"pass {', '.join(f'{m}=...' for m in missing)}"))
+            return None
+        return values
+
+    def bind_call(self, definition: n.Definition, call: n.Call,
+                  evaluator: Evaluator) -> dict | None:
+        params = [p.name for p in definition.params]
+        given, spans = self._collect_args(call, params, params, {}, f"`{definition.name}`",
+                                          evaluator)
+        return self._complete(definition, given, call.span, evaluator, spans)
+
+    def _collect_args(self, call: n.Call, positional: list[str], names: list[str],
+                      aliases: dict, what: str, evaluator: Evaluator) -> tuple[dict, dict]:
+        """Map positional and keyword arguments to parameter names and evaluate them."""
+        given: dict = {}
+        spans: dict = {}
+        seen_keyword = False
+        position = 0
+        for arg in call.args:
+            if arg.name is None:
+                if seen_keyword:
+                    raise fail("E203", "a positional argument follows a keyword argument",
+                               arg.span, hint="put positional arguments first")
+                if position >= len(positional):
+                    listed = ", ".join(positional) or "none"
+                    raise fail("E203", f"{what} takes at most {len(positional)} positional "
+                               f"argument(s) ({listed}), got more", arg.span,
+                               hint="pass the others by name, e.g. `s=2`")
+                name = positional[position]
+                position += 1
+            else:
+                seen_keyword = True
+                name = aliases.get(arg.name, arg.name)
+                if name not in names:
+                    raise fail("E202", f"{what} has no parameter `{arg.name}`", arg.span,
+                               hint=did_you_mean(arg.name, list(names) + list(aliases))
+                               or f"parameters: {', '.join(names) or 'none'}")
+            if name in given:
+                raise fail("E210", f"`{name}` is given twice", arg.span)
+            given[name] = evaluator(arg.value)
+            spans[name] = arg.span
+        return given, spans
+
+    # ------------------------------------------------------------ statements
+
+    def body(self, stmts: list[n.Stmt], env: Env, ns: dict, shape: Shape | None,
+             scope: Scope) -> tuple[list[ir.Node], Shape | None]:
+        out: list[ir.Node] = []
+        for stmt in stmts:
+            nodes, shape = self.stmt(stmt, env, ns, shape, scope)
+            out.extend(nodes)
+        return out, shape
+
+    def stmt(self, stmt: n.Stmt, env: Env, ns: dict, shape: Shape | None,
+             scope: Scope) -> tuple[list[ir.Node], Shape | None]:
+        try:
+            return self._stmt(stmt, env, ns, shape, scope)
+        except EvalError as exc:
+            self.report(exc.diagnostic)
+        except UnknownShape:
+            pass
+        return [], None
+
+    def _evaluator(self, env: Env, ns: dict, shape: Shape | None) -> Evaluator:
+        return Evaluator(env, ns, shape, shape is not None)
+
+    def _stmt(self, stmt, env, ns, shape, scope):
+        if stmt.label is None:
+            return self._unlabelled(stmt, env, ns, shape, scope)
+        label = self.label_text(stmt.label, self._evaluator(env, ns, shape))
+        name = scope.take(label, stmt.label.span)
+        if isinstance(stmt, n.Call):
+            return self.call(stmt, env, ns, shape, scope, name)
+        inner = scope.child(name)
+        nodes, out = self._unlabelled(stmt, env, ns, shape, inner)
+        if not nodes:
+            return [], out
+        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path)], out
+
+    def label_text(self, label: n.LabelPart, evaluator: Evaluator) -> str:
+        text = ""
+        for piece in label.pieces:
+            if isinstance(piece, str):
+                text += piece
+                continue
+            value = evaluator(piece)
+            if type_name(value) not in ("int", "str"):
+                raise fail("E204", f"a label piece must be an int or str, got "
+                           f"{type_name(value)}", piece.span)
+            text += str(value)
+        if not text.isidentifier() or keyword.iskeyword(text):
+            raise fail("E216", f"label `{text}` is not a valid module name", label.span,
+                       hint="labels are identifiers: letters, digits and `_`, "
+                            "not starting with a digit")
+        return text
+
+    def _unlabelled(self, stmt, env, ns, shape, scope):
+        if isinstance(stmt, n.Call):
+            return self.call(stmt, env, ns, shape, scope, None)
+        if isinstance(stmt, n.Group):
+            return self.body(stmt.body, env, ns, shape, scope)
+        if isinstance(stmt, n.Parallel):
+            return self.parallel(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.Dense):
+            return self.dense(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.Repeat):
+            return self.repeat(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.For):
+            return self.for_loop(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.If):
+            return self.conditional(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.Let):
+            env.values[stmt.name] = self._evaluator(env, ns, shape)(stmt.value)
+            return [], shape
+        raise fail("E215", "`input` must be the first statement of a network", stmt.span,
+                   hint="blocks take their input from the statement before the call")
+
+    # ------------------------------------------------------------ calls
+
+    def call(self, stmt: n.Call, env, ns, shape, scope, name):
+        target = self.resolve(stmt, env, ns)
+        if isinstance(target, BlockRef):
+            return self.call_block(target, stmt, env, ns, shape, scope, name)
+        layer = self.call_op(target, stmt, self._evaluator(env, ns, shape), shape,
+                             scope.take(name, stmt.span) if name is None else name, scope)
+        return [layer], layer.out_shape
+
+    def resolve(self, stmt: n.Call, env: Env, ns: dict):
+        """A statement call names a block held in a variable, a block, or an op."""
+        try:
+            value = env.lookup(stmt.name)
+        except KeyError:
+            value = None
+        if isinstance(value, BlockRef):
+            return value
+        target = ns.get(stmt.name) or REGISTRY.get(stmt.name)
+        if target is not None:
+            return target
+        if value is not None:
+            raise fail("E204", f"`{stmt.name}` is a {type_name(value)}, not a block",
+                       stmt.name_span, detail=f"its value is {show(value)}",
+                       hint="only blocks and ops can be called as statements")
+        known = set(ns) | set(REGISTRY) | {
+            k for k in env.names() if isinstance(env.lookup(k), BlockRef)}
+        raise fail("E201", f"unknown op or block `{stmt.name}`", stmt.name_span,
+                   hint=did_you_mean(stmt.name, known) or "see docs/language.md for the ops")
+
+    def call_block(self, ref: BlockRef, stmt: n.Call, env, ns, shape, scope, name):
+        if any(frame == ref.name for frame, _ in self.stack):
+            raise fail("E207", f"block `{ref.name}` calls itself", stmt.name_span,
+                       detail=" -> ".join([f for f, _ in self.stack] + [ref.name]),
+                       hint="blocks cannot be recursive; unroll with `repeat` or `for`")
+        values = self.bind_call(ref.definition, stmt, self._evaluator(env, ns, shape))
+        if values is None:
+            return [], None
+        if name is None:
+            name = scope.take(None, stmt.span)
+        inner = scope.child(name)
+        self.stack.append((ref.name, stmt.span))
+        try:
+            nodes, out = self.body(ref.definition.body, Env(values), ref.namespace, shape,
+                                   inner)
+        finally:
+            self.stack.pop()
+        block = ir.BlockCall(ref.name, values, ref.definition.span)
+        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
+                       block=block)], out
+
+    def call_op(self, spec: OpSpec, stmt: n.Call, evaluator: Evaluator,
+                shape: Shape | None, name: str, scope: Scope) -> ir.Layer:
+        fields = list(spec.args.model_fields)
+        given, spans = self._collect_args(stmt, list(spec.positional), fields, spec.aliases,
+                                          f"`{spec.name}`", evaluator)
+        args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
+        self.node_count += 1
+        if self.node_count > self.max_nodes:
+            raise fail("E402", f"the expanded network has more than {self.max_nodes} layers",
+                       stmt.span, hint="check repeat counts and loop bounds")
+        path = f"{scope.path}.{name}" if scope.path else name
+        layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path)
+        if shape is None:
+            return layer
+        try:
+            layer.out_shape, layer.attrs, layer.params, layer.macs = apply_op(spec, args, shape)
+        except ShapeError as exc:
+            raise EvalError(Diagnostic(exc.code, exc.message, stmt.span, detail=exc.detail,
+                                       formula=exc.formula, hint=exc.hint)) from None
+        return layer
+
+    def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
+        try:
+            return spec.args.model_validate(given)
+        except ValidationError as exc:
+            diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
+        for diag in diags[:-1]:
+            self.report(diag)
+        raise EvalError(diags[-1])
+
+    def _validation_diagnostics(self, spec, stmt, given, spans, exc) -> list[Diagnostic]:
+        by_field: dict[str, list[dict]] = {}
+        for error in exc.errors():
+            by_field.setdefault(str(error["loc"][0]) if error["loc"] else "", []).append(error)
+        diags = []
+        for fname, errors in by_field.items():
+            info = spec.args.model_fields.get(fname)
+            expected = info.description if info and info.description else fname
+            if any(e["type"] == "missing" for e in errors):
+                usage = ", ".join(spec.positional) or fname
+                diags.append(Diagnostic("E205", f"`{spec.name}` needs `{fname}` ({expected})",
+                                        stmt.name_span, hint=f"call it as {spec.name}({usage})"))
+                continue
+            value_errors = [e for e in errors if e["type"] in _VALUE_ERRORS]
+            code = "E216" if value_errors else "E204"
+            reason = (value_errors[0]["msg"].replace("Input should", "it should")
+                      if value_errors else f"expected {expected}")
+            diags.append(Diagnostic(
+                code, f"bad value for `{fname}` of `{spec.name}`: {show(given.get(fname))}"
+                if code == "E216" else
+                f"`{fname}` of `{spec.name}` has the wrong type: "
+                f"{type_name(given.get(fname))}",
+                spans.get(fname, stmt.span), detail=reason,
+                hint=f"`{fname}` is the {expected}"))
+        return diags
+
+    # ------------------------------------------------------------ connection patterns
+
+    def parallel(self, stmt: n.Parallel, env, ns, shape, scope):
+        branches: list[ir.Seq] = []
+        names: list[str] = []
+        for index, branch_stmt in enumerate(stmt.branches, 1):
+            nodes, out = self.stmt(branch_stmt, env, ns, shape, scope)
+            branch = ir.Seq(branch_stmt.span, shape, out if nodes else shape, nodes)
+            branches.append(branch)
+            scoped = nodes[0] if len(nodes) == 1 and getattr(nodes[0], "name", None) else None
+            names.append(scoped.name if scoped else f"branch {index}")
+        if stmt.kind == "add" and len(branches) == 1:
+            branches.append(ir.Seq(stmt.span, shape, shape, []))
+            names.append("the shortcut")
+        if not branches:
+            raise fail("E203", f"`{stmt.kind}` needs at least one branch", stmt.span)
+        identity = [not any(ir.iter_layers(b)) for b in branches]
+        names = ["the shortcut" if ident and stmt.kind == "add" else name
+                 for name, ident in zip(names, identity)]
+        node = ir.Merge(stmt.span, shape, None, stmt.kind, branches)
+        shapes = [b.out_shape for b in branches]
+        if shape is None or any(s is None for s in shapes):
+            return [node], None
+        try:
+            node.out_shape = (concat_shape(names, shapes) if stmt.kind == "concat"
+                              else add_shape(names, shapes, identity))
+        except ShapeError as exc:
+            raise self._at(exc, Span(stmt.span.file, stmt.span.line, stmt.span.col,
+                                     stmt.span.line, stmt.span.col + len(stmt.kind))) from None
+        return [node], node.out_shape
+
+    def _at(self, exc: ShapeError, span: Span) -> EvalError:
+        return EvalError(Diagnostic(exc.code, exc.message, span, detail=exc.detail,
+                                    formula=exc.formula, hint=exc.hint))
+
+    def count(self, expr: n.Expr, evaluator: Evaluator, what: str) -> int:
+        value = evaluator(expr)
+        if type_name(value) != "int" or value < 0:
+            raise fail("E216" if type_name(value) == "int" else "E204",
+                       f"a {what} count must be a non-negative int", expr.span,
+                       detail=f"got {show(value)}")
+        if value > MAX_ITEMS:
+            raise fail("E402", f"{what} count {value} is too large", expr.span,
+                       hint=f"at most {MAX_ITEMS}")
+        return value
+
+    def dense(self, stmt: n.Dense, env, ns, shape, scope):
+        steps_n = self.count(stmt.count, self._evaluator(env, ns, shape), "dense")
+        node = ir.DenseMerge(stmt.span, shape, None)
+        if shape is not None:
+            try:
+                need_map(shape, "dense")
+            except ShapeError as exc:
+                raise self._at(exc, stmt.span) from None
+        current = shape
+        for k in range(steps_n):
+            step_env = env.child({stmt.var: k} if stmt.var else {})
+            nodes, out = self.body(stmt.body, step_env, ns, current, scope)
+            node.steps.append(ir.Seq(stmt.span, current, out, nodes))
+            if current is None or out is None:
+                current = None
+                continue
+            try:
+                current = dense_step_shape(k, shape, current, out)
+            except ShapeError as exc:
+                raise self._at(exc, stmt.span) from None
+        node.out_shape = current
+        return [node], current
+
+    def repeat(self, stmt: n.Repeat, env, ns, shape, scope):
+        times = self.count(stmt.count, self._evaluator(env, ns, shape), "repeat")
+        out: list[ir.Node] = []
+        for j in range(times):
+            nodes, shape = self.body(stmt.body, env.child({stmt.var: j} if stmt.var else {}),
+                                     ns, shape, scope)
+            out.extend(nodes)
+        return out, shape
+
+    def for_loop(self, stmt: n.For, env, ns, shape, scope):
+        items = self._evaluator(env, ns, shape)(stmt.iterable)
+        if not isinstance(items, (list, tuple)):
+            raise fail("E204", f"`for` needs a list or tuple, got {type_name(items)}",
+                       stmt.iterable.span, detail=f"the value is {show(items)}",
+                       hint="use range(n) to count")
+        out: list[ir.Node] = []
+        for item in items:
+            bound: dict = {}
+            self.unpack(stmt.target, item, bound)
+            nodes, shape = self.body(stmt.body, env.child(bound), ns, shape, scope)
+            out.extend(nodes)
+        return out, shape
+
+    def unpack(self, target: n.Target, value, bound: dict) -> None:
+        if len(target.names) == 1 and isinstance(target.names[0], str):
+            bound[target.names[0]] = value
+            return
+        if not isinstance(value, (list, tuple)) or len(value) != len(target.names):
+            count = len(value) if isinstance(value, (list, tuple)) else 1
+            raise fail("E218", f"cannot unpack {show(value)} into {len(target.names)} names",
+                       target.span, detail=f"the item has {count} value(s)")
+        for name, item in zip(target.names, value):
+            if isinstance(name, n.Target):
+                self.unpack(name, item, bound)
+            else:
+                bound[name] = item
+
+    def conditional(self, stmt: n.If, env, ns, shape, scope):
+        evaluator = self._evaluator(env, ns, shape)
+        for test, body in stmt.tests:
+            if evaluator.truth(evaluator(test), test.span):
+                return self.body(body, env, ns, shape, scope)
+        if stmt.orelse is not None:
+            return self.body(stmt.orelse, env, ns, shape, scope)
+        return [], shape

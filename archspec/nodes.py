@@ -1,0 +1,256 @@
+"""AST nodes of the .arch language. Every node keeps the span it was parsed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .diagnostics import Span
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass
+class Expr:
+    span: Span
+
+
+@dataclass
+class Literal(Expr):
+    value: object
+
+
+@dataclass
+class Name(Expr):
+    id: str
+
+
+@dataclass
+class InRef(Expr):
+    """The shape arriving at the statement: `in.c`, `in.h`, `in.w`, `in.features`, `in.shape`."""
+
+
+@dataclass
+class TupleExpr(Expr):
+    items: list[Expr]
+
+
+@dataclass
+class ListExpr(Expr):
+    items: list[Expr]
+
+
+@dataclass
+class BinOp(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass
+class UnaryOp(Expr):
+    op: str  # '-', '+', 'not'
+    operand: Expr
+
+
+@dataclass
+class BoolOp(Expr):
+    op: str  # 'and' | 'or'
+    left: Expr
+    right: Expr
+
+
+@dataclass
+class Compare(Expr):
+    first: Expr
+    rest: list[tuple[str, Expr]]
+
+
+@dataclass
+class CondExpr(Expr):
+    then: Expr
+    cond: Expr
+    other: Expr
+
+
+@dataclass
+class Index(Expr):
+    target: Expr
+    index: Expr
+
+
+@dataclass
+class Attr(Expr):
+    target: Expr
+    attr: str
+
+
+@dataclass
+class Arg:
+    """A call argument; `name` is None for a positional one."""
+
+    name: str | None
+    value: Expr
+    span: Span
+
+
+@dataclass
+class FunCall(Expr):
+    func: str
+    args: list[Arg]
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass
+class LabelPart:
+    """A label such as `layer{i+1}`: literal text pieces and the expressions between them."""
+
+    pieces: list[Union[str, Expr]]
+    span: Span
+
+
+@dataclass
+class Stmt:
+    span: Span
+    label: LabelPart | None = field(default=None, kw_only=True)
+
+
+@dataclass
+class Call(Stmt):
+    name: str
+    args: list[Arg]
+    name_span: Span
+
+
+@dataclass
+class Group(Stmt):
+    body: list[Stmt]
+
+
+@dataclass
+class Parallel(Stmt):
+    kind: str  # 'concat' | 'add'
+    branches: list[Stmt]
+
+
+@dataclass
+class Dense(Stmt):
+    var: str | None
+    count: Expr
+    body: list[Stmt]
+
+
+@dataclass
+class Repeat(Stmt):
+    var: str | None
+    count: Expr
+    body: list[Stmt]
+
+
+@dataclass
+class Target:
+    """A loop target: a name or a (nested) tuple of names."""
+
+    names: list[Union[str, "Target"]]
+    span: Span
+
+
+@dataclass
+class For(Stmt):
+    target: Target
+    iterable: Expr
+    body: list[Stmt]
+
+
+@dataclass
+class If(Stmt):
+    tests: list[tuple[Expr, list[Stmt]]]  # if and elif clauses, in order
+    orelse: list[Stmt] | None
+
+
+@dataclass
+class Let(Stmt):
+    name: str
+    value: Expr
+
+
+@dataclass
+class Input(Stmt):
+    shape: Expr
+
+
+# ---------------------------------------------------------------- definitions
+
+
+@dataclass
+class TypeExpr:
+    name: str | None  # simple type name, None for a tuple type
+    items: list["TypeExpr"]
+    span: Span
+
+    def __str__(self) -> str:
+        if self.name is not None:
+            return self.name
+        return "(" + ", ".join(str(t) for t in self.items) + ")"
+
+
+@dataclass
+class Param:
+    name: str
+    type: TypeExpr
+    default: Expr | None
+    span: Span
+
+
+@dataclass
+class Definition:
+    name: str
+    params: list[Param]
+    body: list[Stmt]
+    span: Span
+    name_span: Span
+    kind: str  # 'block' | 'network'
+
+
+@dataclass
+class Variant:
+    name: str
+    base: str
+    args: list[Arg]
+    span: Span
+    name_span: Span
+    base_span: Span
+
+
+@dataclass
+class Import:
+    path: str
+    names: list[tuple[str, Span]] | None  # None imports every block
+    span: Span
+
+
+@dataclass
+class Module:
+    """One parsed .arch file."""
+
+    file: str
+    source: str
+    imports: list[Import]
+    blocks: list[Definition]
+    networks: list[Definition]
+    variants: list[Variant]
+
+
+def walk(node):
+    """Every AST node below `node` (inclusive), depth first, in source order."""
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            yield from walk(item)
+        return
+    if not hasattr(node, "__dataclass_fields__") or isinstance(node, Span):
+        return
+    yield node
+    for key in node.__dataclass_fields__:
+        yield from walk(getattr(node, key))

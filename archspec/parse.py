@@ -1,0 +1,397 @@
+"""Parse .arch text into AST nodes (nodes.py), reporting every broken top-level item.
+
+The grammar lives in grammar.lark; Lark builds an LALR parser once per process (cached on disk
+between processes, which keeps `archspec check` fast).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import nodes as n
+from .diagnostics import ArchError, Diagnostic, Span
+
+MAX_SYNTAX_ERRORS = 50
+_ITEM_START = re.compile(r"^(block|network|variant|import|from)\b", re.M)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", start=["start", "expr"], propagate_positions=True,
+                maybe_placeholders=True, cache=True)
+
+
+def _span(file: str, meta) -> Span:
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _int(text: str) -> int:
+    return int(text.replace("_", ""))
+
+
+class _ToAst(Transformer):
+    """Turns Lark's parse tree into nodes; spans come from Lark's position metadata."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # ---- expressions
+    @v_args(meta=True)
+    def int_lit(self, meta, c):
+        return n.Literal(self._s(meta), _int(c[0]))
+
+    @v_args(meta=True)
+    def float_lit(self, meta, c):
+        return n.Literal(self._s(meta), float(c[0].replace("_", "")))
+
+    @v_args(meta=True)
+    def str_lit(self, meta, c):
+        return n.Literal(self._s(meta), str(c[0])[1:-1])
+
+    @v_args(meta=True)
+    def true_lit(self, meta, c):
+        return n.Literal(self._s(meta), True)
+
+    @v_args(meta=True)
+    def false_lit(self, meta, c):
+        return n.Literal(self._s(meta), False)
+
+    @v_args(meta=True)
+    def name(self, meta, c):
+        return n.Name(self._s(meta), str(c[0]))
+
+    @v_args(meta=True)
+    def in_ref(self, meta, c):
+        return n.InRef(self._s(meta))
+
+    @v_args(meta=True)
+    def tuple_lit(self, meta, c):
+        return n.TupleExpr(self._s(meta), list(c))
+
+    @v_args(meta=True)
+    def list_lit(self, meta, c):
+        return n.ListExpr(self._s(meta), [x for x in c if x is not None])
+
+    @v_args(meta=True)
+    def binop(self, meta, c):
+        return n.BinOp(self._s(meta), str(c[1]), c[0], c[2])
+
+    @v_args(meta=True)
+    def pow_op(self, meta, c):
+        return n.BinOp(self._s(meta), "**", c[0], c[1])
+
+    @v_args(meta=True)
+    def unary(self, meta, c):
+        return n.UnaryOp(self._s(meta), str(c[0]), c[1])
+
+    @v_args(meta=True)
+    def not_op(self, meta, c):
+        return n.UnaryOp(self._s(meta), "not", c[0])
+
+    @v_args(meta=True)
+    def or_op(self, meta, c):
+        return n.BoolOp(self._s(meta), "or", c[0], c[1])
+
+    @v_args(meta=True)
+    def and_op(self, meta, c):
+        return n.BoolOp(self._s(meta), "and", c[0], c[1])
+
+    @v_args(meta=True)
+    def compare(self, meta, c):
+        rest = [(str(c[i]), c[i + 1]) for i in range(1, len(c), 2)]
+        return n.Compare(self._s(meta), c[0], rest)
+
+    @v_args(meta=True)
+    def cond_expr(self, meta, c):
+        return n.CondExpr(self._s(meta), c[0], c[1], c[2])
+
+    @v_args(meta=True)
+    def index(self, meta, c):
+        return n.Index(self._s(meta), c[0], c[1])
+
+    @v_args(meta=True)
+    def attr(self, meta, c):
+        return n.Attr(self._s(meta), c[0], str(c[1]))
+
+    @v_args(meta=True)
+    def funcall(self, meta, c):
+        return n.FunCall(self._s(meta), str(c[0]), c[1] or [])
+
+    # ---- arguments
+    def arg_list(self, c):
+        return [x if isinstance(x, n.Arg) else n.Arg(None, x, x.span) for x in c]
+
+    @v_args(meta=True)
+    def kwarg(self, meta, c):
+        return n.Arg(str(c[0]), c[1], self._s(meta))
+
+    # ---- statements
+    def labeled(self, c):
+        label_tok, stmt = c
+        if label_tok is not None:
+            stmt.label = self._label(label_tok)
+        return stmt
+
+    def _label(self, tok: Token) -> n.LabelPart:
+        text = str(tok)[:-1]
+        pieces: list = []
+        pos = 0
+        for match in re.finditer(r"\{([^{}]*)\}", text):
+            if match.start() > pos:
+                pieces.append(text[pos:match.start()])
+            inner_col = tok.column + match.start(1)
+            pieces.append(parse_expr(match.group(1), self.file, tok.line, inner_col))
+            pos = match.end()
+        if pos < len(text):
+            pieces.append(text[pos:])
+        end = Span(self.file, tok.line, tok.column, tok.line, tok.column + len(text))
+        return n.LabelPart(pieces, end)
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        return n.Call(self._s(meta), str(c[0]), c[1] or [], _token_span(self.file, c[0]))
+
+    @v_args(meta=True)
+    def group(self, meta, c):
+        return n.Group(self._s(meta), list(c))
+
+    @v_args(meta=True)
+    def concat_stmt(self, meta, c):
+        return n.Parallel(self._s(meta), "concat", list(c))
+
+    @v_args(meta=True)
+    def add_stmt(self, meta, c):
+        return n.Parallel(self._s(meta), "add", list(c))
+
+    @v_args(meta=True)
+    def dense_stmt(self, meta, c):
+        var, count, body = c
+        return n.Dense(self._s(meta), str(var) if var else None, count, body)
+
+    @v_args(meta=True)
+    def repeat_stmt(self, meta, c):
+        var, count, body = c
+        return n.Repeat(self._s(meta), str(var) if var else None, count, body)
+
+    @v_args(meta=True)
+    def for_stmt(self, meta, c):
+        return n.For(self._s(meta), c[0], c[1], c[2])
+
+    @v_args(meta=True)
+    def target(self, meta, c):
+        if len(c) == 1 and isinstance(c[0], n.Target):
+            return c[0]  # `for (a, b) in ...` is `for a, b in ...`
+        return n.Target([x if isinstance(x, n.Target) else str(x) for x in c], self._s(meta))
+
+    @v_args(meta=True)
+    def if_stmt(self, meta, c):
+        tests = [(c[0], c[1])] + [clause for clause in c[2:-1]]
+        return n.If(self._s(meta), tests, c[-1])
+
+    def elif_clause(self, c):
+        return (c[0], c[1])
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, c):
+        return n.Let(self._s(meta), str(c[0]), c[1])
+
+    @v_args(meta=True)
+    def input_stmt(self, meta, c):
+        return n.Input(self._s(meta), c[0])
+
+    def body(self, c):
+        return list(c)
+
+    # ---- definitions
+    @v_args(meta=True)
+    def simple_type(self, meta, c):
+        return n.TypeExpr(str(c[0]), [], self._s(meta))
+
+    @v_args(meta=True)
+    def tuple_type(self, meta, c):
+        return n.TypeExpr(None, list(c), self._s(meta))
+
+    @v_args(meta=True)
+    def param(self, meta, c):
+        return n.Param(str(c[0]), c[1], c[2], self._s(meta))
+
+    def param_list(self, c):
+        return list(c)
+
+    def _definition(self, meta, c, kind: str) -> n.Definition:
+        return n.Definition(str(c[0]), c[1] or [], c[2], self._s(meta),
+                            _token_span(self.file, c[0]), kind)
+
+    @v_args(meta=True)
+    def block_def(self, meta, c):
+        return self._definition(meta, c, "block")
+
+    @v_args(meta=True)
+    def network_def(self, meta, c):
+        return self._definition(meta, c, "network")
+
+    @v_args(meta=True)
+    def variant_def(self, meta, c):
+        return n.Variant(str(c[0]), str(c[1]), c[2] or [], self._s(meta),
+                         _token_span(self.file, c[0]), _token_span(self.file, c[1]))
+
+    @v_args(meta=True)
+    def import_all(self, meta, c):
+        return n.Import(str(c[0])[1:-1], None, self._s(meta))
+
+    @v_args(meta=True)
+    def import_names(self, meta, c):
+        names = [(str(t), _token_span(self.file, t)) for t in c[1:] if t is not None]
+        return n.Import(str(c[0])[1:-1], names, self._s(meta))
+
+
+def parse_expr(text: str, file: str, line: int = 1, col: int = 1) -> n.Expr:
+    """Parse one expression (used for label templates); spans are placed at line:col."""
+    try:
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        raise ArchError([_syntax_diagnostic(exc, file, line - 1, col - 1)]) from None
+    expr = _ToAst(file).transform(tree)
+    _shift_spans(expr, line - 1, col - 1)
+    return expr
+
+
+def _shift_spans(node, line_offset: int, col_offset: int) -> None:
+    """Label expressions are parsed on their own; move their spans to the label's place."""
+    if isinstance(node, list):
+        for item in node:
+            _shift_spans(item, line_offset, col_offset)
+        return
+    if not hasattr(node, "__dataclass_fields__"):
+        return
+    for key, value in vars(node).items():
+        if isinstance(value, Span):
+            setattr(node, key, value.shifted(line_offset, col_offset))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                _shift_spans(item, line_offset, col_offset)
+        else:
+            _shift_spans(value, line_offset, col_offset)
+
+
+def _describe_expected(expected: set[str]) -> str:
+    lark = _parser()
+    shown = []
+    for name in sorted(expected):
+        try:
+            pattern = lark.get_terminal(name).pattern
+        except KeyError:
+            continue
+        if pattern.type == "str":
+            shown.append(f"`{pattern.value}`")
+        else:
+            shown.append(name.lower().replace("_", " "))
+    shown = sorted(set(shown))
+    if len(shown) > 8:
+        return ", ".join(shown[:8]) + ", ..."
+    return ", ".join(shown)
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, file: str, line_offset: int = 0,
+                       col_offset: int = 0) -> Diagnostic:
+    line, col = exc.line + line_offset, exc.column + (col_offset if exc.line == 1 else 0)
+    if isinstance(exc, UnexpectedCharacters):
+        char = exc.char if exc.char.isprintable() else repr(exc.char)
+        return Diagnostic("E102", f"unexpected character `{char}`",
+                          Span(file, line, col, line, col + 1),
+                          hint="names use letters, digits and `_`; comments start with `#`")
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        tok = exc.token
+        width = max(1, len(str(tok)))
+        end_line, end_col = line, col + width
+        if "\n" in str(tok):
+            end_line, end_col = line, col + 1
+        expected = _describe_expected(set(exc.expected))
+        return Diagnostic("E101", f"unexpected `{tok}`", Span(file, line, col, end_line, end_col),
+                          detail=f"expected {expected}" if expected else None,
+                          hint=_syntax_hint(str(tok), exc.expected))
+    expected = _describe_expected(set(getattr(exc, "expected", set()) or set()))
+    return Diagnostic("E101", "unexpected end of file", Span(file, line, col, line, col + 1),
+                      detail=f"expected {expected}" if expected else None,
+                      hint="a `{` is missing its `}`, or a definition is cut short")
+
+
+def _syntax_hint(token: str, expected) -> str | None:
+    if token == ":":
+        return "labels are written without a space before the colon: `conv1: conv(64, k=3)`"
+    if token == "=" and "COMMA" in expected:
+        return "use `==` to compare"
+    if token in ("block", "network", "variant", "import", "from"):
+        return "the previous definition is not closed: add the missing `}`"
+    return None
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """Replace a region with spaces, keeping newlines so later positions do not move."""
+    region = re.sub(r"[^\n]", " ", text[start:end])
+    return text[:start] + region + text[end:]
+
+
+def _offset(text: str, line: int, col: int) -> int:
+    lines = text.split("\n")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+
+
+def _parse_tree(source: str, file: str):
+    """Parse, and on a syntax error blank out the broken item and go on, so each broken
+    top-level definition is reported in the same run."""
+    diagnostics: list[Diagnostic] = []
+    text = source
+    while True:
+        try:
+            return _parser().parse(text, start="start"), diagnostics
+        except UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(exc, file))
+            if len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                return None, diagnostics
+            error_at = _offset(text, exc.line, exc.column) if exc.line > 0 else len(text)
+            starts = [m.start() for m in _ITEM_START.finditer(text)]
+            begin = max([s for s in starts if s <= error_at], default=0)
+            later = [s for s in starts if s > error_at]
+            end = later[0] if later else len(text)
+            if end <= begin or not text[begin:end].strip():
+                return None, diagnostics
+            text = _blank(text, begin, end)
+
+
+def parse_module(source: str, file: str) -> tuple[n.Module | None, list[Diagnostic]]:
+    """Parse a whole file; returns the module (None if any syntax error) and the diagnostics."""
+    tree, diagnostics = _parse_tree(source, file)
+    if diagnostics:
+        return None, diagnostics
+    try:
+        items = _ToAst(file).transform(tree).children
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, ArchError):
+            return None, exc.orig_exc.diagnostics
+        raise
+    module = n.Module(file, source, [], [], [], [])
+    for item in items:
+        if isinstance(item, n.Import):
+            module.imports.append(item)
+        elif isinstance(item, n.Variant):
+            module.variants.append(item)
+        elif item.kind == "block":
+            module.blocks.append(item)
+        else:
+            module.networks.append(item)
+    return module, []
