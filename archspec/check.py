@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, unique
-from .evaluate import BUILTINS, BlockRef, EvalError, Env, Evaluator
+from .evaluate import BUILTINS, BlockRef, Env, EvalError, Evaluator
 from .expand import SIMPLE_TYPES, Expander
 from .ir import Network
 from .ops import REGISTRY, Shape

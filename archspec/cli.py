@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         print("archspec: error: the spec is nested too deeply to check", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # a bug in archspec: say so briefly, never a traceback
+    except Exception as exc:  # noqa: BLE001 - a bug in archspec: say so, never a traceback
         print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
               "please report this with the spec that caused it", file=sys.stderr)
         return EXIT_USAGE

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 # Stable codes. The table is the single source for docs/errors.md and for tests.
 CODES: dict[str, str] = {
@@ -69,7 +69,7 @@ class Span:
     end_line: int
     end_col: int
 
-    def shifted(self, line_offset: int, col_offset: int) -> "Span":
+    def shifted(self, line_offset: int, col_offset: int) -> Span:
         """Move a span parsed from a substring back to its place in the file."""
         first_col = col_offset if self.line == 1 else 0
         last_col = col_offset if self.end_line == 1 else 0

@@ -8,8 +8,8 @@ without bound.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import nodes as n
 from .diagnostics import Diagnostic, Span, did_you_mean
@@ -50,7 +50,7 @@ class BlockRef:
 class Env:
     """A chain of name bindings: loop and let variables over block parameters."""
 
-    def __init__(self, values: dict | None = None, parent: "Env | None" = None):
+    def __init__(self, values: dict | None = None, parent: Env | None = None):
         self.values = values or {}
         self.parent = parent
 
@@ -69,7 +69,7 @@ class Env:
             env = env.parent
         return found
 
-    def child(self, values: dict | None = None) -> "Env":
+    def child(self, values: dict | None = None) -> Env:
         return Env(values, self)
 
 

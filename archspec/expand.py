@@ -17,10 +17,19 @@ from pydantic import ValidationError
 from . import ir
 from . import nodes as n
 from .diagnostics import Diagnostic, Span, did_you_mean
-from .evaluate import (MAX_ITEMS, BlockRef, EvalError, Env, Evaluator, UnknownShape, fail,
-                       show, type_name)
+from .evaluate import (
+    MAX_ITEMS,
+    BlockRef,
+    Env,
+    EvalError,
+    Evaluator,
+    UnknownShape,
+    fail,
+    show,
+    type_name,
+)
 from .infer import add_shape, apply_op, concat_shape, dense_step_shape
-from .ops import REGISTRY, OpSpec, Shape, ShapeError, fmt_shape, need_map
+from .ops import REGISTRY, OpSpec, Shape, ShapeError, need_map
 
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
 _VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
@@ -51,7 +60,7 @@ class Scope:
         self.labels[label] = span
         return label
 
-    def child(self, name: str) -> "Scope":
+    def child(self, name: str) -> Scope:
         return Scope(f"{self.path}.{name}" if self.path else name)
 
 

@@ -9,8 +9,8 @@ a block call); an unnamed `Seq` is transparent, and its layers are named in the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from .diagnostics import Span
 from .ops import OpSpec, Shape, fmt_shape

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from .diagnostics import Span
 
@@ -107,7 +106,7 @@ class FunCall(Expr):
 class LabelPart:
     """A label such as `layer{i+1}`: literal text pieces and the expressions between them."""
 
-    pieces: list[Union[str, Expr]]
+    pieces: list[str | Expr]
     span: Span
 
 
@@ -153,7 +152,7 @@ class Repeat(Stmt):
 class Target:
     """A loop target: a name or a (nested) tuple of names."""
 
-    names: list[Union[str, "Target"]]
+    names: list[str | Target]
     span: Span
 
 
@@ -187,7 +186,7 @@ class Input(Stmt):
 @dataclass
 class TypeExpr:
     name: str | None  # simple type name, None for a tuple type
-    items: list["TypeExpr"]
+    items: list[TypeExpr]
     span: Span
 
     def __str__(self) -> str:

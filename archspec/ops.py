@@ -8,9 +8,10 @@ everything a backend needs, so that no backend ever repeats shape inference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Annotated, Callable, Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -228,8 +229,8 @@ def _conv_like(op: str, shape: Shape, out: int, k, s, p, d, groups: int,
     pads = resolve_padding(p, (h, w), k, s, d)
     oh = conv_extent("H", h, pads[0], k[0], s[0], d[0], op)
     ow = conv_extent("W", w, pads[1], k[1], s[1], d[1], op)
-    attrs = dict(in_channels=c, out_channels=out, kernel=k, stride=s, padding=pads,
-                 dilation=d, groups=groups, bias=bias)
+    attrs = {"in_channels": c, "out_channels": out, "kernel": k, "stride": s, "padding": pads,
+                 "dilation": d, "groups": groups, "bias": bias}
     return (out, oh, ow), attrs
 
 
@@ -257,7 +258,7 @@ def _pool_shape(op: str, a, shape: Shape, dilation) -> tuple[Shape, dict]:
     pads = ((p[0], p[0]), (p[1], p[1]))
     oh = pool_extent("H", h, pads[0], k[0], s[0], d[0], a.ceil_mode, op)
     ow = pool_extent("W", w, pads[1], k[1], s[1], d[1], a.ceil_mode, op)
-    attrs = dict(kernel=k, stride=s, padding=p, dilation=d, ceil_mode=a.ceil_mode)
+    attrs = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil_mode": a.ceil_mode}
     return (c, oh, ow), attrs
 
 
@@ -276,7 +277,7 @@ def _adaptive_shape(op: str):
     def rule(a: AdaptivePoolArgs, shape: Shape):
         need_map(shape, op)
         size = pair(a.size)
-        return (shape[0], *size), dict(size=size)
+        return (shape[0], *size), {"size": size}
     return rule
 
 
@@ -313,7 +314,7 @@ def linear_shape(a: LinearArgs, shape: Shape):
             detail=f"incoming shape is {fmt_shape(shape)} ({prod(shape)} values)",
             hint=f"add `flatten` before it (it gives {prod(shape)} features), or a "
                  f"`global_avgpool` then `flatten` (it gives {shape[0]})")
-    return (a.out,), dict(in_features=shape[0], out_features=a.out, bias=a.bias)
+    return (a.out,), {"in_features": shape[0], "out_features": a.out, "bias": a.bias}
 
 
 # ---------------------------------------------------------------- counts

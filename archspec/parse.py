@@ -17,7 +17,7 @@ from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
 
 MAX_SYNTAX_ERRORS = 50
-_ITEM_START = re.compile(r"^(block|network|variant|import|from)\b", re.M)
+_ITEM_START = re.compile(r"^(block|network|variant|import|from)\b", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
