@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,11 +38,11 @@ def fmt_shape(shape: Shape | None) -> str:
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
-PosPair = Union[PosInt, tuple[PosInt, PosInt]]
-NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
-Padding = Union[NonNegInt, tuple[NonNegInt, NonNegInt],
-                tuple[tuple[NonNegInt, NonNegInt], tuple[NonNegInt, NonNegInt]],
-                Literal["same", "valid"]]
+PosPair = PosInt | tuple[PosInt, PosInt]
+NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
+Padding = (NonNegInt | tuple[NonNegInt, NonNegInt]
+           | tuple[tuple[NonNegInt, NonNegInt], tuple[NonNegInt, NonNegInt]]
+           | Literal["same", "valid"])
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
