@@ -1,0 +1,89 @@
+"""The `archspec check` command: exit statuses, formats, and the static path without torch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archspec.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = "network n() {\n  input [3, 32, 32]\n  conv(8, k=3, p=1) relu\n  global_avgpool\n}\n"
+BAD = ("network n() {\n  input [3, 32, 32]\n  conv(8, k=3, p=1) relu\n  linear(10)\n"
+       "  maxpool(3, s=0)\n}\n")
+
+
+@pytest.fixture
+def files(tmp_path):
+    good, bad = tmp_path / "good.arch", tmp_path / "bad.arch"
+    good.write_text(GOOD)
+    bad.write_text(BAD)
+    return good, bad
+
+
+def test_clean_file_exits_zero_and_reports_shapes(files, capsys):
+    assert main(["check", str(files[0])]) == 0
+    out = capsys.readouterr().out
+    assert "n: ok  3x32x32 -> 8x1x1" in out and "224 params" in out
+
+
+def test_spec_errors_exit_one_with_every_error(files, capsys):
+    assert main(["check", str(files[1])]) == 1
+    err = capsys.readouterr().err
+    assert f"{files[1]}:4:3: error[E307]" in err
+    assert f"{files[1]}:5:14: error[E216]: bad value for `s` of `maxpool`: 0" in err
+    assert "8x32x32" in err and "^" in err and "Traceback" not in err
+
+
+def test_usage_and_io_errors_exit_two(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.arch")]) == 2
+    assert "E103" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["check", "x.arch", "--input", "3,a"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+
+
+def test_net_and_input_options(files, capsys):
+    assert main(["check", str(files[0]), "--net", "n", "--input", "3,64,64"]) == 0
+    assert "3x64x64 -> 8x1x1" in capsys.readouterr().out
+    assert main(["check", str(files[0]), "--net", "m"]) == 1
+    assert "E211" in capsys.readouterr().err
+
+
+def test_json_format(files, capsys):
+    assert main(["check", str(files[0]), str(files[1]), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["ok"] and report[0]["networks"][0]["output_shape"] == [8, 1, 1]
+    codes = [(d["code"], d["line"]) for d in report[1]["diagnostics"]]
+    assert ("E307", 4) in codes
+    assert {"file", "line", "column", "severity", "message", "hint"} <= set(
+        report[1]["diagnostics"][0])
+
+
+def test_github_format(files, capsys):
+    assert main(["check", str(files[1]), "--format", "github"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"::error file={files[1]},line=4,col=3,") for line in lines)
+    assert all(line.startswith("::") for line in lines)
+
+
+def test_static_path_imports_no_torch():
+    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.arch"))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "check",
+                           "-q", *specs], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "archspec.cli" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+def test_python_dash_m_has_help():
+    proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--help"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0 and "--format" in proc.stdout
