@@ -1,0 +1,224 @@
+"""The network library in specs/ against torchvision itself.
+
+For every variant that torchvision also has, the checked spec must agree with the torchvision
+model built at test time: the same parameter count, the same parameter-bearing modules under the
+same names with the same parameter shapes (so torchvision's state_dict could load into the built
+module), the same conv geometry, and the same MAC count (measured with forward hooks). The
+lecture-only networks (LeNet, the lectures' AlexNet, NiN) are checked against the shapes the
+lectures give and against their PyTorch code from the notes.
+
+torchvision models are built on the meta device: no memory for weights, no initialisation, and a
+forward pass that computes only shapes, which is all the hooks need.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from math import prod
+from pathlib import Path
+
+import pytest
+
+import archspec
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+nn = torch.nn
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+# (spec file, variant); the torchvision model has the variant's name.
+TORCHVISION_VARIANTS = [
+    ("alexnet.arch", "alexnet"),
+    *[("vgg.arch", f"vgg{depth}{bn}") for bn in ("", "_bn") for depth in (11, 13, 16, 19)],
+    *[("resnet.arch", f"resnet{depth}") for depth in (18, 34, 50, 101, 152)],
+    ("resnet.arch", "wide_resnet50_2"),
+    ("resnet.arch", "wide_resnet101_2"),
+    ("resnext.arch", "resnext50_32x4d"),
+    ("resnext.arch", "resnext101_32x8d"),
+    ("resnext.arch", "resnext101_64x4d"),
+    *[("densenet.arch", f"densenet{depth}") for depth in (121, 161, 169, 201)],
+    ("googlenet.arch", "googlenet"),
+]
+TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
+IDS = [name for _, name in TORCHVISION_VARIANTS]
+
+
+@cache
+def spec(file: str, name: str):
+    return archspec.load(str(SPECS / file), net=name)
+
+
+@cache
+def reference(name: str) -> dict:
+    """What the tests need from torchvision's model, built once per variant: the parameter
+    count, the parameters of each module that owns some, each conv's geometry, and the MACs
+    counted with forward hooks in eval mode on a 1x3x224x224 input."""
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None,
+                                             **TORCHVISION_KWARGS.get(name, {}))
+    model.eval()
+    owned, convs, macs = {}, {}, []
+    for path, module in model.named_modules():
+        mine = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)
+                if k in ("weight", "bias")}
+        if mine:
+            owned[path] = (type(module), mine)
+        if isinstance(module, nn.Conv2d):
+            convs[path] = {"kernel": module.kernel_size, "stride": module.stride,
+                           "padding": tuple((p, p) for p in module.padding),
+                           "dilation": module.dilation, "groups": module.groups}
+            module.register_forward_hook(
+                lambda m, i, out: macs.append(
+                    out.numel() * m.in_channels // m.groups * prod(m.kernel_size)))
+        elif isinstance(module, nn.Linear):
+            module.register_forward_hook(
+                lambda m, i, out: macs.append(m.in_features * m.out_features))
+    with torch.no_grad():
+        model(torch.empty(1, 3, 224, 224, device="meta"))
+    return {"params": sum(p.numel() for p in model.parameters()), "owned": owned,
+            "convs": convs, "macs": sum(macs)}
+
+
+def expected_params(layer) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes PyTorch gives the module built from a layer."""
+    a = layer.attrs
+    if layer.op.name in ("conv", "dwconv", "pwconv"):
+        shapes = {"weight": (a["out_channels"], a["in_channels"] // a["groups"], *a["kernel"])}
+        return shapes | ({"bias": (a["out_channels"],)} if a["bias"] else {})
+    if layer.op.name == "linear":
+        shapes = {"weight": (a["out_features"], a["in_features"])}
+        return shapes | ({"bias": (a["out_features"],)} if a["bias"] else {})
+    if layer.op.name == "batchnorm":
+        return {"weight": (a["features"],), "bias": (a["features"],)} if a["affine"] else {}
+    raise AssertionError(f"{layer.path}: unexpected op with parameters: {layer.op.name}")
+
+
+TORCH_TYPES = {"conv": nn.Conv2d, "batchnorm": nn.BatchNorm2d, "linear": nn.Linear}
+
+
+@pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
+def test_parameter_count_matches_torchvision(file, name):
+    assert spec(file, name).params == reference(name)["params"]
+
+
+@pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
+def test_module_names_and_parameter_shapes_match_torchvision(file, name):
+    ref = reference(name)
+    layers = {layer.path: layer for layer in spec(file, name).layers() if layer.params}
+    assert set(layers) == set(ref["owned"]), (
+        f"only in the spec: {sorted(set(layers) - set(ref['owned']))[:8]}; "
+        f"only in torchvision: {sorted(set(ref['owned']) - set(layers))[:8]}")
+    for path, layer in layers.items():
+        module_type, shapes = ref["owned"][path]
+        assert module_type is TORCH_TYPES[layer.op.name], path
+        assert expected_params(layer) == shapes, path
+        if layer.op.name == "conv":
+            geometry = {k: tuple(layer.attrs[k]) if k != "groups" else layer.attrs[k]
+                        for k in ref["convs"][path]}
+            assert geometry == ref["convs"][path], path
+
+
+@pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
+def test_macs_match_torchvision_hooks(file, name):
+    net = spec(file, name)
+    assert net.macs == reference(name)["macs"]
+    assert net.input_shape == (3, 224, 224)
+    assert net.output_shape == (1000,)
+
+
+def test_every_variant_in_the_library_is_covered():
+    """Every library file checks clean (no errors, no warnings), and a variant with a
+    torchvision counterpart that is added to one must be listed above."""
+    covered = set(IDS)
+    files = {file for file, _ in TORCHVISION_VARIANTS} | {"lenet.arch", "nin.arch"}
+    for path in sorted(SPECS / file for file in files):
+        result = archspec.check_file(str(path))
+        assert not result.diagnostics, [d.message for d in result.diagnostics]
+        for net in result.networks:
+            if net.name in torchvision.models.list_models(torchvision.models):
+                assert net.name in covered, f"{path.name}: {net.name} is not tested"
+
+
+# ---------------------------------------------------------------- the lectures' networks
+
+
+def shapes_of(net, op: str) -> list[tuple[int, ...]]:
+    return [layer.out_shape for layer in net.layers() if layer.op.name == op]
+
+
+def compare_with_torch(net, module: nn.Module) -> None:
+    """The spec and the lectures' PyTorch code: same parameters, same output shape, and the
+    same shape after every layer (the modules run in the same order)."""
+    assert net.params == sum(p.numel() for p in module.parameters())
+    x = torch.zeros(1, *net.input_shape)
+    with torch.no_grad():
+        for layer, child in zip(net.layers(), module, strict=True):
+            x = child(x)
+            assert tuple(x.shape[1:]) == layer.out_shape, (layer.path, child)
+    assert tuple(x.shape[1:]) == net.output_shape
+
+
+def lecture_lenet(pad: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=pad), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+
+
+@pytest.mark.parametrize(("name", "size", "pad"), [("lenet", 28, 2), ("lenet5", 32, 0)])
+def test_lenet_lecture_shapes(name, size, pad):
+    net = spec("lenet.arch", name)
+    assert net.input_shape == (1, size, size)
+    assert shapes_of(net, "conv") == [(6, 28, 28), (16, 10, 10)]
+    assert shapes_of(net, "avgpool") == [(6, 14, 14), (16, 5, 5)]
+    assert [layer.attrs["in_features"] for layer in net.layers()
+            if layer.op.name == "linear"] == [400, 120, 84]
+    assert net.output_shape == (10,)
+    compare_with_torch(net, lecture_lenet(pad))
+
+
+def test_alexnet_lecture_shapes():
+    net = spec("alexnet.arch", "alexnet_lectures")
+    assert net.input_shape == (1, 224, 224)
+    assert shapes_of(net, "conv") == [(96, 54, 54), (256, 26, 26), (384, 12, 12),
+                                      (384, 12, 12), (256, 12, 12)]
+    linears = [layer for layer in net.layers() if layer.op.name == "linear"]
+    assert linears[0].attrs["in_features"] == 6400
+    assert net.output_shape == (10,)
+    compare_with_torch(net, nn.Sequential(
+        nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+        nn.Linear(6400, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, 10)))
+
+
+def test_nin_lecture_shapes():
+    net = spec("nin.arch", "nin")
+    assert net.input_shape == (1, 224, 224)
+    assert shapes_of(net, "maxpool") == [(96, 26, 26), (256, 12, 12), (384, 5, 5)]
+    assert shapes_of(net, "conv")[-1] == (10, 5, 5)
+    assert not shapes_of(net, "linear")
+    assert net.output_shape == (10,)
+
+    def nin_block(c_in, c_out, k, s, p):
+        return [nn.Conv2d(c_in, c_out, k, s, p), nn.ReLU(), nn.Conv2d(c_out, c_out, 1),
+                nn.ReLU(), nn.Conv2d(c_out, c_out, 1), nn.ReLU()]
+
+    compare_with_torch(net, nn.Sequential(
+        *nin_block(1, 96, 11, 4, 0), nn.MaxPool2d(3, stride=2),
+        *nin_block(96, 256, 5, 1, 2), nn.MaxPool2d(3, stride=2),
+        *nin_block(256, 384, 3, 1, 1), nn.MaxPool2d(3, stride=2),
+        nn.Dropout(0.5),
+        *nin_block(384, 10, 3, 1, 1),
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten()))
