@@ -53,6 +53,8 @@ CODES: dict[str, str] = {
     "E401": "integer too large",
     "E402": "sequence or repeat count too large",
     "E403": "file too large",
+    # backends
+    "E501": "PyTorch and the checker disagree on a shape",
     # warnings
     "W001": "unused parameter",
     "W002": "unused block",

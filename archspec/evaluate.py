@@ -187,7 +187,7 @@ def _b_sum(args, span):
 
 
 def _b_abs(args, span):
-    return abs(_numbers_of(args, span, "abs")[0])
+    return abs(_numbers_of([args], span, "abs")[0])
 
 
 def _b_range(args, span):

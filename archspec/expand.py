@@ -118,7 +118,7 @@ class Expander:
                 hint="declare the input shape first: `input [3, 224, 224]` (C, H, W) or "
                      "`input [784]` (features)"))
             return None
-        env = Env(values)
+        env = Env(dict(values))  # `let` must not add to the recorded arguments
         try:
             shape = input_override or self.input_shape(body[0], env, namespace)
         except EvalError as exc:
@@ -345,7 +345,7 @@ class Expander:
         inner = scope.child(name)
         self.stack.append((ref.name, stmt.span))
         try:
-            nodes, out = self.body(ref.definition.body, Env(values), ref.namespace, shape,
+            nodes, out = self.body(ref.definition.body, Env(dict(values)), ref.namespace, shape,
                                    inner)
         finally:
             self.stack.pop()
@@ -414,12 +414,14 @@ class Expander:
     def parallel(self, stmt: n.Parallel, env, ns, shape, scope):
         branches: list[ir.Seq] = []
         names: list[str] = []
-        for index, branch_stmt in enumerate(stmt.branches, 1):
+        for branch_stmt in stmt.branches:
             nodes, out = self.stmt(branch_stmt, env, ns, shape, scope)
+            if isinstance(branch_stmt, n.Let):
+                continue  # a `let` binds a name for the later branches; it is not a branch
             branch = ir.Seq(branch_stmt.span, shape, out if nodes else shape, nodes)
             branches.append(branch)
             scoped = nodes[0] if len(nodes) == 1 and getattr(nodes[0], "name", None) else None
-            names.append(scoped.name if scoped else f"branch {index}")
+            names.append(scoped.name if scoped else f"branch {len(branches)}")
         if stmt.kind == "add" and len(branches) == 1:
             branches.append(ir.Seq(stmt.span, shape, shape, []))
             names.append("the shortcut")

@@ -256,6 +256,8 @@ def _pool_shape(op: str, a, shape: Shape, dilation) -> tuple[Shape, dict]:
     d = pair(dilation)
     p = pair(a.p)
     pads = ((p[0], p[0]), (p[1], p[1]))
+    if p[1] > k[1] // 2 >= p[0]:  # PyTorch rejects either axis's padding before any size
+        pool_extent("W", w, pads[1], k[1], s[1], d[1], a.ceil_mode, op)
     oh = pool_extent("H", h, pads[0], k[0], s[0], d[0], a.ceil_mode, op)
     ow = pool_extent("W", w, pads[1], k[1], s[1], d[1], a.ceil_mode, op)
     attrs = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil_mode": a.ceil_mode}
@@ -348,6 +350,88 @@ def _zero(attrs: dict, out: Shape) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- torch constructors
+#
+# Each op says which torch module implements it, as (class name, positional args, keyword
+# args), with PyTorch's defaults left out. The runtime builder instantiates it and the source
+# generator prints it, so the two backends cannot disagree. Class names are torch.nn's, or
+# helpers of archspec/torch_helpers.py. Nothing here imports torch.
+
+TorchCtor = tuple[str, tuple, dict]
+
+
+def _compact(value):
+    """(3, 3) -> 3, as a person would write it."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return _compact(value[0])
+    return value
+
+
+def _without_defaults(kwargs: dict, defaults: dict) -> dict:
+    return {k: _compact(v) for k, v in kwargs.items() if _compact(v) != defaults.get(k, object())}
+
+
+def conv_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    (top, bottom), (left, right) = attrs["padding"]
+    symmetric = top == bottom and left == right
+    kwargs = _without_defaults(
+        {"kernel_size": attrs["kernel"], "stride": attrs["stride"],
+         "padding": (top, left) if symmetric else 0, "dilation": attrs["dilation"],
+         "groups": attrs["groups"], "bias": attrs["bias"]},
+        {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
+    args = (attrs["in_channels"], attrs["out_channels"])
+    if symmetric:
+        return "Conv2d", args, kwargs
+    return "PaddedConv2d", args, {**kwargs, "pad": (left, right, top, bottom)}
+
+
+def maxpool_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = _without_defaults(
+        {"stride": attrs["stride"], "padding": attrs["padding"], "dilation": attrs["dilation"],
+         "ceil_mode": attrs["ceil_mode"]},
+        {"stride": _compact(attrs["kernel"]), "padding": 0, "dilation": 1, "ceil_mode": False})
+    return "MaxPool2d", (_compact(attrs["kernel"]),), kwargs
+
+
+def avgpool_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = _without_defaults(
+        {"stride": attrs["stride"], "padding": attrs["padding"],
+         "ceil_mode": attrs["ceil_mode"], "count_include_pad": attrs["count_include_pad"]},
+        {"stride": _compact(attrs["kernel"]), "padding": 0, "ceil_mode": False,
+         "count_include_pad": True})
+    return "AvgPool2d", (_compact(attrs["kernel"]),), kwargs
+
+
+def batchnorm_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = _without_defaults({"eps": attrs["eps"], "momentum": attrs["momentum"],
+                                "affine": attrs["affine"]},
+                               {"eps": 1e-5, "momentum": 0.1, "affine": True})
+    return f"BatchNorm{attrs['dims']}d", (attrs["features"],), kwargs
+
+
+def linear_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = {} if attrs["bias"] else {"bias": False}
+    return "Linear", (attrs["in_features"], attrs["out_features"]), kwargs
+
+
+def _fixed(name: str, *args, **kwargs) -> Callable[[dict, Shape, bool], TorchCtor]:
+    """An op whose torch module takes no arguments from the attributes."""
+    return lambda attrs, shape, fresh: (name, args, kwargs)
+
+
+def _inplace(name: str) -> Callable[[dict, Shape, bool], TorchCtor]:
+    """Activations run in place when their input is a fresh tensor nobody else reads."""
+    return lambda attrs, shape, fresh: (name, (), {"inplace": True} if fresh else {})
+
+
+def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):
+    def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+        rest = {k: v for k, v in attrs.items() if k not in positional}
+        return (name, tuple(_compact(attrs[k]) for k in positional),
+                _without_defaults(rest, defaults))
+    return ctor
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -362,6 +446,7 @@ class OpSpec:
     macs: Callable[[dict, Shape], int] = _zero
     doc: str = ""
     aliases: dict[str, str] = field(default_factory=dict)
+    torch: Callable[[dict, Shape, bool], TorchCtor] = field(kw_only=True)
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -370,45 +455,69 @@ _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
 
 _OPS = [
     OpSpec("conv", "conv", ConvArgs, conv_shape, ("out", "k", "s", "p"), conv_params, conv_macs,
-           "2-D convolution (nn.Conv2d); input channels are inferred", _CONV_ALIASES),
+           "2-D convolution (nn.Conv2d); input channels are inferred", _CONV_ALIASES,
+           torch=conv_torch),
     OpSpec("dwconv", "conv", DepthwiseArgs, dwconv_shape, ("k", "s", "p"), conv_params,
-           conv_macs, "depthwise convolution: groups = input channels", _CONV_ALIASES),
+           conv_macs, "depthwise convolution: groups = input channels", _CONV_ALIASES,
+           torch=conv_torch),
     OpSpec("pwconv", "conv", PointwiseArgs, pwconv_shape, ("out",), conv_params, conv_macs,
-           "pointwise (1x1) convolution", _CONV_ALIASES),
+           "pointwise (1x1) convolution", _CONV_ALIASES,
+           torch=conv_torch),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), batchnorm_params,
-           doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)"),
+           doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
+           torch=batchnorm_torch),
     OpSpec("lrn", "norm", LrnArgs, _map_preserving("lrn"), ("size",),
-           doc="local response normalisation (AlexNet, GoogLeNet)"),
-    OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)"),
-    OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)"),
+           doc="local response normalisation (AlexNet, GoogLeNet)",
+           torch=_from_attrs("LocalResponseNorm", ("size",),
+                             {"alpha": 1e-4, "beta": 0.75, "k": 1.0})),
+    OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)",
+           torch=_inplace("ReLU")),
+    OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)",
+           torch=_inplace("ReLU6")),
     OpSpec("leaky_relu", "activation", LeakyReluArgs, _any_preserving, ("slope",),
-           doc="x, or slope * x for x < 0"),
-    OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))"),
-    OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent"),
+           doc="x, or slope * x for x < 0",
+           torch=_from_attrs("LeakyReLU", ("slope",), {})),
+    OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))",
+           torch=_fixed("Sigmoid")),
+    OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent",
+           torch=_fixed("Tanh")),
     OpSpec("gelu", "activation", GeluArgs, _any_preserving, ("approximate",),
-           doc="Gaussian error linear unit"),
-    OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)"),
+           doc="Gaussian error linear unit",
+           torch=_from_attrs("GELU", (), {"approximate": "none"})),
+    OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)",
+           torch=_inplace("SiLU")),
     OpSpec("softmax", "activation", NoArgs, _any_preserving,
-           doc="softmax over channels (maps) or features (flat)"),
+           doc="softmax over channels (maps) or features (flat)",
+           torch=_fixed("Softmax", dim=1)),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
-           doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES),
+           doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
+           torch=maxpool_torch),
     OpSpec("avgpool", "pool", AvgPoolArgs, avgpool_shape, ("k", "s", "p"),
-           doc="average pooling (nn.AvgPool2d)", aliases=_POOL_ALIASES),
+           doc="average pooling (nn.AvgPool2d)", aliases=_POOL_ALIASES,
+           torch=avgpool_torch),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
-           doc="average over all of H x W: C x 1 x 1"),
+           doc="average over all of H x W: C x 1 x 1",
+           torch=_fixed("AdaptiveAvgPool2d", (1, 1))),
     OpSpec("global_maxpool", "pool", NoArgs, _global_shape("global_maxpool"),
-           doc="maximum over all of H x W: C x 1 x 1"),
+           doc="maximum over all of H x W: C x 1 x 1",
+           torch=_fixed("AdaptiveMaxPool2d", (1, 1))),
     OpSpec("adaptive_avgpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_avgpool"),
-           ("size",), doc="average pooling to a fixed output size"),
+           ("size",), doc="average pooling to a fixed output size",
+           torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {})),
     OpSpec("adaptive_maxpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_maxpool"),
-           ("size",), doc="max pooling to a fixed output size"),
+           ("size",), doc="max pooling to a fixed output size",
+           torch=_from_attrs("AdaptiveMaxPool2d", ("size",), {})),
     OpSpec("dropout", "regularization", DropoutArgs, _any_preserving, ("p",),
-           doc="zero each value with probability p while training"),
-    OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features"),
+           doc="zero each value with probability p while training",
+           torch=_from_attrs("Dropout", ("p",), {})),
+    OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
+           torch=_fixed("Flatten")),
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
            "fully connected layer (nn.Linear); input features are inferred",
-           {"out_features": "out"}),
-    OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through"),
+           {"out_features": "out"},
+           torch=linear_torch),
+    OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through",
+           torch=_fixed("Identity")),
 ]
 
 REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS}
