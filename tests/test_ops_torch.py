@@ -1,0 +1,558 @@
+"""Every op in the registry against real PyTorch layers.
+
+For each op there is a grid of cases (input shape and arguments). All cases of one op family are
+written as one-layer networks into a single spec in a temporary directory and checked once; each
+case then builds the corresponding torch layer, runs a real tensor (batch 2) through it and
+compares:
+
+* the statically inferred output shape with the tensor PyTorch produces;
+* where PyTorch raises, the diagnostic code archspec reports at the op's line (and the other way
+  round: archspec may report an error only where PyTorch raises too);
+* the parameter count (sum of the torch module's parameters' numel) for every op, and the MACs of
+  convolutions (output numel * in_channels / groups * kh * kw) and linear layers (in * out);
+* for convolutions, the resolved per-side padding: 'same' follows TensorFlow's rule (computed here
+  independently), and F.pad with archspec's padding followed by an unpadded conv reproduces the
+  torch layer's output exactly (for stride 1 that layer is PyTorch's own padding='same').
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from itertools import product
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archspec
+from archspec.ops import REGISTRY
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+# ---------------------------------------------------------------- cases
+
+
+def _fmt(value) -> str:
+    """A value written in .arch syntax."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return repr(value)
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# Argument order when written positionally: the order of the torch layer's own arguments.
+POSITIONAL = {
+    "conv": ("out", "k", "s", "p"),
+    "dwconv": ("k", "s", "p"),
+    "pwconv": ("out",),
+    "maxpool": ("k", "s", "p"),
+    "avgpool": ("k", "s", "p"),
+    "adaptive_avgpool": ("size",),
+    "adaptive_maxpool": ("size",),
+    "lrn": ("size",),
+    "leaky_relu": ("slope",),
+    "gelu": ("approximate",),
+    "dropout": ("p",),
+    "linear": ("out",),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str
+    in_shape: tuple[int, ...]
+    args: tuple[tuple[str, object], ...] = ()  # (name, value), in POSITIONAL order first
+    n_positional: int = 0  # how many leading args are written without their name
+
+    @property
+    def params(self) -> dict:
+        return dict(self.args)
+
+    @property
+    def stmt(self) -> str:
+        parts = [_fmt(v) if i < self.n_positional else f"{k}={_fmt(v)}"
+                 for i, (k, v) in enumerate(self.args)]
+        return f"{self.op}({', '.join(parts)})" if parts else self.op
+
+    @property
+    def id(self) -> str:
+        return f"{'x'.join(map(str, self.in_shape))}-{self.stmt.replace(' ', '')}"
+
+
+def case(op: str, in_shape: tuple, positional: bool = False, **kwargs) -> Case:
+    """A case; None-valued arguments are left out (the op's default applies)."""
+    order = POSITIONAL.get(op, ())
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    args = [(k, given.pop(k)) for k in order if k in given]
+    n_positional = 0
+    if positional:  # leading positional arguments must be contiguous in the positional order
+        while n_positional < len(args) and args[n_positional][0] == order[n_positional]:
+            n_positional += 1
+    return Case(op, tuple(in_shape), tuple(args) + tuple(given.items()), n_positional)
+
+
+def _unique(cases: list[Case]) -> list[Case]:
+    seen: dict[str, Case] = {}
+    for c in cases:
+        seen.setdefault(c.id, c)
+    return list(seen.values())
+
+
+MAPS = [(4, 1, 1), (4, 2, 3), (4, 5, 5), (4, 6, 9), (4, 8, 7)]
+FLAT = (12,)
+
+
+def conv_cases() -> list[Case]:
+    rng = random.Random(1)
+    kernels = [1, 2, 3, (3, 1), (2, 5), 5]
+    pads = [0, 1, (1, 2), ((0, 1), (2, 0)), ((2, 1), (0, 3)), "same", "valid"]
+    cases = []
+    for draw, (shape, k, p) in product(range(2), product(MAPS, kernels, pads)):
+        s = rng.choice([1, 1, 2, (2, 1), 3])
+        d = rng.choice([1, 1, 1, 2, (1, 3)])
+        groups = rng.choice([1, 1, 1, 1, 2, 2, 3, 4])  # 3 does not divide 4 inputs, 4 not 6 outputs
+        bias = rng.choice([None, False])
+        cases.append(case("conv", shape, positional=len(cases) % 4 == 0, out=6, k=k,
+                          s=None if s == 1 and draw else s, p=p, d=d,
+                          groups=None if groups == 1 else groups, bias=bias))
+    # 'same' with stride 1 against PyTorch's padding='same', every kernel parity and dilation
+    for shape, k, d in product(MAPS[:3], [1, 2, 3, 4, (2, 3)], [1, 2, (3, 1)]):
+        cases.append(case("conv", shape, out=4, k=k, p="same", d=d))
+    # 'same' with strides, even kernels
+    for shape, k, s in product(MAPS, [2, 3, 4, (1, 4)], [2, 3, (3, 2)]):
+        cases.append(case("conv", shape, out=4, k=k, s=s, p="same"))
+    cases.append(case("conv", FLAT, out=4, k=3))
+    cases.append(case("conv", FLAT, out=4, k=1, p="same"))
+    return _unique(cases)
+
+
+def dwconv_cases() -> list[Case]:
+    rng = random.Random(2)
+    cases = []
+    for _, (shape, k, p) in product(range(2), product(
+            [(3, *hw[1:]) for hw in MAPS], [1, 3, (2, 3)], [0, 1, "same", ((1, 0), (0, 2))])):
+        cases.append(case("dwconv", shape, positional=len(cases) % 3 == 0, k=k,
+                          s=rng.choice([1, 2, (1, 2)]), p=p, d=rng.choice([1, 1, 2]),
+                          multiplier=rng.choice([None, 2]), bias=rng.choice([None, False])))
+    cases.append(case("dwconv", FLAT, k=3))
+    return _unique(cases)
+
+
+def pwconv_cases() -> list[Case]:
+    cases = []
+    for shape, s, groups, out, bias in product(
+            [(6, *hw[1:]) for hw in MAPS], [1, 2, (3, 1)], [1, 2, 3, 4], [4, 6], [None, False]):
+        cases.append(case("pwconv", shape, positional=bias is None, out=out,
+                          s=None if s == 1 else s, groups=None if groups == 1 else groups,
+                          bias=bias))
+    cases.append(case("pwconv", FLAT, out=4))
+    return _unique(cases)
+
+
+POOL_MAPS = [(2, 1, 1), (2, 2, 2), (2, 3, 5), (2, 6, 6), (2, 7, 4), (2, 9, 8)]
+
+
+def maxpool_cases() -> list[Case]:
+    rng = random.Random(3)
+    cases = []
+    for _, (shape, k, p) in product(range(2), product(POOL_MAPS, [1, 2, 3, (2, 3), 4],
+                                                      [0, 1, 2, (1, 0), (0, 2)])):
+        cases.append(case("maxpool", shape, positional=len(cases) % 3 == 0, k=k,
+                          s=rng.choice([None, 1, 2, 3, (1, 2)]), p=p or None,
+                          d=rng.choice([None, None, 2, (1, 2)]),
+                          ceil_mode=rng.choice([None, True])))
+    # ceil_mode's rule that the last window must start inside the input or its left padding
+    for n, k, s, p in product([4, 5, 6, 7], [2, 3], [2, 3], [0, 1]):
+        cases.append(case("maxpool", (1, n, n + 1), k=k, s=s, p=p, ceil_mode=True))
+    # too small on one axis, too much padding on the other: PyTorch names the padding
+    for shape, k, p in product([(1, 1, 9), (1, 9, 1)], [2, (1, 3), (3, 1)], [(0, 2), (2, 0)]):
+        cases.append(case("maxpool", shape, k=k, p=p))
+    cases.append(case("maxpool", FLAT, k=2))
+    return _unique(cases)
+
+
+def avgpool_cases() -> list[Case]:
+    rng = random.Random(4)
+    cases = []
+    for _, (shape, k, p) in product(range(2), product(POOL_MAPS, [1, 2, 3, (2, 3), 4],
+                                                      [0, 1, 2, (1, 0), (0, 2)])):
+        cases.append(case("avgpool", shape, positional=len(cases) % 3 == 0, k=k,
+                          s=rng.choice([None, 1, 2, 3, (1, 2)]), p=p or None,
+                          ceil_mode=rng.choice([None, True]),
+                          count_include_pad=rng.choice([None, False])))
+    for n, k, s, p in product([4, 5, 6, 7], [2, 3], [2, 3], [0, 1]):
+        cases.append(case("avgpool", (1, n, n + 1), k=k, s=s, p=p, ceil_mode=True))
+    for shape, k, p in product([(1, 1, 9), (1, 9, 1)], [2, (1, 3), (3, 1)], [(0, 2), (2, 0)]):
+        cases.append(case("avgpool", shape, k=k, p=p))
+    cases.append(case("avgpool", FLAT, k=2))
+    return _unique(cases)
+
+
+ANY_SHAPES = [(3, 4, 5), (1, 1, 1), (2, 7, 3), (6,), (1,)]
+
+
+def adaptive_cases() -> list[Case]:
+    cases = []
+    for op in ("adaptive_avgpool", "adaptive_maxpool"):
+        for shape, size in product([(3, 1, 1), (3, 5, 5), (2, 7, 4), (2, 12, 9)],
+                                   [1, 2, 3, (2, 5), 7, (1, 4)]):
+            cases.append(case(op, shape, positional=size != 3, size=size))
+        cases.append(case(op, FLAT, size=2))
+    for op in ("global_avgpool", "global_maxpool"):
+        cases += [case(op, shape) for shape in ANY_SHAPES]
+    return _unique(cases)
+
+
+def norm_cases() -> list[Case]:
+    cases = []
+    for shape, (eps, momentum, affine) in product(
+            [(3, 4, 5), (1, 1, 1), (8, 2, 2), (5,), (16,), (1,)],
+            [(None, None, None), (0.001, None, None), (None, 0.3, False), (1e-3, 0.0, True)]):
+        cases.append(case("batchnorm", shape, eps=eps, momentum=momentum, affine=affine))
+    for shape, size in product([(1, 3, 3), (3, 4, 5), (8, 2, 2), (16, 1, 1)], [1, 2, 3, 5, 7]):
+        extra = {} if size % 2 else {"alpha": 0.001, "beta": 0.5, "k": 2.0}
+        cases.append(case("lrn", shape, positional=size != 5, size=size, **extra))
+    cases += [case("lrn", shape, size=3) for shape in [FLAT, (1,)]]
+    return _unique(cases)
+
+
+def activation_cases() -> list[Case]:
+    variants = {
+        "relu": [{}], "relu6": [{}], "sigmoid": [{}], "tanh": [{}], "silu": [{}],
+        "softmax": [{}], "identity": [{}],
+        "leaky_relu": [{}, {"slope": 0.2}, {"slope": -0.5}],
+        "gelu": [{}, {"approximate": "tanh"}, {"approximate": "none"}],
+        "dropout": [{}, {"p": 0.0}, {"p": 0.9}],
+    }
+    cases = []
+    for op, arg_sets in variants.items():
+        for i, (shape, args) in enumerate(product(ANY_SHAPES, arg_sets)):
+            cases.append(case(op, shape, positional=i % 2 == 1, **args))
+    return _unique(cases)
+
+
+def reshape_linear_cases() -> list[Case]:
+    cases = [case("flatten", shape) for shape in ANY_SHAPES + [(2, 1, 6), (5, 3, 1)]]
+    for features, out, bias in product([1, 7, 30], [1, 5, 16], [None, False]):
+        cases.append(case("linear", (features,), positional=out != 5, out=out, bias=bias))
+    # on an unflattened map (with C * H > 1, so that torch's matmul on the last axis fails)
+    cases += [case("linear", shape, out=4) for shape in [(3, 4, 5), (2, 1, 6), (1, 2, 2)]]
+    return _unique(cases)
+
+
+FAMILIES: dict[str, list[Case]] = {
+    "conv": conv_cases(),
+    "dwconv": dwconv_cases(),
+    "pwconv": pwconv_cases(),
+    "maxpool": maxpool_cases(),
+    "avgpool": avgpool_cases(),
+    "adaptive_global_pool": adaptive_cases(),
+    "norm": norm_cases(),
+    "activation": activation_cases(),
+    "reshape_linear": reshape_linear_cases(),
+}
+
+# ---------------------------------------------------------------- torch layers
+
+
+def tf_same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TensorFlow's 'same', written out here independently of archspec."""
+    out = math.ceil(size / s)
+    needed = (out - 1) * s + (k - 1) * d + 1
+    total = max(needed - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def expected_pads(p, shape, k, s, d):
+    """((top, bottom), (left, right)) that the padding argument must resolve to."""
+    if p == "same":
+        return tuple(tf_same_pads(shape[i + 1], _pair(k)[i], _pair(s)[i], _pair(d)[i])
+                     for i in range(2))
+    if p == "valid":
+        return ((0, 0), (0, 0))
+    if isinstance(p, int):
+        return ((p, p), (p, p))
+    if isinstance(p[0], int):
+        return ((p[0], p[0]), (p[1], p[1]))
+    return p
+
+
+def conv_layer(shape, cin, out, k, s=1, p=0, d=1, groups=1, bias=True) -> nn.Module:
+    """nn.Conv2d with PyTorch's own padding where it has one; otherwise F.pad (ZeroPad2d)
+    followed by a conv with padding 0."""
+    s = _pair(s)
+    if len(shape) != 3 or (p == "same" and s == (1, 1)) or p == "valid" or isinstance(p, int) \
+            or isinstance(p[0], int):
+        padding = p if len(shape) == 3 else 0
+        return nn.Conv2d(cin, out, k, s, padding, _pair(d), groups, bias)
+    (top, bottom), (left, right) = expected_pads(p, shape, k, s, d)
+    return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)),
+                         nn.Conv2d(cin, out, k, s, 0, _pair(d), groups, bias))
+
+
+def torch_layer(c: Case) -> nn.Module:
+    a, shape = c.params, c.in_shape
+    if c.op == "conv":
+        return conv_layer(shape, shape[0], a["out"], a["k"], a.get("s", 1), a.get("p", 0),
+                          a.get("d", 1), a.get("groups", 1), a.get("bias", True))
+    if c.op == "dwconv":
+        return conv_layer(shape, shape[0], shape[0] * a.get("multiplier", 1), a["k"],
+                          a.get("s", 1), a.get("p", 0), a.get("d", 1), shape[0],
+                          a.get("bias", True))
+    if c.op == "pwconv":
+        return nn.Conv2d(shape[0], a["out"], 1, a.get("s", 1), 0, 1, a.get("groups", 1),
+                         a.get("bias", True))
+    if c.op == "maxpool":
+        return nn.MaxPool2d(a["k"], a.get("s"), a.get("p", 0), a.get("d", 1),
+                            ceil_mode=a.get("ceil_mode", False))
+    if c.op == "avgpool":
+        return nn.AvgPool2d(a["k"], a.get("s"), a.get("p", 0), a.get("ceil_mode", False),
+                            a.get("count_include_pad", True))
+    if c.op == "batchnorm":
+        norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+        return norm(shape[0], a.get("eps", 1e-5), a.get("momentum", 0.1), a.get("affine", True))
+    if c.op == "lrn":
+        return nn.LocalResponseNorm(a["size"], a.get("alpha", 1e-4), a.get("beta", 0.75),
+                                    a.get("k", 1.0))
+    if c.op == "linear":
+        return nn.Linear(math.prod(shape), a["out"], a.get("bias", True))
+    simple = {
+        # sizes as pairs: AdaptiveAvgPool2d(1) has a fast path (a mean over the last two
+        # axes) that accepts a flat (N, F) input and silently averages the batch away
+        "adaptive_avgpool": lambda: nn.AdaptiveAvgPool2d(_pair(a["size"])),
+        "adaptive_maxpool": lambda: nn.AdaptiveMaxPool2d(_pair(a["size"])),
+        "global_avgpool": lambda: nn.AdaptiveAvgPool2d((1, 1)),
+        "global_maxpool": lambda: nn.AdaptiveMaxPool2d((1, 1)),
+        "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+        "silu": nn.SiLU, "identity": nn.Identity, "flatten": nn.Flatten,
+        "softmax": lambda: nn.Softmax(dim=1),  # channels of a map, features of a flat input
+        "leaky_relu": lambda: nn.LeakyReLU(a.get("slope", 0.01)),
+        "gelu": lambda: nn.GELU(approximate=a.get("approximate", "none")),
+        "dropout": lambda: nn.Dropout(a.get("p", 0.5)),
+    }
+    return simple[c.op]()
+
+
+# What PyTorch's complaint means, as an archspec diagnostic code.
+TORCH_ERRORS = [
+    ("Kernel size can't be greater than actual input size", "E302"),
+    ("Output size is too small", "E301"),
+    ("pad should be", "E308"),
+    ("divisible by groups", "E305"),
+    ("Expected 3D", "E306"),
+    ("3D or 4D", "E306"),
+    ("Dimension out of range", "E306"),  # avg_pool2d on a flat (N, F) input
+    ("Input dimension should be at least 3", "E306"),  # adaptive_avg_pool2d, flat input
+    ("mat1 and mat2 shapes cannot be multiplied", "E307"),
+]
+
+
+def torch_code(error: Exception) -> str:
+    for fragment, code in TORCH_ERRORS:
+        if fragment in str(error):
+            return code
+    raise AssertionError(f"unexpected PyTorch error {type(error).__name__}: {error}")
+
+
+def convolution(module: nn.Module) -> nn.Conv2d:
+    return module if isinstance(module, nn.Conv2d) else module[-1]
+
+
+# ---------------------------------------------------------------- archspec, once per family
+
+
+@dataclass
+class Outcome:
+    line: int
+    layer: object | None  # the one checked layer, or None
+    errors: list  # diagnostics reported at the op's line
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """case id -> Outcome; each family's spec is written and checked on first use."""
+    cache: dict[str, dict[str, Outcome]] = {}
+    root = tmp_path_factory.mktemp("ops_torch")
+
+    def outcomes(family: str) -> dict[str, Outcome]:
+        if family not in cache:
+            cases = FAMILIES[family]
+            text = "".join(
+                f"# {c.id}\nnetwork n{i}() {{\n  input [{', '.join(map(str, c.in_shape))}]\n"
+                f"  {c.stmt}\n}}\n" for i, c in enumerate(cases))
+            path = root / f"{family}.arch"
+            path.write_text(text)
+            result = archspec.check_file(str(path))
+            lines = {5 * i + 4: c for i, c in enumerate(cases)}
+            stray = [d for d in result.diagnostics if d.span is None or d.span.line not in lines
+                     or d.span.file != str(path)]
+            assert not stray, [(d.code, d.span, d.message) for d in stray]
+            nets = {net.name: net for net in result.networks}
+            found = {}
+            for i, c in enumerate(cases):
+                line = 5 * i + 4
+                net = nets.get(f"n{i}")
+                layers = list(net.layers()) if net is not None else []
+                errors = [d for d in result.diagnostics if d.span.line == line]
+                assert len(layers) <= 1 and all(layer.span.line == line for layer in layers)
+                found[c.id] = Outcome(line, layers[0] if layers and not errors else None,
+                                      errors)
+            cache[family] = found
+        return cache[family]
+
+    return outcomes
+
+
+def check_against_torch(family: str, c: Case, compiled) -> tuple[object, nn.Module, torch.Tensor]:
+    """Shapes and errors of one case; returns (layer, torch module, torch output)."""
+    outcome = compiled(family)[c.id]
+    torch.manual_seed(0)
+    x = torch.randn(2, *c.in_shape)
+    try:
+        module = torch_layer(c).eval()
+        with torch.no_grad():
+            y = module(x)
+    except (RuntimeError, ValueError, IndexError) as error:
+        code = torch_code(error)
+        got = [(d.code, d.span.line) for d in outcome.errors]
+        assert got == [(code, outcome.line)], (
+            f"PyTorch raises ({error}); archspec should report {code} at line {outcome.line}, "
+            f"reported {got}")
+        return None, None, None
+    assert not outcome.errors, (
+        f"false alarm: PyTorch gives {tuple(y.shape[1:])}, archspec reports "
+        f"{[(d.code, d.message, d.detail) for d in outcome.errors]}")
+    layer = outcome.layer
+    assert layer is not None and layer.op.name == c.op
+    assert layer.in_shape == c.in_shape
+    assert layer.out_shape == tuple(y.shape[1:]), f"PyTorch gives {tuple(y.shape)}"
+    assert layer.params == sum(p.numel() for p in module.parameters())
+    return layer, module, y
+
+
+def ids(cases: list[Case]) -> list[str]:
+    return [c.id for c in cases]
+
+
+# ---------------------------------------------------------------- one test per family
+
+
+def _check_conv(family: str, c: Case, compiled) -> None:
+    layer, module, y = check_against_torch(family, c, compiled)
+    if layer is None:
+        return
+    conv = convolution(module)
+    kh, kw = conv.kernel_size
+    assert layer.macs == y[0].numel() * conv.in_channels // conv.groups * kh * kw
+    assert layer.attrs["in_channels"] == c.in_shape[0]
+    assert layer.attrs["groups"] == conv.groups
+    a = c.params
+    pads = expected_pads(a.get("p", 0), c.in_shape, a.get("k", 1), a.get("s", 1), a.get("d", 1))
+    assert layer.attrs["padding"] == pads
+    if a.get("p") == "same":  # TensorFlow's rule: ceil(size / stride)
+        s = _pair(a.get("s", 1))
+        assert layer.out_shape[1:] == tuple(math.ceil(n / st) for n, st in zip(c.in_shape[1:], s))
+    # archspec's resolved padding, applied with F.pad, reproduces the torch layer exactly
+    (top, bottom), (left, right) = layer.attrs["padding"]
+    x = torch.randn(2, *c.in_shape)
+    with torch.no_grad():
+        expected = module(x)
+        explicit = F.conv2d(F.pad(x, (left, right, top, bottom)), conv.weight, conv.bias,
+                            layer.attrs["stride"], 0, layer.attrs["dilation"], conv.groups)
+    torch.testing.assert_close(explicit, expected)
+
+
+@pytest.mark.parametrize("c", FAMILIES["conv"], ids=ids(FAMILIES["conv"]))
+def test_conv(c, compiled):
+    _check_conv("conv", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["dwconv"], ids=ids(FAMILIES["dwconv"]))
+def test_dwconv(c, compiled):
+    _check_conv("dwconv", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["pwconv"], ids=ids(FAMILIES["pwconv"]))
+def test_pwconv(c, compiled):
+    _check_conv("pwconv", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["maxpool"], ids=ids(FAMILIES["maxpool"]))
+def test_maxpool(c, compiled):
+    check_against_torch("maxpool", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["avgpool"], ids=ids(FAMILIES["avgpool"]))
+def test_avgpool(c, compiled):
+    check_against_torch("avgpool", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["adaptive_global_pool"],
+                         ids=ids(FAMILIES["adaptive_global_pool"]))
+def test_adaptive_global_pool(c, compiled):
+    check_against_torch("adaptive_global_pool", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["norm"], ids=ids(FAMILIES["norm"]))
+def test_norm(c, compiled):
+    layer, module, _ = check_against_torch("norm", c, compiled)
+    if layer is not None and c.op == "batchnorm":
+        assert layer.attrs["features"] == module.num_features
+        assert layer.attrs["dims"] == (2 if isinstance(module, nn.BatchNorm2d) else 1)
+
+
+@pytest.mark.parametrize("c", FAMILIES["activation"], ids=ids(FAMILIES["activation"]))
+def test_activation(c, compiled):
+    check_against_torch("activation", c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["reshape_linear"], ids=ids(FAMILIES["reshape_linear"]))
+def test_reshape_linear(c, compiled):
+    layer, module, _ = check_against_torch("reshape_linear", c, compiled)
+    if layer is not None and c.op == "linear":
+        assert layer.macs == module.in_features * module.out_features
+        assert layer.attrs["in_features"] == module.in_features
+
+
+# ---------------------------------------------------------------- the grid covers everything
+
+
+def test_every_op_and_argument_is_covered():
+    """Adding an op (or an argument) without a torch case here fails this test."""
+    cases = [c for family in FAMILIES.values() for c in family]
+    ops = {c.op for c in cases}
+    assert set(REGISTRY) - ops == set(), "ops without a torch check"
+    assert ops - set(REGISTRY) == set()
+    for name, spec in REGISTRY.items():
+        used = {k for c in cases if c.op == name for k, _ in c.args}
+        assert set(spec.args.model_fields) - used == set(), f"`{name}` arguments never varied"
+        written = [c for c in cases if c.op == name and c.n_positional]
+        assert not spec.positional or written, f"`{name}` never called positionally"
+        assert all(c.params.keys() <= set(spec.args.model_fields) for c in cases if c.op == name)
+    ids_all = [c.id for c in cases]
+    assert len(ids_all) == len(set(ids_all))
+
+
+def test_grid_reaches_every_torch_error(compiled):
+    """The grid is not all happy paths: every shape error PyTorch can raise here is hit."""
+    codes: dict[str, int] = {}
+    successes: dict[str, int] = {}
+    for family, cases in FAMILIES.items():
+        for c in cases:
+            outcome = compiled(family)[c.id]
+            for d in outcome.errors:
+                codes[d.code] = codes.get(d.code, 0) + 1
+            if outcome.layer is not None:
+                successes[c.op] = successes.get(c.op, 0) + 1
+    assert {"E301", "E302", "E305", "E306", "E307", "E308"} <= set(codes), codes
+    assert set(successes) == set(REGISTRY), "every op needs at least one case that runs"
