@@ -53,8 +53,15 @@ def _read(path: str, span: Span | None) -> tuple[str | None, Diagnostic | None]:
             data = handle.read()
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        return None, Diagnostic("E103", f"`{path}` is not UTF-8 text", span,
-                                detail=f"byte {exc.start} cannot be decoded")
+        # Point at the first bad byte, in the file's text decoded leniently for the marker.
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+        return data.decode("utf-8", "replace"), Diagnostic(
+            "E103", f"`{path}` is not UTF-8 text", Span(path, line, col, line, col + 1),
+            detail=f"byte {exc.start} cannot be decoded",
+            hint="save the file as UTF-8 (this byte looks like another encoding, e.g. Latin-1)",
+            notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
     except OSError as exc:
         return None, Diagnostic("E103", f"cannot read `{path}`: {exc.strerror or exc}", span)
 
@@ -76,6 +83,8 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
         return None
     source, problem = _read(path, span)
     if problem:
+        if source is not None:  # readable but not UTF-8: kept to show the line with the marker
+            program.sources[path] = source
         program.diagnostics.append(problem)
         program.unreadable = span is None
         return None
@@ -129,6 +138,7 @@ def lint(module: n.Module) -> list[Diagnostic]:
         if item.name in seen:
             first = seen[item.name]
             diags.append(Diagnostic("E209", f"`{item.name}` is defined twice", name_span,
+                                    hint="rename one of the two, or delete the copy",
                                     notes=[f"first defined at {first.file}:{first.line}"]))
         elif item.name in REGISTRY or item.name in BUILTINS:
             diags.append(Diagnostic("E209", f"`{item.name}` is the name of a built-in",
@@ -159,7 +169,7 @@ def _lint_params(definition: n.Definition) -> list[Diagnostic]:
     for param in definition.params:
         if param.name in names:
             diags.append(Diagnostic("E209", f"parameter `{param.name}` is declared twice",
-                                    param.span))
+                                    param.span, hint="rename or remove one of the two"))
         names.add(param.name)
         for type_expr in n.walk(param.type):
             if type_expr.name is not None and type_expr.name not in SIMPLE_TYPES:
@@ -215,7 +225,8 @@ def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespa
                      sink: list[Diagnostic], chain: tuple):
     if variant.name in chain:
         sink.append(Diagnostic("E207", f"variant `{variant.name}` is defined through itself",
-                               variant.name_span, detail=" -> ".join(chain + (variant.name,))))
+                               variant.name_span, detail=" -> ".join(chain + (variant.name,)),
+                               hint="base one of these variants on the network itself"))
         return None
     if variant.base in networks:
         definition, args = networks[variant.base], {}
@@ -228,7 +239,8 @@ def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespa
     else:
         sink.append(Diagnostic("E211", f"unknown network or variant `{variant.base}`",
                                variant.base_span,
-                               hint=did_you_mean(variant.base, list(networks) + list(variants))))
+                               hint=did_you_mean(variant.base, list(networks) + list(variants))
+                               or "a variant is based on a network or variant of this file"))
         return None
     evaluator = Evaluator(Env(), namespace, None, True)
     params = [p.name for p in definition.params]

@@ -31,6 +31,9 @@ class UnknownShape(Exception):
     """`in` was read after an earlier error made the shape unknown: skip quietly."""
 
 
+UNKNOWN = object()  # the value of a `let` whose expression failed (reported there)
+
+
 def fail(code: str, message: str, span: Span | None, **extra) -> EvalError:
     return EvalError(Diagnostic(code, message, span, **extra))
 
@@ -117,7 +120,8 @@ def _arith(op: str, left, right, span: Span):
                    span, detail=f"left is {show(left)}, right is {show(right)}",
                    hint="arithmetic works on numbers; `+` also joins two lists or two tuples")
     if op in ("//", "%", "/") and right == 0:
-        raise fail("E213", "division by zero", span, detail=f"{show(left)} {op} 0")
+        raise fail("E213", "division by zero", span, detail=f"{show(left)} {op} 0",
+                   hint="the divisor is 0 here: check the argument or variant that sets it")
     if op == "**":
         if _is_number(right) and right < 0 and isinstance(left, int):
             return float(left) ** right
@@ -240,13 +244,18 @@ class Evaluator:
 
     def _Name(self, e: n.Name):
         try:
-            return self.env.lookup(e.id)
+            value = self.env.lookup(e.id)
         except KeyError:
             pass
+        else:
+            if value is UNKNOWN:
+                raise UnknownShape()  # its `let` failed and was reported: skip quietly
+            return value
         if e.id in self.namespace:
             return self.namespace[e.id]
         known = self.env.names() | set(self.namespace)
-        raise fail("E208", f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, known))
+        raise fail("E208", f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, known)
+                   or "declare it as a parameter, or bind it with `let` or a loop before this")
 
     def _InRef(self, e: n.InRef):
         raise fail("E309", "`in` is the incoming shape: read one of its fields", e.span,
@@ -337,7 +346,9 @@ class Evaluator:
                        e.index.span)
         if not -len(target) <= index < len(target):
             raise fail("E214", f"index {index} is out of range", e.span,
-                       detail=f"{show(target)} has {len(target)} items")
+                       detail=f"{show(target)} has {len(target)} items",
+                       hint=f"indices run from 0 to {len(target) - 1}, or from -1 backwards"
+                       if target else "the sequence is empty")
         return target[index]
 
     def _FunCall(self, e: n.FunCall):

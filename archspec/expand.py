@@ -19,6 +19,7 @@ from . import nodes as n
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .evaluate import (
     MAX_ITEMS,
+    UNKNOWN,
     BlockRef,
     Env,
     EvalError,
@@ -29,7 +30,7 @@ from .evaluate import (
     type_name,
 )
 from .infer import add_shape, apply_op, concat_shape, dense_step_shape
-from .ops import REGISTRY, OpSpec, Shape, ShapeError, need_map
+from .ops import REGISTRY, OpSpec, Shape, ShapeError, fmt_shape, need_map
 
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
 _VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
@@ -223,7 +224,8 @@ class Expander:
                                hint=did_you_mean(arg.name, list(names) + list(aliases))
                                or f"parameters: {', '.join(names) or 'none'}")
             if name in given:
-                raise fail("E210", f"`{name}` is given twice", arg.span)
+                raise fail("E210", f"`{name}` is given twice", arg.span,
+                           hint=f"pass `{name}` once, by position or by name")
             given[name] = evaluator(arg.value)
             spans[name] = arg.span
         return given, spans
@@ -297,7 +299,12 @@ class Expander:
         if isinstance(stmt, n.If):
             return self.conditional(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.Let):
-            env.values[stmt.name] = self._evaluator(env, ns, shape)(stmt.value)
+            try:
+                value = self._evaluator(env, ns, shape)(stmt.value)
+            except (EvalError, UnknownShape):
+                env.values[stmt.name] = UNKNOWN  # later uses skip quietly, not "unknown name"
+                raise
+            env.values[stmt.name] = value
             return [], shape
         raise fail("E215", "`input` must be the first statement of a network", stmt.span,
                    hint="blocks take their input from the statement before the call")
@@ -370,7 +377,10 @@ class Expander:
         try:
             layer.out_shape, layer.attrs, layer.params, layer.macs = apply_op(spec, args, shape)
         except ShapeError as exc:
-            raise EvalError(Diagnostic(exc.code, exc.message, stmt.span, detail=exc.detail,
+            detail = exc.detail or ""
+            if fmt_shape(shape) not in detail:  # every shape error names the incoming shape
+                detail += ("; " if detail else "") + f"the incoming shape is {fmt_shape(shape)}"
+            raise EvalError(Diagnostic(exc.code, exc.message, stmt.span, detail=detail,
                                        formula=exc.formula, hint=exc.hint)) from None
         return layer
 
@@ -510,7 +520,8 @@ class Expander:
         if not isinstance(value, (list, tuple)) or len(value) != len(target.names):
             count = len(value) if isinstance(value, (list, tuple)) else 1
             raise fail("E218", f"cannot unpack {show(value)} into {len(target.names)} names",
-                       target.span, detail=f"the item has {count} value(s)")
+                       target.span, detail=f"the item has {count} value(s)",
+                       hint=f"give every item {len(target.names)} values, or change the names")
         for name, item in zip(target.names, value):
             if isinstance(name, n.Target):
                 self.unpack(name, item, bound)

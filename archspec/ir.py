@@ -118,6 +118,52 @@ def iter_layers(node: Node) -> Iterator[Layer]:
             yield from iter_layers(step)
 
 
+# Ops whose output is a new tensor read by nobody else, so a following activation may
+# overwrite it in place (as torchvision's models do).
+_FRESH_FAMILIES = {"conv", "norm", "linear", "pool"}
+
+
+@dataclass
+class Member:
+    """A direct child module of a scope: a layer, or a named scope (block call or label)."""
+
+    name: str
+    node: Layer | Seq
+    fresh: bool  # its input is a fresh tensor that may be overwritten in place
+
+
+def scope_plan(children: list[Node]) -> tuple[tuple, list[Member]]:
+    """How a module scope runs its children, as a static plan of nested tuples:
+    ("call", name, node), ("seq", steps, node), ("concat" | "add", branches, node),
+    ("dense", steps, node). Both torch backends read this one plan."""
+    members: list[Member] = []
+
+    def plan(node: Node, fresh: bool) -> tuple:
+        if isinstance(node, Layer) or (isinstance(node, Seq) and node.name is not None):
+            members.append(Member(node.name, node, fresh))
+            return ("call", node.name, node)
+        if isinstance(node, Seq):
+            return sequence(node.children, node)
+        if isinstance(node, Merge):
+            return (node.kind, tuple(plan(b, False) for b in node.branches), node)
+        return ("dense", tuple(plan(step, False) for step in node.steps), node)
+
+    def sequence(nodes: list[Node], owner: Node | None) -> tuple:
+        steps, previous = [], None
+        for child in nodes:
+            steps.append(plan(child, previous is not None and _gives_fresh_tensor(previous)))
+            previous = child
+        return ("seq", tuple(steps), owner)
+
+    return sequence(children, None), members
+
+
+def _gives_fresh_tensor(node: Node) -> bool:
+    if isinstance(node, Layer):
+        return node.op.family in _FRESH_FAMILIES
+    return isinstance(node, (Merge, DenseMerge))
+
+
 def _add_to_graph(g, node: Node, source: str) -> str:
     """Add `node` fed by graph node `source`; return the graph node that gives its output."""
     if isinstance(node, Layer):

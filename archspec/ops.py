@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -360,6 +360,13 @@ def _zero(attrs: dict, out: Shape) -> int:
 TorchCtor = tuple[str, tuple, dict]
 
 
+class Default(NamedTuple):
+    """A keyword argument equal to PyTorch's default: the runtime builder omits it, the
+    source generator omits it unless another instance of the same class needs it."""
+
+    value: object
+
+
 def _compact(value):
     """(3, 3) -> 3, as a person would write it."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
@@ -368,7 +375,11 @@ def _compact(value):
 
 
 def _without_defaults(kwargs: dict, defaults: dict) -> dict:
-    return {k: _compact(v) for k, v in kwargs.items() if _compact(v) != defaults.get(k, object())}
+    marked = {}
+    for key, value in kwargs.items():
+        value = _compact(value)
+        marked[key] = Default(value) if value == defaults.get(key, object()) else value
+    return marked
 
 
 def conv_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
@@ -410,7 +421,7 @@ def batchnorm_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
 
 
 def linear_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
-    kwargs = {} if attrs["bias"] else {"bias": False}
+    kwargs = _without_defaults({"bias": attrs["bias"]}, {"bias": True})
     return "Linear", (attrs["in_features"], attrs["out_features"]), kwargs
 
 
@@ -421,7 +432,7 @@ def _fixed(name: str, *args, **kwargs) -> Callable[[dict, Shape, bool], TorchCto
 
 def _inplace(name: str) -> Callable[[dict, Shape, bool], TorchCtor]:
     """Activations run in place when their input is a fresh tensor nobody else reads."""
-    return lambda attrs, shape, fresh: (name, (), {"inplace": True} if fresh else {})
+    return lambda attrs, shape, fresh: (name, (), {"inplace": True if fresh else Default(False)})
 
 
 def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):

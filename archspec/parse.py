@@ -337,7 +337,7 @@ def _syntax_hint(token: str, expected) -> str | None:
         return "use `==` to compare"
     if token in ("block", "network", "variant", "import", "from"):
         return "the previous definition is not closed: add the missing `}`"
-    return None
+    return "look just before it: a `,`, a bracket or a value is probably missing"
 
 
 def _blank(text: str, start: int, end: int) -> str:
@@ -351,6 +351,30 @@ def _offset(text: str, line: int, col: int) -> int:
     return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
 
 
+def _unclosed_before(text: str, begin: int, starts: list[int]) -> int | None:
+    """The start of the definition before `begin` if it is still open there (a lost `}`):
+    the parser then reads the next definition as part of it and fails later, or at the end."""
+    earlier = [s for s in starts if s < begin]
+    if not earlier:
+        return None
+    try:
+        _parser().parse(text[:begin], start="start")
+    except UnexpectedInput as exc:
+        if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+            return earlier[-1]
+    return None
+
+
+def _unclosed_diagnostic(text: str, unclosed: int, begin: int, file: str) -> Diagnostic:
+    keyword = _ITEM_START.match(text, begin).group(1)
+    line = text.count("\n", 0, begin) + 1
+    opened = text.count("\n", 0, unclosed) + 1
+    return Diagnostic("E101", f"unexpected `{keyword}`",
+                      Span(file, line, 1, line, 1 + len(keyword)), detail="expected `}`",
+                      hint=_syntax_hint(keyword, ()),
+                      notes=[f"the definition at {file}:{opened}:1 is not closed"])
+
+
 def _parse_tree(source: str, file: str):
     """Parse, and on a syntax error blank out the broken item and go on, so each broken
     top-level definition is reported in the same run."""
@@ -360,12 +384,17 @@ def _parse_tree(source: str, file: str):
         try:
             return _parser().parse(text, start="start"), diagnostics
         except UnexpectedInput as exc:
-            diagnostics.append(_syntax_diagnostic(exc, file))
-            if len(diagnostics) >= MAX_SYNTAX_ERRORS:
-                return None, diagnostics
             error_at = _offset(text, exc.line, exc.column) if exc.line > 0 else len(text)
             starts = [m.start() for m in _ITEM_START.finditer(text)]
             begin = max([s for s in starts if s <= error_at], default=0)
+            unclosed = _unclosed_before(text, begin, starts)
+            diagnostics.append(_syntax_diagnostic(exc, file) if unclosed is None
+                               else _unclosed_diagnostic(text, unclosed, begin, file))
+            if len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                return None, diagnostics
+            if unclosed is not None:  # blank only the open definition: the next one is fine
+                text = _blank(text, unclosed, begin)
+                continue
             later = [s for s in starts if s > error_at]
             end = later[0] if later else len(text)
             if end <= begin or not text[begin:end].strip():

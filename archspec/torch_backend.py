@@ -14,17 +14,13 @@ from torch import nn
 
 from . import ir, torch_helpers
 from .diagnostics import ArchError, Diagnostic
-from .ops import fmt_shape
-
-# Ops whose output is a new tensor read by nobody else, so a following activation may
-# overwrite it in place (as torchvision's models do).
-_FRESH_FAMILIES = {"conv", "norm", "linear", "pool"}
+from .ops import Default, fmt_shape
 
 
 class ArchModule(nn.Module):
     """One module scope: named children plus the plan that wires them."""
 
-    def __init__(self, plan: tuple = ("seq", ()), block: str | None = None) -> None:
+    def __init__(self, plan: tuple = ("seq", (), None), block: str | None = None) -> None:
         super().__init__()
         self.plan = plan
         self.block = block
@@ -33,7 +29,7 @@ class ArchModule(nn.Module):
         return self._run(self.plan, x)
 
     def _run(self, plan: tuple, x: torch.Tensor) -> torch.Tensor:
-        kind, body = plan
+        kind, body, _node = plan
         if kind == "call":
             return getattr(self, body)(x)
         if kind == "seq":
@@ -72,49 +68,24 @@ def make_layer(layer: ir.Layer, fresh: bool) -> nn.Module:
     """Instantiate the torch module the op registry names for this layer."""
     name, args, kwargs = layer.op.torch(layer.attrs, layer.in_shape, fresh)
     cls = getattr(nn, name, None) or getattr(torch_helpers, name)
-    return cls(*args, **kwargs)
+    return cls(*args, **{k: v for k, v in kwargs.items() if not isinstance(v, Default)})
 
 
-def _gives_fresh_tensor(node: ir.Node) -> bool:
-    if isinstance(node, ir.Layer):
-        return node.op.family in _FRESH_FAMILIES
-    return isinstance(node, (ir.Merge, ir.DenseMerge))
-
-
-def _plan(node: ir.Node, owner: ArchModule, fresh: bool) -> tuple:
-    if isinstance(node, ir.Layer):
-        owner.add_module(node.name, make_layer(node, fresh))
-        return ("call", node.name)
-    if isinstance(node, ir.Seq) and node.name is not None:
-        owner.add_module(node.name, build_scope(node))
-        return ("call", node.name)
-    if isinstance(node, ir.Seq):
-        return _sequence(node.children, owner)
-    if isinstance(node, ir.Merge):
-        return (node.kind, tuple(_plan(b, owner, False) for b in node.branches))
-    return ("dense", tuple(_plan(step, owner, False) for step in node.steps))
-
-
-def _sequence(children: list[ir.Node], owner: ArchModule) -> tuple:
-    steps = []
-    previous = None
-    for child in children:
-        steps.append(_plan(child, owner, previous is not None and _gives_fresh_tensor(previous)))
-        previous = child
-    return ("seq", tuple(steps))
-
-
-def build_scope(seq: ir.Seq) -> ArchModule:
-    module = ArchModule(block=seq.block.name if seq.block else None)
-    module.plan = _sequence(seq.children, module)
+def _fill(module: ArchModule, children: list[ir.Node]) -> ArchModule:
+    module.plan, members = ir.scope_plan(children)
+    for member in members:
+        if isinstance(member.node, ir.Layer):
+            module.add_module(member.name, make_layer(member.node, member.fresh))
+        else:
+            block = member.node.block.name if member.node.block else None
+            module.add_module(member.name, _fill(ArchModule(block=block),
+                                                 member.node.children))
     return module
 
 
 def build_module(network: ir.Network) -> ArchNetwork:
     """The nn.Module for a checked network, with PyTorch's default initialisation."""
-    module = ArchNetwork(network)
-    module.plan = _sequence(network.body.children, module)
-    return module
+    return _fill(ArchNetwork(network), network.body.children)
 
 
 def verify_network(network: ir.Network) -> None:
