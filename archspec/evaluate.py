@@ -259,6 +259,7 @@ class Evaluator:
 
     def _InRef(self, e: n.InRef):
         raise fail("E309", "`in` is the incoming shape: read one of its fields", e.span,
+                   detail=f"incoming shape is {fmt_shape(self.shape)}" if self.shape else None,
                    hint="use `in.c`, `in.h`, `in.w`, `in.features` or `in.shape`")
 
     def _Attr(self, e: n.Attr):
