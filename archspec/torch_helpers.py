@@ -17,3 +17,14 @@ class PaddedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, self.pad))
+
+
+class DenseConcat(nn.ModuleDict):
+    """DenseNet's dense concat: each layer sees the input and every earlier layer's output,
+    concatenated on channels; the result concatenates all of them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
