@@ -9,7 +9,7 @@ import sys
 
 from . import __version__
 from .check import CheckResult, check_file
-from .diagnostics import format_github, format_one
+from .diagnostics import ArchError, format_github, format_one, format_text
 from .ops import Shape, fmt_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -52,7 +52,53 @@ def build_parser() -> argparse.ArgumentParser:
                        help="text for people, json for tools, github for workflow annotations")
     check.add_argument("-q", "--quiet", action="store_true",
                        help="print diagnostics only, not the per-network lines")
+    compile_ = commands.add_parser(
+        "compile", help="write a network as a standalone PyTorch file",
+        description="Compile one network or variant to readable PyTorch source that needs "
+                    "only torch. Prints to stdout unless -o is given; the file is written "
+                    "atomically (on any error an existing file is left untouched).")
+    compile_.add_argument("file", metavar="FILE", help=".arch file")
+    compile_.add_argument("--net", help="network or variant (default: the first in the file)")
+    compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here, not to stdout")
+    compile_.add_argument("--verify", action="store_true",
+                          help="run the built module once on PyTorch's meta device and "
+                               "confirm every layer's shape (imports torch)")
     return parser
+
+
+def _print_diagnostics(result: CheckResult) -> None:
+    for diag in result.diagnostics:
+        source = result.sources.get(diag.span.file) if diag.span else None
+        print(format_one(diag, source) + "\n", file=sys.stderr)
+
+
+def run_compile(args) -> int:
+    result = check_file(args.file, args.net, None, None, first_only=args.net is None)
+    _print_diagnostics(result)
+    if result.errors or result.unreadable or not result.networks:
+        if not result.diagnostics:
+            print(f"archspec: error: `{args.file}` has no network that can be compiled "
+                  "without arguments; name one with --net", file=sys.stderr)
+        return _status(result) or EXIT_SPEC
+    network = result.networks[0]
+    if args.verify:
+        from .torch_backend import verify_network
+
+        verify_network(network)
+    from .torch_source import generate, write_atomic
+
+    source = generate(network, args.file)
+    if args.output:
+        try:
+            write_atomic(args.output, source)
+        except OSError as exc:
+            print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{args.output}: {network.name} ({network.params:,} params)", file=sys.stderr)
+    else:
+        sys.stdout.write(source)
+    return EXIT_OK
 
 
 def _network_line(path: str, network) -> str:
@@ -110,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return run_check(args)
+        return run_check(args) if args.command == "check" else run_compile(args)
+    except ArchError as exc:
+        print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
+        return EXIT_SPEC
+    except OSError as exc:
+        print(f"archspec: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except RecursionError:

@@ -244,7 +244,7 @@ class SourceGenerator:
                 last_out = None
                 continue
             values = [slot.value for slot in column]
-            text = None
+            text = _literal(values[0]) if all(slot.default for slot in column) else None
             if column[0].kind == "in" and last_out and last_out[1] == values:
                 text = last_out[0]
             text = text or self._expression(group, column, candidates, position)
@@ -366,11 +366,12 @@ class SourceGenerator:
         root = self.groups[-1]
         classes = "\n\n\n".join(self._render_class(g) for g in self.groups)
         helpers = "\n\n\n".join(_helper_source(h) for h in sorted(self.helpers))
-        parts = [self._header(spec_path), self._imports()]
+        parts = [self._imports()]
         if helpers:
             parts.append(helpers)
         parts += [classes, self._builder(root)]
-        return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+        body = "\n\n\n".join(p.rstrip("\n") for p in parts)
+        return f"{self._header(spec_path)}\n\n{body}\n"
 
     def _header(self, spec_path: str) -> str:
         net = self.network
@@ -400,7 +401,7 @@ class SourceGenerator:
             if _is_identifier(attr):
                 init.append(_wrap(f"{INDENT * 2}self.{attr} = ", text))
             else:
-                init.append(_wrap(f'{INDENT * 2}self.add_module("{attr}", ', text, ")"))
+                init.append(_wrap(INDENT * 2, f'self.add_module("{attr}", {text})'))
         signature = ", ".join(["self"] + [self._param_text(group, p) for p in group.params])
         span = group.span
         doc = f'{INDENT}"""{group.title} from {span.file}:{span.line}.'
@@ -455,8 +456,9 @@ class SourceGenerator:
         func = net.name if _is_identifier(net.name) else "build_" + re.sub(r"\W", "_", net.name)
         params = ", ".join(p.name for p in root.params) or "none"
         return (f"def {func}(**overrides) -> {root.name}:\n"
-                f'{INDENT}"""`{net.name}` as specified in {net.span.file}; `overrides` set the '
-                f"network's\n{INDENT}parameters ({params}).\"\"\"\n"
+                f'{INDENT}"""`{net.name}` as specified in {net.span.file}.\n\n'
+                f"{INDENT}`overrides` may set the network's parameters: {params}.\n"
+                f'{INDENT}"""\n'
                 f"{INDENT}return {root.name}(**overrides)")
 
 
@@ -719,18 +721,24 @@ def _signature_with_values(ctor: Ctor):
 
 
 def _wrap(prefix: str, body: str, suffix: str = "") -> str:
-    """One line if it fits, else the arguments of the outermost call one per line."""
+    """Lay out `prefix + body + suffix` the way ruff format does: one line if it fits, else
+    the outermost brackets' contents on one indented line, else one item per line."""
     line = prefix + body + suffix
     if len(line) <= LINE:
         return line
-    open_at = body.find("(")
-    if open_at < 0 or not body.endswith(")"):
+    match = re.match(r"[^([]*[([]", body)
+    closer = {"(": ")", "[": "]"}.get(body[match.end() - 1]) if match else None
+    if closer is None or not body.endswith(closer):
         return line
-    head, inner = body[:open_at + 1], body[open_at + 1:-1]
-    indent = re.match(r"\s*", prefix).group(0) + INDENT
-    args = _split_args(inner)
-    wrapped = [prefix + head] + [_wrap(indent, a, ",") for a in args]
-    return "\n".join(wrapped) + "\n" + re.match(r"\s*", prefix).group(0) + ")" + suffix
+    head, inner = body[:match.end()], body[match.end():-1]
+    outer = re.match(r"\s*", prefix).group(0)
+    indent = outer + INDENT
+    items = _split_args(inner)
+    one_line = indent + ", ".join(items)
+    if len(one_line) <= LINE and len(items) > 1 or len(items) == 1 and len(one_line) <= LINE:
+        return f"{prefix}{head}\n{one_line}\n{outer}{closer}{suffix}"
+    wrapped = [prefix + head] + [_wrap(indent, item, ",") for item in items]
+    return "\n".join(wrapped) + f"\n{outer}{closer}{suffix}"
 
 
 def _wrap_def(prefix: str, params: str, suffix: str) -> str:
