@@ -39,6 +39,7 @@ CODES: dict[str, str] = {
     "E216": "bad argument value",
     "E217": "unknown type",
     "E218": "wrong number of names to unpack",
+    "E219": "misplaced init",
     # shapes
     "E301": "size becomes smaller than 1",
     "E302": "kernel larger than the padded input",

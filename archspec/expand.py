@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import keyword
 from dataclasses import dataclass, field
+from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from . import ir
 from . import nodes as n
@@ -30,7 +31,32 @@ from .evaluate import (
     type_name,
 )
 from .infer import add_shape, apply_op, concat_shape, dense_step_shape
-from .ops import REGISTRY, OpSpec, Shape, ShapeError, fmt_shape, need_map
+from .ops import REGISTRY, Args, OpSpec, Shape, ShapeError, fmt_shape, need_map
+
+
+class InitArgs(Args):
+    """Weight initialisation a network asks for; PyTorch's defaults where not given."""
+
+    conv: Literal["default", "kaiming_normal", "kaiming_uniform", "xavier_normal",
+                  "xavier_uniform"] = Field("default", description="scheme for conv weights")
+    linear: Literal["default", "normal", "xavier_uniform"] = Field(
+        "default", description="scheme for linear weights ('normal': std 0.01)")
+    bn: Literal["default", "constant"] = Field(
+        "default", description="batchnorm: 'constant' sets weight 1 and bias 0")
+    zero_residual_bn: bool = Field(
+        False, description="zero the last batchnorm of every residual branch")
+
+
+def _init_shape(args: InitArgs, shape: Shape):
+    return shape, {}
+
+
+INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, fresh: None)
+
+
+def _is_init(stmt: n.Stmt) -> bool:
+    return isinstance(stmt, n.Call) and stmt.name == "init" and stmt.label is None
+
 
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
 _VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
@@ -125,9 +151,28 @@ class Expander:
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None
-        nodes, out = self.body(body[1:], env, namespace, shape, Scope(""))
+        stmts = [s for s in body[1:] if not _is_init(s)]
+        init = self.init_choices([s for s in body[1:] if _is_init(s)], env, namespace)
+        nodes, out = self.body(stmts, env, namespace, shape, Scope(""))
         root = ir.Seq(definition.span, shape, out, nodes)
-        return ir.Network(self.network, definition.name, values, shape, root, definition.span)
+        return ir.Network(self.network, definition.name, values, shape, root, definition.span,
+                          init)
+
+    def init_choices(self, stmts: list[n.Call], env: Env, namespace: dict) -> dict:
+        """The network's `init(...)` statement: weight initialisation the backends apply."""
+        if len(stmts) > 1:
+            self.report(Diagnostic("E210", "`init` is given twice", stmts[1].span,
+                                   hint="put every choice in one `init(...)`"))
+        if not stmts:
+            return {}
+        try:
+            given, spans = self._collect_args(stmts[0], [], list(InitArgs.model_fields), {},
+                                              "`init`", Evaluator(env, namespace, None, True))
+            args = self.validate(INIT, stmts[0], given, spans)
+        except EvalError as exc:
+            self.report(exc.diagnostic)
+            return {}
+        return args.model_dump()
 
     def input_shape(self, stmt: n.Input, env: Env, namespace: dict) -> Shape:
         value = Evaluator(env, namespace, None, True)(stmt.shape)
@@ -321,6 +366,9 @@ class Expander:
 
     def resolve(self, stmt: n.Call, env: Env, ns: dict):
         """A statement call names a block held in a variable, a block, or an op."""
+        if stmt.name == "init":
+            raise fail("E219", "`init` belongs at the top level of a network", stmt.name_span,
+                       hint="move it next to `input`; it sets the initialisation of every layer")
         try:
             value = env.lookup(stmt.name)
         except KeyError:

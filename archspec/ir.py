@@ -71,6 +71,18 @@ class Network:
     input_shape: Shape
     body: Seq
     span: Span
+    init: dict = field(default_factory=dict)  # the spec's `init(...)` choices
+
+    def residual_batchnorms(self) -> list[str]:
+        """Paths of the batchnorm that ends each residual branch (zero-init candidates)."""
+        found = []
+        for merge in iter_nodes(self.body):
+            if isinstance(merge, Merge) and merge.kind == "add":
+                for branch in merge.branches:
+                    last = list(iter_layers(branch))[-1:]
+                    if last and last[0].op.name == "batchnorm":
+                        found.append(last[0].path)
+        return found
 
     @property
     def output_shape(self) -> Shape | None:
@@ -102,6 +114,16 @@ class Network:
         g.add_node("output", kind="output", shape=self.output_shape)
         g.add_edge(last, "output", shape=self.output_shape)
         return g
+
+
+def iter_nodes(node: Node) -> Iterator[Node]:
+    """Every node below `node` (inclusive), in execution order."""
+    yield node
+    children = (node.children if isinstance(node, Seq) else
+                node.branches if isinstance(node, Merge) else
+                node.steps if isinstance(node, DenseMerge) else [])
+    for child in children:
+        yield from iter_nodes(child)
 
 
 def iter_layers(node: Node) -> Iterator[Layer]:

@@ -84,8 +84,18 @@ def _fill(module: ArchModule, children: list[ir.Node]) -> ArchModule:
 
 
 def build_module(network: ir.Network) -> ArchNetwork:
-    """The nn.Module for a checked network, with PyTorch's default initialisation."""
-    return _fill(ArchNetwork(network), network.body.children)
+    """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
+    defaults otherwise)."""
+    module = _fill(ArchNetwork(network), network.body.children)
+    if network.init:
+        torch_helpers.init_weights(module, **init_arguments(network))
+    return module
+
+
+def init_arguments(network: ir.Network) -> dict:
+    choices = dict(network.init)
+    zero = choices.pop("zero_residual_bn")
+    return {**choices, "zero_bn": tuple(network.residual_batchnorms()) if zero else ()}
 
 
 def verify_network(network: ir.Network) -> None:

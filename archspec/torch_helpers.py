@@ -28,3 +28,30 @@ class DenseConcat(nn.ModuleDict):
         for layer in self.values():
             features.append(layer(torch.cat(features, 1)))
         return torch.cat(features, 1)
+
+
+def init_weights(
+    model: nn.Module, conv: str, linear: str, bn: str, zero_bn: tuple[str, ...]
+) -> None:
+    """The spec's init(...) choices; 'default' keeps PyTorch's own initialisation."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and conv != "default":
+            if conv.startswith("kaiming"):
+                init = getattr(nn.init, conv + "_")
+                init(module.weight, mode="fan_out", nonlinearity="relu")
+            else:
+                getattr(nn.init, conv + "_")(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and linear != "default":
+            if linear == "normal":
+                nn.init.normal_(module.weight, 0.0, 0.01)
+            else:
+                nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and bn == "constant":
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for path in zero_bn:
+        nn.init.zeros_(model.get_submodule(path).weight)

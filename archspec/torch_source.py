@@ -16,6 +16,7 @@ constructor argument. No torch import: the file is written as text.
 from __future__ import annotations
 
 import ast
+import json
 import keyword
 import os
 import re
@@ -411,9 +412,21 @@ class SourceGenerator:
         lines = [f"class {group.name}(nn.Module):", doc, "",
                  _wrap_def(f"{INDENT}def __init__(", signature, ") -> None:")]
         lines += init
+        if group.kind == "network" and self.network.init:
+            lines.append(self._init_call())
         lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
         lines += _Forward(group, names).lines()
         return "\n".join(lines)
+
+    def _init_call(self) -> str:
+        """The spec's init(...) choices, applied by the same helper as archspec.build()."""
+        self.helpers.add("init_weights")
+        choices = dict(self.network.init)
+        zero = choices.pop("zero_residual_bn")
+        paths = tuple(self.network.residual_batchnorms()) if zero else ()
+        args = [f"{k}={_literal(v)}" for k, v in choices.items()]
+        args.append(f"zero_bn={_literal(paths)}")
+        return _wrap(INDENT * 2, f"init_weights(self, {', '.join(args)})")
 
     def _param_text(self, group: ClassGroup, param: Param) -> str:
         kind = type(param.values[0]).__name__
@@ -684,6 +697,12 @@ def _relation(param: Param, values: list) -> str | None:
 
 
 def _literal(value) -> str:
+    """Python text for a value, with double quotes as ruff format writes them."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        items = [_literal(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
     return repr(value)
 
 
@@ -781,7 +800,7 @@ def _helper_source(name: str) -> str:
     text = resources.files("archspec").joinpath("torch_helpers.py").read_text()
     tree = ast.parse(text)
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
             return ast.get_source_segment(text, node)
     raise KeyError(name)
 
