@@ -183,6 +183,8 @@ def scope_plan(children: list[Node]) -> tuple[tuple, list[Member]]:
 def _gives_fresh_tensor(node: Node) -> bool:
     if isinstance(node, Layer):
         return node.op.family in _FRESH_FAMILIES
+    if isinstance(node, Seq):  # a group or block: what its last statement gives
+        return bool(node.children) and _gives_fresh_tensor(node.children[-1])
     return isinstance(node, (Merge, DenseMerge))
 
 
