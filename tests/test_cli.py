@@ -83,6 +83,17 @@ def test_static_path_imports_no_torch():
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
+def test_compile_to_source_imports_no_torch(tmp_path):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "compile",
+                           "specs/googlenet.arch", "-o", str(tmp_path / "g.py")],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "archspec.torch_source" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
 def test_python_dash_m_has_help():
     proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--help"],
                           capture_output=True, text=True, cwd=ROOT, check=False)
