@@ -63,7 +63,89 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--verify", action="store_true",
                           help="run the built module once on PyTorch's meta device and "
                                "confirm every layer's shape (imports torch)")
+    _add_summary_parsers(commands)
     return parser
+
+
+def _add_summary_parsers(commands) -> None:
+    summary = commands.add_parser(
+        "summary", help="parameter, MAC and FLOP table of a network",
+        description="Rows per module (folded to --depth), with parameters, MACs, FLOPs and "
+                    "activations, and totals. MACs are conv and linear weight "
+                    "multiply-accumulates, FLOPs = 2 x MACs unless --count all; see "
+                    "docs/counting.md. Nothing is run and torch is not needed.")
+    summary.add_argument("file", metavar="FILE", help=".arch file")
+    summary.add_argument("--net", help="network or variant (default: the first in the file)")
+    summary.add_argument("--input", type=parse_shape, metavar="C,H,W",
+                         help="summarise at another input shape")
+    summary.add_argument("--batch", type=_positive, default=1, metavar="N",
+                         help="batch size for MACs, FLOPs and activations (default 1)")
+    summary.add_argument("--depth", type=_positive, default=1, metavar="N",
+                         help="levels of modules to show (default 1: the network's children)")
+    summary.add_argument("--format", choices=["table", "markdown", "csv", "json"],
+                         default="table")
+    summary.add_argument("--count", choices=["macs", "all"], default="macs",
+                         help="all: FLOPs also count bias, norms, activations, pooling and "
+                              "adds, by the rules in docs/counting.md")
+    summary.add_argument("--rf", action="store_true",
+                         help="show receptive field and effective stride per row")
+    diff = commands.add_parser(
+        "diff", help="compare two networks stage by stage",
+        description="Two networks or variants side by side per stage (the network's direct "
+                    "children), with the deltas of parameters and MACs. Name a variant as "
+                    "FILE:NET.")
+    diff.add_argument("first", metavar="A.arch[:NET]")
+    diff.add_argument("second", metavar="B.arch[:NET]")
+    diff.add_argument("--input", type=parse_shape, metavar="C,H,W")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _one_network(path: str, net: str | None, shape):
+    """Check a file and return (network, status); diagnostics are printed."""
+    result = check_file(path, net, shape, None, first_only=net is None)
+    _print_diagnostics(result)
+    if result.errors or result.unreadable or not result.networks:
+        if not result.diagnostics:
+            print(f"archspec: error: `{path}` has no network that can be used without "
+                  "arguments; name one with --net", file=sys.stderr)
+        return None, _status(result) or EXIT_SPEC
+    return result.networks[0], EXIT_OK
+
+
+def run_summary(args) -> int:
+    from .summary import FORMATS, format_table, summarize
+
+    network, status = _one_network(args.file, args.net, args.input)
+    if network is None:
+        return status
+    summary = summarize(network, args.depth, args.batch, args.count == "all")
+    text = (format_table(summary, args.rf) if args.format == "table"
+            else FORMATS[args.format](summary))
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def run_diff(args) -> int:
+    from .summary import format_diff, summarize
+
+    summaries = []
+    for target in (args.first, args.second):
+        path, _, net = target.partition(":") if target.count(":") == 1 else (target, "", "")
+        network, status = _one_network(path, net or None, args.input)
+        if network is None:
+            return status
+        summaries.append(summarize(network))
+    sys.stdout.write(format_diff(*summaries, args.first, args.second))
+    return EXIT_OK
 
 
 def _print_diagnostics(result: CheckResult) -> None:
@@ -156,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return run_check(args) if args.command == "check" else run_compile(args)
+        runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
+                   "diff": run_diff}
+        return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC

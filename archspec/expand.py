@@ -51,7 +51,8 @@ def _init_shape(args: InitArgs, shape: Shape):
     return shape, {}
 
 
-INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, fresh: None)
+INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, fresh: None,
+              other_ops=lambda attrs, shape, out: 0, other_rule="not an op")
 
 
 def _is_init(stmt: n.Stmt) -> bool:

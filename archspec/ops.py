@@ -443,6 +443,34 @@ def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):
     return ctor
 
 
+# ---------------------------------------------------------------- other operations
+#
+# With `summary --count all`, FLOPs are 2 x MACs plus these, per sample; docs/counting.md
+# states each rule. Every op has one, even when it is zero, so nothing is zero by silence.
+
+
+def _per_output(factor: int) -> Callable[[dict, Shape, Shape], int]:
+    return lambda attrs, shape, out: factor * prod(out)
+
+
+def _bias_adds(attrs: dict, shape: Shape, out: Shape) -> int:
+    return prod(out) if attrs["bias"] else 0
+
+
+def _window_ops(extra: int) -> Callable[[dict, Shape, Shape], int]:
+    """Pooling: kh*kw - 1 comparisons (max) or kh*kw - 1 adds and a divide (average)."""
+    return lambda attrs, shape, out: prod(out) * (attrs["kernel"][0] * attrs["kernel"][1]
+                                                  - 1 + extra)
+
+
+def _lrn_ops(attrs: dict, shape: Shape, out: Shape) -> int:
+    return prod(out) * (2 * attrs["size"] + 3)
+
+
+def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
+    return prod(shape)
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -458,6 +486,9 @@ class OpSpec:
     doc: str = ""
     aliases: dict[str, str] = field(default_factory=dict)
     torch: Callable[[dict, Shape, bool], TorchCtor] = field(kw_only=True)
+    # `summary --count all`: operations besides the weight MACs, per sample, and the rule
+    other_ops: Callable[[dict, Shape, Shape], int] = field(kw_only=True)
+    other_rule: str = field(kw_only=True)
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -467,68 +498,114 @@ _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
 _OPS = [
     OpSpec("conv", "conv", ConvArgs, conv_shape, ("out", "k", "s", "p"), conv_params, conv_macs,
            "2-D convolution (nn.Conv2d); input channels are inferred", _CONV_ALIASES,
-           torch=conv_torch),
+           torch=conv_torch,
+           other_ops=_bias_adds,
+           other_rule="one add per output value for the bias, if any"),
     OpSpec("dwconv", "conv", DepthwiseArgs, dwconv_shape, ("k", "s", "p"), conv_params,
            conv_macs, "depthwise convolution: groups = input channels", _CONV_ALIASES,
-           torch=conv_torch),
+           torch=conv_torch,
+           other_ops=_bias_adds,
+           other_rule="one add per output value for the bias, if any"),
     OpSpec("pwconv", "conv", PointwiseArgs, pwconv_shape, ("out",), conv_params, conv_macs,
            "pointwise (1x1) convolution", _CONV_ALIASES,
-           torch=conv_torch),
+           torch=conv_torch,
+           other_ops=_bias_adds,
+           other_rule="one add per output value for the bias, if any"),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), batchnorm_params,
            doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
-           torch=batchnorm_torch),
+           torch=batchnorm_torch,
+           other_ops=_per_output(2),
+           other_rule="2 per value: scale and shift (the inference form)"),
     OpSpec("lrn", "norm", LrnArgs, _map_preserving("lrn"), ("size",),
            doc="local response normalisation (AlexNet, GoogLeNet)",
            torch=_from_attrs("LocalResponseNorm", ("size",),
-                             {"alpha": 1e-4, "beta": 0.75, "k": 1.0})),
+                             {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
+           other_ops=_lrn_ops,
+           other_rule="2 x size + 3 per value: squares and sum over the window, k + alpha x sum, the power and the divide"),
     OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)",
-           torch=_inplace("ReLU")),
+           torch=_inplace("ReLU"),
+           other_ops=_per_output(1),
+           other_rule="1 per value (a comparison)"),
     OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)",
-           torch=_inplace("ReLU6")),
+           torch=_inplace("ReLU6"),
+           other_ops=_per_output(2),
+           other_rule="2 per value (two comparisons)"),
     OpSpec("leaky_relu", "activation", LeakyReluArgs, _any_preserving, ("slope",),
            doc="x, or slope * x for x < 0",
-           torch=_from_attrs("LeakyReLU", ("slope",), {})),
+           torch=_from_attrs("LeakyReLU", ("slope",), {}),
+           other_ops=_per_output(2),
+           other_rule="2 per value (a comparison and a multiply)"),
     OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))",
-           torch=_fixed("Sigmoid")),
+           torch=_fixed("Sigmoid"),
+           other_ops=_per_output(1),
+           other_rule="1 per value (the function counted as one operation)"),
     OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent",
-           torch=_fixed("Tanh")),
+           torch=_fixed("Tanh"),
+           other_ops=_per_output(1),
+           other_rule="1 per value (the function counted as one operation)"),
     OpSpec("gelu", "activation", GeluArgs, _any_preserving, ("approximate",),
            doc="Gaussian error linear unit",
-           torch=_from_attrs("GELU", (), {"approximate": "none"})),
+           torch=_from_attrs("GELU", (), {"approximate": "none"}),
+           other_ops=_per_output(1),
+           other_rule="1 per value (the function counted as one operation)"),
     OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)",
-           torch=_inplace("SiLU")),
+           torch=_inplace("SiLU"),
+           other_ops=_per_output(2),
+           other_rule="2 per value (sigmoid and a multiply)"),
     OpSpec("softmax", "activation", NoArgs, _any_preserving,
            doc="softmax over channels (maps) or features (flat)",
-           torch=_fixed("Softmax", dim=1)),
+           torch=_fixed("Softmax", dim=1),
+           other_ops=_per_output(3),
+           other_rule="3 per value: exponent, sum and divide"),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
-           torch=maxpool_torch),
+           torch=maxpool_torch,
+           other_ops=_window_ops(0),
+           other_rule="kh x kw - 1 comparisons per output value"),
     OpSpec("avgpool", "pool", AvgPoolArgs, avgpool_shape, ("k", "s", "p"),
            doc="average pooling (nn.AvgPool2d)", aliases=_POOL_ALIASES,
-           torch=avgpool_torch),
+           torch=avgpool_torch,
+           other_ops=_window_ops(1),
+           other_rule="kh x kw - 1 adds and a divide per output value"),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
            doc="average over all of H x W: C x 1 x 1",
-           torch=_fixed("AdaptiveAvgPool2d", (1, 1))),
+           torch=_fixed("AdaptiveAvgPool2d", (1, 1)),
+           other_ops=_whole_input,
+           other_rule="1 per input value (adds; the divides are negligible and not counted)"),
     OpSpec("global_maxpool", "pool", NoArgs, _global_shape("global_maxpool"),
            doc="maximum over all of H x W: C x 1 x 1",
-           torch=_fixed("AdaptiveMaxPool2d", (1, 1))),
+           torch=_fixed("AdaptiveMaxPool2d", (1, 1)),
+           other_ops=_whole_input,
+           other_rule="1 per input value (comparisons)"),
     OpSpec("adaptive_avgpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_avgpool"),
            ("size",), doc="average pooling to a fixed output size",
-           torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {})),
+           torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {}),
+           other_ops=_whole_input,
+           other_rule="1 per input value (adds; windows may overlap a little: not counted)"),
     OpSpec("adaptive_maxpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_maxpool"),
            ("size",), doc="max pooling to a fixed output size",
-           torch=_from_attrs("AdaptiveMaxPool2d", ("size",), {})),
+           torch=_from_attrs("AdaptiveMaxPool2d", ("size",), {}),
+           other_ops=_whole_input,
+           other_rule="1 per input value (comparisons)"),
     OpSpec("dropout", "regularization", DropoutArgs, _any_preserving, ("p",),
            doc="zero each value with probability p while training",
-           torch=_from_attrs("Dropout", ("p",), {})),
+           torch=_from_attrs("Dropout", ("p",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: the identity at inference"),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
-           torch=_fixed("Flatten")),
+           torch=_fixed("Flatten"),
+           other_ops=_per_output(0),
+           other_rule="0: a view, no arithmetic"),
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
            "fully connected layer (nn.Linear); input features are inferred",
            {"out_features": "out"},
-           torch=linear_torch),
+           torch=linear_torch,
+           other_ops=_bias_adds,
+           other_rule="one add per output value for the bias, if any"),
     OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through",
-           torch=_fixed("Identity")),
+           torch=_fixed("Identity"),
+           other_ops=_per_output(0),
+           other_rule="0: passes its input through"),
 ]
 
 REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS}

@@ -1,0 +1,657 @@
+"""Graphviz drawings of checked networks, at the level of abstraction the spec was written at.
+
+`to_dot(network, depth=0)` gives the DOT source. Each block call at a depth below `depth`
+(counting only block calls; the network body is depth 0) is drawn as a labelled cluster with
+its contents; deeper block calls are single nodes, and consecutive calls of one block with the
+same structure (e.g. the identical blocks of a ResNet stage) share one node marked `×N`.
+Labelled groups written inline (`features: { ... }`, `downsample: ...`) are clusters wherever
+they are visible. Merges are small nodes of their own: a circled `+` for a residual add, a
+`concat` box, and a `dense concat` box per DenseNet step (or one for a whole dense block whose
+layers are all one collapsed block call). Edges carry the tensor shape (C×H×W, or F for
+features); nodes are coloured by op family, with a legend under the title.
+
+The output is deterministic: node ids come from module paths (merges are numbered within their
+scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's `dot`; the
+CLI (`archspec diagram`) writes the file atomically, and when `dot` is missing writes the .dot
+source and says how to install Graphviz. This module never imports torch; the `graphviz`
+package is imported only when a drawing is made.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from html import escape
+
+from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
+
+FORMATS = ("svg", "png", "pdf", "dot")
+ALL = 1_000_000  # --depth all
+
+INSTALL_HINT = ("install Graphviz (it provides `dot`): `apt-get install graphviz` (Debian, "
+                "Ubuntu), `brew install graphviz` (macOS), `conda install graphviz` or see "
+                "https://graphviz.org/download/")
+
+# Fill colours by op family (ColorBrewer Paired, light tones: print and projector safe).
+FAMILY_COLORS = {
+    "conv": "#a6cee3",
+    "norm": "#fdbf6f",
+    "activation": "#b2df8a",
+    "pool": "#fb9a99",
+    "linear": "#cab2d6",
+    "merge": "#ffff99",
+    "block": "#dcdcdc",
+    "other": "#f4f4f4",  # reshape, regularization, identity
+}
+_OTHER_FAMILIES = {"reshape", "regularization", "identity"}
+_SHORT_OPS = {"batchnorm": "bn", "global_avgpool": "gap", "global_maxpool": "gmp"}
+
+
+@dataclass(frozen=True)
+class Theme:
+    fontname: str
+    fontsize: float  # node text
+    small: float  # second lines, edge labels
+    title: float
+    nodesep: float
+    ranksep: float
+    penwidth: float
+    margin: str  # node margin (inches)
+    dpi: int  # PNG resolution
+    cluster_fills: tuple[str, str]
+
+
+THEMES = {
+    "paper": Theme("Times", 11, 9, 13, 0.18, 0.22, 0.8, "0.08,0.03", 150,
+                   ("#f7f7f7", "#ececec")),
+    "slides": Theme("Helvetica", 18, 14, 22, 0.3, 0.35, 1.4, "0.14,0.06", 110,
+                    ("#f5f5f5", "#e8e8e8")),
+}
+
+
+class DotMissing(Exception):
+    """Graphviz's `dot` program is not on PATH."""
+
+
+class RenderError(Exception):
+    """`dot` ran and failed."""
+
+
+# ---------------------------------------------------------------- text
+
+
+def shape_text(shape) -> str:
+    """C×H×W, or F for features, as drawn on edges."""
+    return "?" if shape is None else "×".join(str(d) for d in shape)
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def op_text(layer: Layer) -> str:
+    """The op as a paper would write it: `conv 7×7, 64, /2`, `maxpool 3×3, /2`, `linear 120`."""
+    op, attrs = layer.op.name, layer.attrs
+    if layer.op.family == "conv":
+        kh, kw = _pair(attrs.get("kernel", 1))
+        text = f"{op} {kh}×{kw}"
+        if op != "dwconv":
+            text += f", {attrs.get('out_channels')}"
+            if attrs.get("groups", 1) != 1:
+                text += f", g{attrs.get('groups')}"
+    elif op in ("maxpool", "avgpool"):
+        kh, kw = _pair(attrs.get("kernel", 1))
+        text = f"{op} {kh}×{kw}"
+    elif op in ("adaptive_avgpool", "adaptive_maxpool"):
+        h, w = _pair(attrs.get("size", 1))
+        return f"{op} → {h}×{w}"
+    elif op == "linear":
+        return f"linear {attrs.get('out_features')}"
+    elif op == "dropout":
+        return f"dropout {attrs.get('p')}"
+    elif op == "lrn":
+        return f"lrn {attrs.get('size')}"
+    else:
+        return op
+    sh, sw = _pair(attrs.get("stride", 1))
+    if (sh, sw) != (1, 1):
+        text += f", /{sh}" if sh == sw else f", /{sh}×{sw}"
+    return text
+
+
+def _family(layer: Layer) -> str:
+    family = layer.op.family
+    return "other" if family in _OTHER_FAMILIES else family
+
+
+def _auto_named(name: str | None) -> bool:
+    """Names archspec numbers itself (unlabelled layers, loop iterations)."""
+    return name is None or name.isdigit()
+
+
+def _arg_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_arg_text(v) for v in value) + "]"
+    if isinstance(value, (int, float, str)) or value is None:
+        return repr(value)
+    name = getattr(value, "name", None)  # a block passed as an argument
+    return str(name) if isinstance(name, str) else type(value).__name__
+
+
+def _range(first: str, last: str) -> str:
+    """`denselayer1`, `denselayer6` -> `denselayer1–6`; `0`, `1` -> `0–1`."""
+    prefix = re.match(r"^(.*?)\d*$", first).group(1)
+    if last.startswith(prefix) and last[len(prefix):].isdigit():
+        return f"{first}–{last[len(prefix):]}"
+    return f"{first}–{last}"
+
+
+def _html(title: str, subtitle: str | None, small: float, bold: bool) -> str:
+    text = escape(title, quote=False)
+    if bold:
+        text = f"<b>{text}</b>"
+    if subtitle:
+        text += f'<br/><font point-size="{small:g}">{escape(subtitle, quote=False)}</font>'
+    return f"<{text}>"
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _items(node: Seq) -> list[Node]:
+    """The statements of a sequence, with unnamed groups inlined."""
+    out: list[Node] = []
+    for child in node.children:
+        if isinstance(child, Seq) and child.name is None:
+            out.extend(_items(child))
+        else:
+            out.append(child)
+    return out
+
+
+def _block_key(scope: Seq) -> tuple:
+    if scope.block is None:
+        return (None,)
+    return (scope.block.name,) + tuple((k, _arg_text(v)) for k, v in scope.block.args.items())
+
+
+def _signature(node: Node, top: bool = True) -> tuple:
+    """Structure of a subtree without its module paths: equal signatures draw alike."""
+    if isinstance(node, Layer):
+        return ("L", None if top else node.name, node.op.name,
+                tuple(sorted((k, repr(v)) for k, v in node.attrs.items())),
+                node.in_shape, node.out_shape)
+    if isinstance(node, Seq):
+        return ("S", None if top else node.name, _block_key(node), node.in_shape,
+                node.out_shape, tuple(_signature(c, False) for c in node.children))
+    if isinstance(node, Merge):
+        return ("M", node.kind, tuple(_signature(b, False) for b in node.branches))
+    return ("D", tuple(_signature(s, False) for s in node.steps))
+
+
+def summary(scope: Seq) -> str:
+    """A few words for what a collapsed scope holds: `concat 64+128+32+32`, `basic ×2`,
+    `residual add, projection`, `conv · bn · relu`, and `/2` where it downsamples."""
+    items = _items(scope)
+    calls = [i for i in items if isinstance(i, Seq) and i.block is not None]
+    text = None
+    if items and len(calls) == len(items) and len({c.block.name for c in calls}) == 1:
+        text = calls[0].block.name + (f" ×{len(calls)}" if len(calls) > 1 else "")
+    for item in items if text is None else ():
+        if isinstance(item, DenseMerge):
+            text = f"dense ×{len(item.steps)}"
+        elif isinstance(item, Merge) and item.kind == "add":
+            identity = any(not _items(b) for b in item.branches)
+            text = "residual add" + ("" if identity else ", projection")
+        elif isinstance(item, Merge):
+            widths = [str(b.out_shape[0]) if b.out_shape else "?" for b in item.branches]
+            text = "concat " + "+".join(widths)
+        if text is not None:
+            break
+    if text is None and items and all(isinstance(i, Layer) for i in items) and len(items) <= 4:
+        text = " · ".join(_SHORT_OPS.get(i.op.name, i.op.name) for i in items)
+    if text is None:
+        count = sum(1 for _ in _layers(scope))
+        text = f"{count} layer" + ("s" if count != 1 else "")
+    return text + _downsampling(scope)
+
+
+def _downsampling(scope: Seq) -> str:
+    a, b = scope.in_shape, scope.out_shape
+    if a and b and len(a) == 3 and len(b) == 3 and b[1] < a[1] and a[1] % b[1] == 0:
+        return f", /{a[1] // b[1]}"
+    return ""
+
+
+def _layers(node: Node):
+    if isinstance(node, Layer):
+        yield node
+    for child in (node.children if isinstance(node, Seq) else
+                  node.branches if isinstance(node, Merge) else
+                  node.steps if isinstance(node, DenseMerge) else []):
+        yield from _layers(child)
+
+
+# ---------------------------------------------------------------- the drawing model
+
+
+@dataclass
+class _Cluster:
+    name: str  # graphviz subgraph name: cluster_<module path>
+    attrs: dict
+    entries: list = field(default_factory=list)  # ("node", id, attrs) | ("cluster", _Cluster)
+    level: int = 0
+
+    def node(self, node_id: str, attrs: dict) -> None:
+        self.entries.append(("node", node_id, attrs))
+
+
+@dataclass
+class _Tensor:
+    """A drawn tensor: the node that gives it, and its shape."""
+
+    node: str
+    shape: object
+
+
+class _Builder:
+    def __init__(self, network: Network, depth: int, theme: Theme, shapes: bool,
+                 rankdir: str = "TB"):
+        self.network, self.depth, self.theme, self.shapes = network, depth, theme, shapes
+        self.rankdir = rankdir
+        self.root = _Cluster("root", {})
+        self.edges: list[tuple[str, str, dict]] = []
+        self.labelled: set[str] = set()  # tensors (by source node) already given a label
+        self.merges: dict[str, int] = {}  # scope path -> merges numbered so far
+        self.families: set[str] = set()
+
+    # nodes ---------------------------------------------------------------
+
+    def _fill(self, family: str) -> dict:
+        self.families.add(family)
+        return {"fillcolor": FAMILY_COLORS[family]}
+
+    def edge(self, tail: _Tensor, head: str, shape=None, label: str | None = None) -> None:
+        attrs = {}
+        text = label if label is not None else shape_text(shape if shape is not None
+                                                          else tail.shape)
+        if self.shapes and tail.node not in self.labelled:
+            attrs["label"] = " " + text + " "
+            self.labelled.add(tail.node)
+        self.edges.append((tail.node, head, attrs))
+
+    def layer(self, layer: Layer, into: _Cluster, src: _Tensor) -> _Tensor:
+        node_id = "L." + layer.path
+        t = self.theme
+        title = op_text(layer) if _auto_named(layer.name) else layer.name
+        subtitle = None if title == op_text(layer) else op_text(layer)
+        into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
+                            **self._fill(_family(layer))})
+        self.edge(src, node_id)
+        return _Tensor(node_id, layer.out_shape)
+
+    def collapsed(self, scopes: list[Seq], into: _Cluster, src: _Tensor) -> _Tensor:
+        """One node for one collapsed scope, or for N consecutive identical ones (×N)."""
+        first, last, t = scopes[0], scopes[-1], self.theme
+        node_id = "S." + first.path
+        block = first.block.name if first.block is not None else None
+        if len(scopes) > 1:
+            title = f"{block or first.name} ×{len(scopes)}"
+            names = "" if _auto_named(first.name) else _range(first.name, last.name) + ": "
+            subtitle = names + summary(first)
+        elif _auto_named(first.name):
+            title, subtitle = block or first.path, summary(first)
+        else:
+            title = first.name
+            subtitle = f"{block}: {summary(first)}" if block else summary(first)
+        if block is not None and subtitle == f"{block}: {block}":
+            subtitle = block
+        into.node(node_id, {"label": _html(title, subtitle, t.small, True),
+                            "peripheries": "2", **self._fill("block")})
+        self.edge(src, node_id)
+        return _Tensor(node_id, last.out_shape)
+
+    def merge_node(self, scope_path: str, kind: str, into: _Cluster, text: str | None = None,
+                   suffix: str = "") -> str:
+        count = self.merges[scope_path] = self.merges.get(scope_path, 0) + 1
+        node_id = f"M.{scope_path or '<net>'}/{kind}{count}{suffix}"
+        t = self.theme
+        if kind == "add":
+            attrs = {"label": "+", "shape": "circle", "width": f"{0.3 * t.fontsize / 11:.2f}",
+                     "fixedsize": "true", "fontsize": f"{t.fontsize + 4:g}",
+                     "margin": "0"}
+        else:
+            attrs = {"label": text or ("concat" if kind == "concat" else "dense concat"),
+                     "shape": "box", "fontsize": f"{t.small:g}", "height": "0.2"}
+        into.node(node_id, {**attrs, **self._fill("merge")})
+        return node_id
+
+    # structure -------------------------------------------------------------
+
+    def expands(self, scope: Seq, level: int) -> bool:
+        """Labels are clusters wherever visible; block calls up to `depth` levels."""
+        return scope.block is None or level < self.depth
+
+    def sequence(self, items: list[Node], into: _Cluster, level: int, src: _Tensor,
+                 scope_path: str) -> _Tensor:
+        i = 0
+        while i < len(items):
+            item = items[i]
+            if isinstance(item, Seq) and not self.expands(item, level):
+                j, key = i + 1, _signature(item)
+                while (j < len(items) and isinstance(items[j], Seq)
+                       and not self.expands(items[j], level) and _signature(items[j]) == key):
+                    j += 1
+                src = self.collapsed(items[i:j], into, src)
+                i = j
+                continue
+            src = self.statement(item, into, level, src, scope_path)
+            i += 1
+        return src
+
+    def statement(self, node: Node, into: _Cluster, level: int, src: _Tensor,
+                  scope_path: str) -> _Tensor:
+        if isinstance(node, Layer):
+            return self.layer(node, into, src)
+        if isinstance(node, Seq):
+            if node.name is None:
+                return self.sequence(_items(node), into, level, src, scope_path)
+            return self.cluster(node, into, level, src)
+        if isinstance(node, Merge):
+            ends = [self.sequence(_items(b), into, level, src, scope_path)
+                    for b in node.branches]
+            merge_id = self.merge_node(scope_path, node.kind, into)
+            for end in ends:
+                self.edge(end, merge_id)
+            return _Tensor(merge_id, node.out_shape)
+        return self.dense(node, into, level, src, scope_path)
+
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+        t = self.theme
+        block = scope.block.name if scope.block is not None else None
+        title = scope.path if _auto_named(scope.name) else scope.name
+        text = f"<b>{escape(title, quote=False)}</b>"
+        if block:
+            text += f'  <font point-size="{t.small:g}">{escape(block, quote=False)}</font>'
+        if self.rankdir == "TB":
+            # Edges enter a cluster at its top centre: keep the right-justified label in the
+            # right half, after an empty cell as wide as the text.
+            width = 0.6 * t.fontsize * len(title) + 0.55 * t.small * (len(block or "") + 2)
+            text = (f'<table border="0" cellpadding="0" cellspacing="0"><tr>'
+                    f'<td width="{int(width) + 8}"></td><td>{text}</td></tr></table>')
+        nested = into.level + 1
+        cluster = _Cluster("cluster_" + scope.path, {
+            "label": f"<{text}>", "fillcolor": t.cluster_fills[(nested - 1) % 2],
+            "labeljust": "r" if self.rankdir == "TB" else "l"}, level=nested)
+        into.entries.append(("cluster", cluster))
+        inner = level + (1 if block is not None else 0)
+        return self.sequence(_items(scope), cluster, inner, src, scope.path)
+
+    def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
+              scope_path: str) -> _Tensor:
+        steps = [_items(s) for s in node.steps]
+        calls = [s[0] for s in steps if len(s) == 1 and isinstance(s[0], Seq)
+                 and s[0].block is not None and not self.expands(s[0], level)]
+        if len(steps) > 1 and len(calls) == len(steps) and \
+                len({_block_key(c) for c in calls}) == 1:
+            return self.dense_folded(node, calls, into, src, scope_path)
+        # Step k reads x_k = concat(input, out_0 .. out_{k-1}) = concat(x_{k-1}, out_{k-1}):
+        # drawn as a chain of concat nodes, one per step.
+        x = src
+        shapes = [s.in_shape for s in node.steps[1:]] + [node.out_shape]
+        for step, shape in zip(steps, shapes):
+            out = self.sequence(step, into, level, x, scope_path)
+            merge_id = self.merge_node(scope_path, "dense", into)
+            self.edge(x, merge_id)
+            self.edge(out, merge_id)
+            x = _Tensor(merge_id, shape)
+        return x
+
+    def dense_folded(self, node: DenseMerge, calls: list[Seq], into: _Cluster, src: _Tensor,
+                     scope_path: str) -> _Tensor:
+        """A dense block of N identical collapsed layers: the layers as one ×N node, their
+        outputs and the block's input into one dense concat."""
+        first, last, t = calls[0], calls[-1], self.theme
+        node_id = "S." + first.path
+        names = "" if _auto_named(first.name) else _range(first.name, last.name) + ": "
+        into.node(node_id, {
+            "label": _html(f"{first.block.name} ×{len(calls)}",
+                           names + "each reads all earlier outputs", t.small, True),
+            "peripheries": "2", **self._fill("block")})
+        lo, hi = first.in_shape, last.in_shape
+        span = (shape_text(lo) if lo == hi else
+                f"{lo[0]}…{hi[0]}" + "".join(f"×{d}" for d in lo[1:]))
+        self.edge(src, node_id, label=span)
+        merge_id = self.merge_node(scope_path, "dense", into, f"dense concat ×{len(calls)}")
+        self.edge(src, merge_id)
+        outs = {c.out_shape for c in calls}
+        each = shape_text(first.out_shape) + (" each" if len(outs) == 1 else " …")
+        self.edge(_Tensor(node_id, first.out_shape), merge_id, label=each)
+        return _Tensor(merge_id, node.out_shape)
+
+    # the whole graph ---------------------------------------------------------
+
+    def build(self) -> _Cluster:
+        t, net = self.theme, self.network
+        self.root.node("input", {
+            "label": _html("input", shape_text(net.input_shape), t.fontsize, True),
+            "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
+        end = self.sequence(_items(net.body), self.root, 0, _Tensor("input", net.input_shape),
+                            "")
+        self.root.node("output", {
+            "label": _html("output", shape_text(net.output_shape), t.fontsize, True),
+            "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
+        self.edge(end, "output")
+        return self.root
+
+    def legend(self) -> str:
+        t = self.theme
+        order = [f for f in FAMILY_COLORS if f in self.families]
+        names = {"other": "reshape, dropout", "block": "block (collapsed)"}
+        cells = "".join(
+            f'<td bgcolor="{FAMILY_COLORS[f]}" border="1" color="#888888" width="{t.small:g}" '
+            f'height="{t.small:g}"></td>'
+            f'<td align="left">{names.get(f, f)}  </td>' for f in order)
+        title = f"<b>{escape(self.network.name, quote=False)}</b>"
+        facts = (f"{shape_text(self.network.input_shape)} → "
+                 f"{shape_text(self.network.output_shape)}, {self.network.params:,} params")
+        return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
+                f'<tr><td colspan="{2 * max(len(order), 1)}"><font point-size="{t.title:g}">'
+                f'{title}</font>  <font point-size="{t.small:g}">{escape(facts)}</font>'
+                f'</td></tr><tr>{cells}</tr></table>>')
+
+
+def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
+           shapes: bool = True) -> str:
+    """The DOT source of a network's diagram (see the module's docstring)."""
+    import graphviz
+
+    if rankdir not in ("TB", "LR"):
+        raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
+    style = THEMES[theme]
+    builder = _Builder(network, depth, style, shapes, rankdir)
+    root = builder.build()
+    font = {"fontname": style.fontname}
+    graph = graphviz.Digraph(
+        name=network.name,
+        graph_attr={"rankdir": rankdir, "newrank": "true", "bgcolor": "white",
+                    "nodesep": f"{style.nodesep:g}", "ranksep": f"{style.ranksep:g}",
+                    "pad": "0.15", "labelloc": "t", "labeljust": "c",
+                    "label": builder.legend(), **font, "fontsize": f"{style.fontsize:g}"},
+        node_attr={"shape": "box", "style": "filled,rounded", "color": "#444444",
+                   "penwidth": f"{style.penwidth:g}", "margin": style.margin,
+                   "height": "0.3", **font, "fontsize": f"{style.fontsize:g}"},
+        edge_attr={"color": "#555555", "arrowsize": "0.6", "penwidth": f"{style.penwidth:g}",
+                   **font, "fontsize": f"{style.small:g}", "fontcolor": "#333333"})
+
+    def emit(target, cluster: _Cluster) -> None:
+        for entry in cluster.entries:
+            if entry[0] == "node":
+                target.node(entry[1], **entry[2])
+            elif entry[1].entries:
+                sub = entry[1]
+                with target.subgraph(name=sub.name) as inner:
+                    inner.attr(style="filled,rounded", color="#9a9a9a",
+                               penwidth=f"{style.penwidth:g}", margin="6",
+                               fontsize=f"{style.fontsize:g}", **sub.attrs)
+                    emit(inner, sub)
+
+    emit(graph, root)
+    for tail, head, attrs in builder.edges:
+        graph.edge(tail, head, **attrs)
+    return graph.source
+
+
+# ---------------------------------------------------------------- rendering and writing
+
+
+def render(source: str, fmt: str, theme: str = "paper") -> bytes:
+    """Run `dot -T<fmt>` on DOT source. Raises DotMissing or RenderError."""
+    if fmt == "dot":
+        return source.encode("utf-8")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise DotMissing(INSTALL_HINT)
+    command = [dot, f"-T{fmt}"]
+    if fmt == "png":
+        command.append(f"-Gdpi={THEMES[theme].dpi}")
+    try:
+        done = subprocess.run(command, input=source.encode("utf-8"), capture_output=True,
+                              timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RenderError(f"cannot run {dot}: {exc}") from None
+    if done.returncode != 0 or not done.stdout:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise RenderError(f"dot failed (exit {done.returncode}): {message}")
+    return done.stdout
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """The whole file or nothing: a temporary file in the same folder, then a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def output_format(path: str) -> str | None:
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    suffix = "dot" if suffix == "gv" else suffix
+    return suffix if suffix in FORMATS else None
+
+
+def repr_svg(network: Network) -> str | None:
+    """The collapsed diagram as SVG text, or None without Graphviz (for `_repr_svg_`)."""
+    try:
+        return render(to_dot(network), "svg").decode("utf-8")
+    except (DotMissing, RenderError):
+        return None
+
+
+# ---------------------------------------------------------------- the command
+
+
+def parse_depth(text: str) -> int:
+    import argparse
+
+    if text == "all":
+        return ALL
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a depth >= 0 or `all`, got {text!r}")
+    return value
+
+
+def add_parser(commands) -> None:
+    """Register `archspec diagram` on the CLI's subcommands."""
+    from .cli import parse_shape
+
+    diagram = commands.add_parser(
+        "diagram", help="draw a network with Graphviz (SVG, PNG, PDF or DOT)",
+        description="Draw one network or variant: block calls as nodes (consecutive identical "
+                    "ones as one node marked xN), or as labelled clusters up to --depth "
+                    "levels; merges as their own nodes; edges labelled with tensor shapes. "
+                    "The format follows OUT's suffix; the file is written atomically. Without "
+                    "Graphviz's `dot`, the DOT source is written instead (exit 0 for .dot, 2 "
+                    "otherwise).")
+    diagram.add_argument("file", metavar="FILE", help=".arch file")
+    diagram.add_argument("--net", help="network or variant (default: the first in the file)")
+    diagram.add_argument("-o", "--output", required=True, metavar="OUT.{svg,png,pdf,dot}",
+                         help="where to write; the suffix picks the format")
+    diagram.add_argument("--depth", type=parse_depth, default=0, metavar="N",
+                         help="levels of block calls drawn as clusters (default 0: every "
+                              "block call one node; `all` expands everything)")
+    diagram.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
+                         help="top to bottom (default) or left to right")
+    diagram.add_argument("--theme", choices=sorted(THEMES), default="paper",
+                         help="paper: compact serif; slides: large sans-serif")
+    diagram.add_argument("--no-shapes", action="store_true",
+                         help="leave the tensor shapes off the edges")
+    diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
+                         help="draw at another input shape")
+
+
+def run(args) -> int:
+    """`archspec diagram`: 0 written, 1 spec errors, 2 usage, I/O or Graphviz errors."""
+    from .check import check_file
+    from .diagnostics import format_one
+
+    fmt = output_format(args.output)
+    if fmt is None:
+        print(f"archspec: error: cannot tell the format of `{args.output}`: use a .svg, .png, "
+              ".pdf or .dot file", file=sys.stderr)
+        return 2
+    result = check_file(args.file, args.net, args.input, None, first_only=args.net is None)
+    for diag in result.diagnostics:
+        source = result.sources.get(diag.span.file) if diag.span else None
+        print(format_one(diag, source) + "\n", file=sys.stderr)
+    if result.unreadable:
+        return 2
+    if result.errors or not result.networks:
+        if not result.diagnostics:
+            print(f"archspec: error: `{args.file}` has no network that can be drawn without "
+                  "arguments; name one with --net", file=sys.stderr)
+        return 1
+    network = result.networks[0]
+    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
+    try:
+        try:
+            data = render(source, fmt, args.theme)
+        except DotMissing:
+            fallback = os.path.splitext(args.output)[0] + ".dot"
+            write_atomic(fallback, source.encode("utf-8"))
+            print(f"archspec: error: Graphviz's `dot` was not found, so no {fmt.upper()} was "
+                  f"drawn; wrote the DOT source to {fallback}\n  = hint: {INSTALL_HINT}, then "
+                  f"run `dot -T{fmt} {fallback} -o {args.output}`", file=sys.stderr)
+            return 2
+        except RenderError as exc:
+            print(f"archspec: error: {exc}", file=sys.stderr)
+            return 2
+        write_atomic(args.output, data)
+    except OSError as exc:
+        print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print(f"{args.output}: {network.name} ({fmt}, depth {_depth_text(args.depth)})",
+          file=sys.stderr)
+    return 0
+
+
+def _depth_text(depth: int) -> str:
+    return "all" if depth >= ALL else str(depth)

@@ -1,0 +1,444 @@
+"""Tables backend: parameters, MACs, FLOPs, activations and receptive fields per row, read
+from the checked IR (no torch, nothing run). Conventions are in docs/counting.md.
+
+Rows follow the module tree: a row per module scope (block call or label) and per layer;
+`depth` folds rows into their scope (1 = the network's direct children), and consecutive
+identical scopes are shown once with a count (a ResNet stage's repeated blocks).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from math import prod
+
+from . import ir
+from .ops import Shape, fmt_shape
+
+BYTES_PER_VALUE = 4  # float32
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Row:
+    name: str  # module path; a folded repeat shows its first and last index
+    op: str  # op name, block name, or `group` for a label
+    depth: int
+    input_shape: Shape | None
+    output_shape: Shape | None
+    kernel: str = ""  # "3x3/2": kernel / stride for convs and pools
+    params: int = 0
+    macs: int = 0
+    flops: int = 0
+    activations: int = 0  # values written by this row, whole batch
+    count: int = 1  # identical consecutive scopes folded into this row
+    rf: str = ""  # receptive field of one output value, in input pixels
+    jump: str = ""  # effective stride: input pixels between neighbouring outputs
+
+
+@dataclass
+class Summary:
+    network: str
+    input_shape: Shape
+    output_shape: Shape | None
+    batch: int
+    count_all: bool
+    rows: list[Row]
+    params: int
+    macs: int
+    flops: int
+    activations: int
+    zero_by_rule: list[str] = field(default_factory=list)
+
+    @property
+    def param_bytes(self) -> int:
+        return self.params * BYTES_PER_VALUE
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activations * BYTES_PER_VALUE
+
+
+# ---------------------------------------------------------------- counting
+
+
+@dataclass
+class _Totals:
+    params: int = 0
+    macs: int = 0
+    flops: int = 0
+    activations: int = 0
+    zero_ops: set = field(default_factory=set)
+
+
+class _Counter:
+    """Walks the IR once, accumulating totals per scope and receptive fields per node."""
+
+    def __init__(self, batch: int, count_all: bool, input_shape: Shape):
+        self.batch, self.count_all = batch, count_all
+        spatial = len(input_shape) == 3
+        self.fields: dict[int, tuple] = {}  # id(node) -> (rf_h, rf_w, jump_h, jump_w)
+        self.start = (1, 1, 1, 1) if spatial else None
+
+    def layer(self, layer: ir.Layer) -> _Totals:
+        out = prod(layer.out_shape)
+        flops = 2 * layer.macs
+        zero = set()
+        if self.count_all:
+            other = layer.op.other_ops(layer.attrs, layer.in_shape, layer.out_shape)
+            flops += other
+            if layer.op.other_rule.startswith("0:"):
+                zero.add(layer.op.name)
+        return _Totals(layer.params, layer.macs * self.batch, flops * self.batch,
+                       out * self.batch, zero)
+
+    def merge(self, node: ir.Node) -> _Totals:
+        out = prod(node.out_shape)
+        if isinstance(node, ir.Merge) and node.kind == "add":
+            extra = (len(node.branches) - 1) * out if self.count_all else 0
+            return _Totals(0, 0, extra * self.batch, out * self.batch)
+        zero = {"concat" if isinstance(node, ir.Merge) else "dense concat"} \
+            if self.count_all else set()
+        return _Totals(0, 0, 0, out * self.batch, zero)
+
+    def receptive(self, node: ir.Node, before: tuple | None) -> tuple | None:
+        """Receptive field and jump after `node`, per axis: r' = r + (k-1)*d*j, j' = j*s."""
+        if before is None:
+            return None
+        if isinstance(node, ir.Layer):
+            return _through_layer(node, before)
+        if isinstance(node, ir.Seq):
+            for child in node.children:
+                before = self.receptive(child, before)
+                self.fields[id(child)] = before
+            return before
+        if isinstance(node, ir.Merge):
+            ends = [self.receptive(b, before) for b in node.branches]
+            return _widest(ends)
+        ends = [before]
+        for step in node.steps:
+            ends.append(self.receptive(step, _widest(ends)))
+        return _widest(ends)
+
+
+def _widest(fields: list) -> tuple | None:
+    known = [f for f in fields if f is not None]
+    if len(known) < len(fields) or not known:
+        return None
+    return (max(f[0] for f in known), max(f[1] for f in known),
+            max(f[2] for f in known), max(f[3] for f in known))
+
+
+def _through_layer(layer: ir.Layer, before: tuple) -> tuple | None:
+    rf_h, rf_w, j_h, j_w = before
+    attrs, shape = layer.attrs, layer.in_shape
+    if len(shape) != 3 or len(layer.out_shape) != 3:
+        return None if layer.op.name in ("flatten", "linear") else before
+    if "kernel" in attrs:
+        (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+        dh, dw = attrs.get("dilation", (1, 1))
+    elif layer.op.name.startswith(("global", "adaptive")):
+        (_, h, w), (_, oh, ow) = shape, layer.out_shape
+        kh, kw, sh, sw, dh, dw = -(-h // oh), -(-w // ow), h // oh, w // ow, 1, 1
+    else:
+        return before
+    return (rf_h + (kh - 1) * dh * j_h, rf_w + (kw - 1) * dw * j_w, j_h * sh, j_w * sw)
+
+
+def _kernel_text(layer: ir.Layer) -> str:
+    attrs = layer.attrs
+    if "kernel" not in attrs:
+        return ""
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    kernel = f"{kh}" if kh == kw else f"{kh}x{kw}"
+    stride = f"{sh}" if sh == sw else f"{sh}x{sw}"
+    return f"{kernel}x{kernel}/{stride}" if kh == kw else f"{kernel}/{stride}"
+
+
+def _pair_text(h: int, w: int) -> str:
+    return str(h) if h == w else f"{h}x{w}"
+
+
+# ---------------------------------------------------------------- rows
+
+
+def summarize(network: ir.Network, depth: int = 1, batch: int = 1,
+              count_all: bool = False) -> Summary:
+    """The rows and totals of a checked network, rows folded below `depth`."""
+    counter = _Counter(batch, count_all, network.input_shape)
+    counter.receptive(network.body, counter.start)
+    rows: list[Row] = []
+    total = _collect(network.body.children, 1, depth, counter, rows, "")
+    return Summary(network.name, network.input_shape, network.output_shape, batch, count_all,
+                   _fold_repeats(rows), total.params, total.macs, total.flops,
+                   total.activations, sorted(total.zero_ops))
+
+
+def _collect(nodes: list[ir.Node], level: int, depth: int, counter: _Counter,
+             rows: list[Row], scope: str) -> _Totals:
+    """Rows for `nodes` at `level` (kept if level <= depth); returns their totals."""
+    total = _Totals()
+    for node in nodes:
+        part = _node_rows(node, level, depth, counter, rows, scope)
+        total.params += part.params
+        total.macs += part.macs
+        total.flops += part.flops
+        total.activations += part.activations
+        total.zero_ops |= part.zero_ops
+    return total
+
+
+def _node_rows(node: ir.Node, level: int, depth: int, counter: _Counter, rows: list[Row],
+               scope: str) -> _Totals:
+    if isinstance(node, ir.Layer):
+        totals = counter.layer(node)
+        if level <= depth:
+            rows.append(_row(node.path, node.op.name, level, node, totals, counter,
+                             _kernel_text(node)))
+        return totals
+    if isinstance(node, ir.Seq) and node.name is not None:
+        keep = level <= depth
+        at = len(rows)
+        totals = _collect(node.children, level + 1, depth, counter, rows, node.path)
+        if keep:
+            op = node.block.name if node.block else "group"
+            rows.insert(at, _row(node.path, op, level, node, totals, counter, ""))
+        return totals
+    if isinstance(node, ir.Seq):
+        return _collect(node.children, level, depth, counter, rows, scope)
+    children = node.branches if isinstance(node, ir.Merge) else node.steps
+    totals = _collect(children, level, depth, counter, rows, scope)
+    merge = counter.merge(node)
+    if level <= depth:
+        kind = node.kind if isinstance(node, ir.Merge) else "dense"
+        name = f"{scope}.({kind})" if scope else f"({kind})"
+        rows.append(_row(name, kind, level, node, merge, counter, ""))
+    totals.flops += merge.flops
+    totals.activations += merge.activations
+    totals.zero_ops |= merge.zero_ops
+    return totals
+
+
+def _row(name: str, op: str, level: int, node: ir.Node, totals: _Totals, counter: _Counter,
+         kernel: str) -> Row:
+    field_ = counter.fields.get(id(node))
+    rf = jump = ""
+    if field_ is not None:
+        rf, jump = _pair_text(field_[0], field_[1]), _pair_text(field_[2], field_[3])
+    elif counter.start is not None and node.out_shape is not None and len(node.out_shape) == 1:
+        rf = jump = "all"
+    return Row(name, op, level, node.in_shape, node.out_shape, kernel, totals.params,
+               totals.macs, totals.flops, totals.activations, 1, rf, jump)
+
+
+def _fold_repeats(rows: list[Row]) -> list[Row]:
+    """Consecutive identical scopes (same block, shapes and counts) become one row xN,
+    together with the rows inside them, which are shown for the first only."""
+    folded: list[Row] = []
+    skip_prefix = None
+    for row in rows:
+        if skip_prefix and row.name.startswith(skip_prefix):
+            continue
+        skip_prefix = None
+        previous = next((r for r in reversed(folded) if r.depth == row.depth), None)
+        if (previous is not None and previous.op == row.op and row.op not in ("group",)
+                and _same(previous, row) and _siblings(previous.name, row.name)):
+            previous.count += 1
+            previous.name = _range_name(previous.name, row.name)
+            previous.params += row.params
+            previous.macs += row.macs
+            previous.flops += row.flops
+            previous.activations += row.activations
+            skip_prefix = row.name + "."
+            continue
+        folded.append(row)
+    return folded
+
+
+def _same(a: Row, b: Row) -> bool:
+    """Same block and shapes, and per block the same counts (a folded row holds totals)."""
+    per_block = (a.params // a.count, a.macs // a.count, a.flops // a.count)
+    return (a.input_shape, a.output_shape, *per_block) == (
+        b.input_shape, b.output_shape, b.params, b.macs, b.flops) and not b.name.endswith(")")
+
+
+def _siblings(first: str, second: str) -> bool:
+    parent_a, _, last_a = first.rpartition(".")
+    parent_b, _, last_b = second.rpartition(".")
+    index = last_a.split("-")[-1]
+    return parent_a == parent_b and index.isdigit() and last_b.isdigit() \
+        and int(last_b) == int(index) + 1
+
+
+def _range_name(first: str, second: str) -> str:
+    parent, _, last = first.rpartition(".")
+    start = last.split("-")[0]
+    end = second.rpartition(".")[2]
+    return f"{parent}.{start}-{end}" if parent else f"{start}-{end}"
+
+
+# ---------------------------------------------------------------- formats
+
+
+def human(value: float) -> str:
+    """1234 -> 1.23K: three significant digits, as on a slide."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _megabytes(value: int) -> str:
+    return f"{value / 1e6:,.2f} MB"
+
+
+def footer_lines(summary: Summary) -> list[str]:
+    unit = f" (batch {summary.batch})" if summary.batch != 1 else ""
+    flops_rule = ("2 x MACs + the other operations of every op (--count all)"
+                  if summary.count_all else "2 x MACs")
+    lines = [
+        f"Total params:      {summary.params:,} ({_megabytes(summary.param_bytes)}, float32)",
+        f"Trainable params:  {summary.params:,}",
+        (f"MACs{unit}:{' ' * (13 - len(unit))} {summary.macs:,} ({human(summary.macs)}, "
+         "conv and linear weight multiply-accumulates)"),
+        (f"FLOPs{unit}:{' ' * (12 - len(unit))} {summary.flops:,} ({human(summary.flops)}, "
+         f"{flops_rule})"),
+        (f"Activations{unit}:{' ' * (6 - len(unit))} {summary.activations:,} values, "
+         f"{_megabytes(summary.activation_bytes)} float32 (every output, one forward pass)"),
+        f"Input {fmt_shape(summary.input_shape)} -> output {fmt_shape(summary.output_shape)}",
+    ]
+    if summary.count_all and summary.zero_by_rule:
+        lines.append("Zero by rule (see docs/counting.md): " + ", ".join(summary.zero_by_rule))
+    return lines
+
+
+_TABLE = [("name", 19, "<"), ("op", 14, "<"), ("input", 12, ">"), ("output", 12, ">"),
+          ("k/s", 6, ">"), ("params", 7, ">"), ("MACs", 7, ">"), ("FLOPs", 7, ">")]
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "~"
+
+
+def format_table(summary: Summary, rf: bool = False) -> str:
+    """A terminal table that fits 100 columns."""
+    columns = list(_TABLE)
+    if rf:
+        columns = [c for c in columns if c[0] not in ("input", "FLOPs")] + [
+            ("RF", 7, ">"), ("jump", 5, ">")]
+    else:
+        columns.append(("act", 7, ">"))
+    header = " ".join(f"{title:{align}{width}}" for title, width, align in columns)
+    lines = [f"{summary.network}", header, "-" * len(header)]
+    for row in summary.rows:
+        name = "  " * (row.depth - 1) + row.name.rpartition(".")[2] if row.depth > 1 \
+            else row.name
+        values = {"name": name, "op": row.op + (f" x{row.count}" if row.count > 1 else ""),
+                  "input": fmt_shape(row.input_shape), "output": fmt_shape(row.output_shape),
+                  "k/s": row.kernel, "params": human(row.params), "MACs": human(row.macs),
+                  "FLOPs": human(row.flops), "act": human(row.activations), "RF": row.rf,
+                  "jump": row.jump}
+        lines.append(" ".join(f"{_cell(values[title], width):{align}{width}}"
+                              for title, width, align in columns).rstrip())
+    lines.append("-" * len(header))
+    return "\n".join(lines + footer_lines(summary)) + "\n"
+
+
+_FIELDS = ["name", "op", "depth", "count", "input_shape", "output_shape", "kernel", "params",
+           "macs", "flops", "activations", "rf", "jump"]
+
+
+def _flat(row: Row) -> dict:
+    data = asdict(row)
+    data["input_shape"] = fmt_shape(row.input_shape)
+    data["output_shape"] = fmt_shape(row.output_shape)
+    return {key: data[key] for key in _FIELDS}
+
+
+def format_markdown(summary: Summary) -> str:
+    head = ["name", "op", "input", "output", "k/s", "params", "MACs", "FLOPs", "activations",
+            "RF", "jump"]
+    lines = [f"**{summary.network}**", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for row in summary.rows:
+        op = row.op + (f" x{row.count}" if row.count > 1 else "")
+        cells = [f"`{row.name}`", op, fmt_shape(row.input_shape), fmt_shape(row.output_shape),
+                 row.kernel, f"{row.params:,}", f"{row.macs:,}", f"{row.flops:,}",
+                 f"{row.activations:,}", row.rf, row.jump]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {line}" for line in footer_lines(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(summary: Summary) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in summary.rows:
+        writer.writerow(_flat(row))
+    return out.getvalue()
+
+
+def to_json(summary: Summary) -> dict:
+    """The documented JSON form (docs/counting.md, "JSON schema")."""
+    return {
+        "schema": JSON_SCHEMA_VERSION, "network": summary.network,
+        "input_shape": list(summary.input_shape),
+        "output_shape": list(summary.output_shape or ()), "batch": summary.batch,
+        "count": "all" if summary.count_all else "macs",
+        "params": summary.params, "trainable_params": summary.params,
+        "param_bytes": summary.param_bytes, "macs": summary.macs, "flops": summary.flops,
+        "activations": summary.activations, "activation_bytes": summary.activation_bytes,
+        "zero_by_rule": summary.zero_by_rule,
+        "layers": [dict(_flat(row), input_shape=list(row.input_shape or ()),
+                        output_shape=list(row.output_shape or ())) for row in summary.rows],
+    }
+
+
+def format_json(summary: Summary) -> str:
+    return json.dumps(to_json(summary), indent=2) + "\n"
+
+
+FORMATS = {"table": format_table, "markdown": format_markdown, "csv": format_csv,
+           "json": format_json}
+
+
+# ---------------------------------------------------------------- diff
+
+
+def format_diff(a: Summary, b: Summary, label_a: str, label_b: str) -> str:
+    """Two networks side by side per stage (depth-1 rows matched by name), with deltas."""
+    rows_b = {row.name: row for row in b.rows}
+    names = [row.name for row in a.rows] + [r.name for r in b.rows
+                                           if r.name not in {x.name for x in a.rows}]
+    rows_a = {row.name: row for row in a.rows}
+    header = (f"{'stage':<18} {'output A':>11} {'output B':>11} {'params A':>8} "
+              f"{'params B':>8} {'delta':>8} {'MACs A':>7} {'MACs B':>7} {'delta':>7}")
+    lines = [f"A = {label_a}", f"B = {label_b}", header, "-" * len(header)]
+    for name in names:
+        ra, rb = rows_a.get(name), rows_b.get(name)
+        lines.append(_diff_line(name, ra, rb))
+    lines.append("-" * len(header))
+    lines.append(_diff_line("total", _total_row(a), _total_row(b)))
+    return "\n".join(lines) + "\n"
+
+
+def _total_row(summary: Summary) -> Row:
+    return Row("total", "", 0, summary.input_shape, summary.output_shape, "", summary.params,
+               summary.macs)
+
+
+def _signed(value: int) -> str:
+    return ("+" if value > 0 else "") + human(value) if value else "0"
+
+
+def _diff_line(name: str, a: Row | None, b: Row | None) -> str:
+    pa, pb = (a.params if a else 0), (b.params if b else 0)
+    ma, mb = (a.macs if a else 0), (b.macs if b else 0)
+    oa = fmt_shape(a.output_shape) if a else "-"
+    ob = fmt_shape(b.output_shape) if b else "-"
+    return (f"{_cell(name, 18):<18} {oa:>11} {ob:>11} {human(pa):>8} {human(pb):>8} "
+            f"{_signed(pb - pa):>8} {human(ma):>7} {human(mb):>7} {_signed(mb - ma):>7}")
