@@ -245,7 +245,10 @@ class SourceGenerator:
                 last_out = None
                 continue
             values = [slot.value for slot in column]
-            text = _literal(values[0]) if all(slot.default for slot in column) else None
+            if all(slot.default for slot in column):
+                group.slots.append(None)  # PyTorch's default everywhere: not written
+                continue
+            text = None
             if column[0].kind == "in" and last_out and last_out[1] == values:
                 text = last_out[0]
             text = text or self._expression(group, column, candidates, position)
@@ -449,20 +452,11 @@ class SourceGenerator:
             return f"{ctor.callee}(OrderedDict([{items}]))"
         parts = [self._ctor_text(a, exprs, group) if isinstance(a, (Ctor, ChildRef))
                  else next(exprs) for a in ctor.args]
-        for key, value in ctor.kwargs.items():
+        for key in ctor.kwargs:
             text = next(exprs)
-            if value.default and self._always_default(group, ctor, key):
-                continue
-            parts.append(f"{key}={text}")
+            if text is not None:
+                parts.append(f"{key}={text}")
         return f"{ctor.callee}({', '.join(parts)})"
-
-    def _always_default(self, group: ClassGroup, ctor: Ctor, key: str) -> bool:
-        """A keyword left at PyTorch's default in every instance is not written."""
-        position = _kwarg_position(group.instances[0], ctor, key)
-        for inst in group.instances:
-            if not self._slots_of(inst)[position].default:
-                return False
-        return True
 
     def _builder(self, root: ClassGroup) -> str:
         net = self.network
@@ -643,42 +637,6 @@ def _flatten(ctor, out: list[Slot]) -> None:
             _flatten(a, out)
         for v in ctor.kwargs.values():
             _flatten(v, out)
-
-
-def _kwarg_position(inst: Instance, target: Ctor, key: str) -> int:
-    """Index of a keyword's slot in the flattened slots of an instance."""
-    slots: list[Slot] = []
-    for ctor in inst.members.values():
-        found = _find(ctor, target, key, slots)
-        if found is not None:
-            return found
-    raise KeyError(key)
-
-
-def _find(ctor, target: Ctor, key: str, slots: list[Slot]):
-    if isinstance(ctor, Slot):
-        slots.append(ctor)
-        return None
-    if isinstance(ctor, ChildRef):
-        _flatten(ctor, slots)
-        return None
-    if ctor.named is not None:
-        for _, c in ctor.named:
-            found = _find(c, target, key, slots)
-            if found is not None:
-                return found
-        return None
-    for a in ctor.args:
-        found = _find(a, target, key, slots)
-        if found is not None:
-            return found
-    for k, v in ctor.kwargs.items():
-        if ctor is target and k == key:
-            return len(slots)
-        found = _find(v, target, key, slots)
-        if found is not None:
-            return found
-    return None
 
 
 def _relation(param: Param, values: list) -> str | None:
