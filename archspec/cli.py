@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run the built module once on PyTorch's meta device and "
                                "confirm every layer's shape (imports torch)")
     _add_summary_parsers(commands)
+    _add_diagram_parser(commands)
     return parser
 
 
@@ -146,6 +147,18 @@ def run_diff(args) -> int:
         summaries.append(summarize(network))
     sys.stdout.write(format_diff(*summaries, args.first, args.second))
     return EXIT_OK
+
+
+def _add_diagram_parser(commands) -> None:
+    from .diagram import add_parser  # graphviz itself is imported only to draw
+
+    add_parser(commands)
+
+
+def run_diagram(args) -> int:
+    from .diagram import run
+
+    return run(args)
 
 
 def _print_diagnostics(result: CheckResult) -> None:
@@ -239,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
-                   "diff": run_diff}
+                   "diff": run_diff, "diagram": run_diagram}
         return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)

@@ -25,8 +25,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from html import escape
+from typing import NamedTuple
 
 from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
 
@@ -48,12 +48,11 @@ FAMILY_COLORS = {
     "block": "#dcdcdc",
     "other": "#f4f4f4",  # reshape, regularization, identity
 }
-_OTHER_FAMILIES = {"reshape", "regularization", "identity"}
+_OTHER_FAMILIES = ("reshape", "regularization", "identity")
 _SHORT_OPS = {"batchnorm": "bn", "global_avgpool": "gap", "global_maxpool": "gmp"}
 
 
-@dataclass(frozen=True)
-class Theme:
+class Theme(NamedTuple):
     fontname: str
     fontsize: float  # node text
     small: float  # second lines, edge labels
@@ -63,7 +62,7 @@ class Theme:
     penwidth: float
     margin: str  # node margin (inches)
     dpi: int  # PNG resolution
-    cluster_fills: tuple[str, str]
+    cluster_fills: tuple
 
 
 THEMES = {
@@ -242,19 +241,18 @@ def _layers(node: Node):
 # ---------------------------------------------------------------- the drawing model
 
 
-@dataclass
 class _Cluster:
-    name: str  # graphviz subgraph name: cluster_<module path>
-    attrs: dict
-    entries: list = field(default_factory=list)  # ("node", id, attrs) | ("cluster", _Cluster)
-    level: int = 0
+    """A graphviz subgraph in the making: nodes and nested clusters, in drawing order."""
+
+    def __init__(self, name: str, attrs: dict, level: int = 0):
+        self.name, self.attrs, self.level = name, attrs, level  # name: cluster_<module path>
+        self.entries: list = []  # ("node", id, attrs) | ("cluster", _Cluster)
 
     def node(self, node_id: str, attrs: dict) -> None:
         self.entries.append(("node", node_id, attrs))
 
 
-@dataclass
-class _Tensor:
+class _Tensor(NamedTuple):
     """A drawn tensor: the node that gives it, and its shape."""
 
     node: str
@@ -271,6 +269,7 @@ class _Builder:
         self.labelled: set[str] = set()  # tensors (by source node) already given a label
         self.merges: dict[str, int] = {}  # scope path -> merges numbered so far
         self.families: set[str] = set()
+        self.others: set[str] = set()  # the families drawn as "other"
 
     # nodes ---------------------------------------------------------------
 
@@ -278,10 +277,10 @@ class _Builder:
         self.families.add(family)
         return {"fillcolor": FAMILY_COLORS[family]}
 
-    def edge(self, tail: _Tensor, head: str, shape=None, label: str | None = None) -> None:
+    def edge(self, tail: _Tensor, head: str, label: str | None = None) -> None:
+        """An edge carrying `tail`'s tensor, labelled with its shape on its first edge."""
         attrs = {}
-        text = label if label is not None else shape_text(shape if shape is not None
-                                                          else tail.shape)
+        text = label if label is not None else shape_text(tail.shape)
         if self.shapes and tail.node not in self.labelled:
             attrs["label"] = " " + text + " "
             self.labelled.add(tail.node)
@@ -292,6 +291,8 @@ class _Builder:
         t = self.theme
         title = op_text(layer) if _auto_named(layer.name) else layer.name
         subtitle = None if title == op_text(layer) else op_text(layer)
+        if layer.op.family in _OTHER_FAMILIES:
+            self.others.add(layer.op.family)
         into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
                             **self._fill(_family(layer))})
         self.edge(src, node_id)
@@ -454,7 +455,8 @@ class _Builder:
     def legend(self) -> str:
         t = self.theme
         order = [f for f in FAMILY_COLORS if f in self.families]
-        names = {"other": "reshape, dropout", "block": "block (collapsed)"}
+        names = {"other": ", ".join(f for f in _OTHER_FAMILIES if f in self.others),
+                 "block": "block (collapsed)"}
         cells = "".join(
             f'<td bgcolor="{FAMILY_COLORS[f]}" border="1" color="#888888" width="{t.small:g}" '
             f'height="{t.small:g}"></td>'
@@ -540,11 +542,22 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _mode_for(path: str) -> int:
+    """An existing file's permissions, or what a plain open() would give a new one."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def output_format(path: str) -> str | None:
@@ -557,7 +570,7 @@ def repr_svg(network: Network) -> str | None:
     """The collapsed diagram as SVG text, or None without Graphviz (for `_repr_svg_`)."""
     try:
         return render(to_dot(network), "svg").decode("utf-8")
-    except (DotMissing, RenderError):
+    except (DotMissing, RenderError, ImportError):
         return None
 
 
@@ -650,6 +663,9 @@ def run(args) -> int:
         return 2
     print(f"{args.output}: {network.name} ({fmt}, depth {_depth_text(args.depth)})",
           file=sys.stderr)
+    if fmt == "dot" and shutil.which("dot") is None:
+        print(f"note: Graphviz's `dot` was not found; to draw this file, {INSTALL_HINT}",
+              file=sys.stderr)
     return 0
 
 

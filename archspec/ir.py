@@ -103,6 +103,12 @@ class Network:
     def describe(self) -> str:
         return f"{fmt_shape(self.input_shape)} -> {fmt_shape(self.output_shape)}"
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a network as its diagram (None without Graphviz's `dot`)."""
+        from .diagram import repr_svg  # lazily: graphviz only when drawing
+
+        return repr_svg(self)
+
     def graph(self):
         """The dataflow graph (networkx.DiGraph): layers and merges as nodes, tensors as
         edges labelled with their shape. Imported lazily: only graph users pay for networkx."""

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The whole test suite on a fresh machine: Graphviz's `dot` (the diagram tests render with
+# it; installed with apt when missing, which needs root), the package with its test extra
+# (pytest, torch, torchvision and onnx as references), then pytest. Arguments go to pytest.
+set -e
+cd "$(dirname "$0")/.."
+if ! command -v dot >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y graphviz
+    else
+        echo "tools/test.sh: Graphviz is missing: install it (apt-get install graphviz," \
+             "brew install graphviz, or https://graphviz.org/download/) and run again" >&2
+        exit 2
+    fi
+fi
+python -m pip install '.[test]'
+python -m pytest "$@"
