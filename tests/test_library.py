@@ -13,6 +13,9 @@ forward pass that computes only shapes, which is all the hooks need.
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from functools import cache
 from math import prod
 from pathlib import Path
@@ -25,7 +28,9 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 nn = torch.nn
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+GENERATOR = ROOT / "tools" / "gen_networks_md.py"
 
 # (spec file, variant); the torchvision model has the variant's name.
 TORCHVISION_VARIANTS = [
@@ -127,6 +132,54 @@ def test_macs_match_torchvision_hooks(file, name):
     assert net.output_shape == (1000,)
 
 
+def give_batchnorms_real_statistics(model: nn.Module, x: torch.Tensor) -> None:
+    """Random affine parameters for every batchnorm, and running statistics taken from one
+    training-mode pass over `x` (momentum 1: the statistics are that batch's). With
+    torchvision's initialisation (mean 0, variance 1, weight 1, bias 0) every batchnorm is
+    almost the identity, so a wrong eps or a batchnorm loaded in the wrong place would hardly
+    show, and ResNet-152's logits reach 1e8, where a tolerance of 1e-5 means nothing."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return
+    with torch.no_grad():
+        for norm in norms:
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+            norm.momentum = 1.0
+        model.train()
+        model(x)
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
+
+
+@pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
+def test_torchvision_state_dict_loads_strictly_and_outputs_match(file, name):
+    """torchvision's weights (random, seeded, batchnorm statistics included) load with
+    strict=True into build()'s module, and in eval mode both give the same logits within 1e-5
+    on a random batch of two at the spec's input size. Each model is built once, here; ours
+    is built on the meta device and takes torchvision's tensors themselves (assign=True), so
+    no time goes into initialising weights that the state_dict replaces (strict loading
+    still checks every key and every shape)."""
+    net = spec(file, name)
+    torch.manual_seed(0)
+    theirs = torchvision.models.get_model(name, weights=None,
+                                          **TORCHVISION_KWARGS.get(name, {}))
+    give_batchnorms_real_statistics(theirs, torch.randn(1, *net.input_shape))
+    with torch.device("meta"):
+        ours = archspec.build(net)
+    ours.load_state_dict(theirs.state_dict(), strict=True, assign=True)
+    assert not any(t.is_meta for t in (*ours.parameters(), *ours.buffers()))
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        expected = theirs(x)
+        got = ours(x)
+    assert got.shape == expected.shape == (2, *net.output_shape)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
 def test_every_variant_in_the_library_is_covered():
     """Every library file checks clean (no errors, no warnings), and a variant with a
     torchvision counterpart that is added to one must be listed above."""
@@ -138,6 +191,49 @@ def test_every_variant_in_the_library_is_covered():
         for net in result.networks:
             if net.name in torchvision.models.list_models(torchvision.models):
                 assert net.name in covered, f"{path.name}: {net.name} is not tested"
+
+
+# ---------------------------------------------------------------- docs/networks.md
+
+
+def generator():
+    loader = importlib.util.spec_from_file_location("gen_networks_md", GENERATOR)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
+def test_networks_doc_table_is_what_the_generator_gives():
+    """docs/networks.md lists every network and variant with the numbers archspec gives now:
+    the part between its markers is exactly tools/gen_networks_md.py's table (run that script
+    after changing a spec), and the hand-written rest is kept by the generator."""
+    gen = generator()
+    document = gen.DOC.read_text(encoding="utf-8")
+    assert gen.generated_part(document) == gen.table(), (
+        "docs/networks.md is out of date: run python tools/gen_networks_md.py")
+    assert gen.render(document) == document
+    rows = gen.table().splitlines()[2:]
+    checked = [net for path in sorted(SPECS.glob("*.arch"))
+               for net in archspec.check_file(str(path)).networks]
+    assert len(rows) == len(checked)
+    assert all(f"| `{net.name}` |" in row and f"| {net.macs:,} |" in row
+               for row, net in zip(rows, checked, strict=True))
+
+
+def test_networks_doc_names_the_torchvision_counterparts_tested_here():
+    gen = generator()
+    assert gen.TORCHVISION == set(IDS)
+    assert gen.TORCHVISION <= set(torchvision.models.list_models(torchvision.models))
+
+
+def test_networks_doc_generator_does_not_import_torch():
+    code = ("import runpy, sys\n"
+            f"gen = runpy.run_path({str(GENERATOR)!r})\n"
+            "gen['table']()\n"
+            "assert 'torch' not in sys.modules, 'the generator imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 # ---------------------------------------------------------------- the lectures' networks
