@@ -27,6 +27,7 @@ import pytest
 
 import archspec
 from archspec.ir import DenseMerge, Layer, Merge, Seq, iter_layers
+from archspec.summary import summarize
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "googlenet.arch"
 K = 1024  # the table's K for params
@@ -219,6 +220,14 @@ def test_params_column(net, row):
 @pytest.mark.parametrize("row", OPS_MATCH)
 def test_ops_column(net, row):
     assert within_rounding(row_macs(net, row) / M, ROWS[row][12])
+
+
+@pytest.mark.parametrize("row", OPS_MATCH)
+def test_summary_reproduces_the_ops_column(net, row):
+    """`archspec summary` (depth 1) gives each row's MACs: the sum of the row's modules."""
+    rows = {r.name: r for r in summarize(net, depth=1).rows}
+    names = [name for name in ROWS[row][1] if name != "softmax"]
+    assert within_rounding(sum(rows[name].macs for name in names) / M, ROWS[row][12])
 
 
 @pytest.mark.parametrize("row", COUNTED)
