@@ -57,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile one network or variant to readable PyTorch source that needs "
                     "only torch. Prints to stdout unless -o is given; the file is written "
                     "atomically (on any error an existing file is left untouched).")
-    compile_.add_argument("file", metavar="FILE", help=".arch file")
-    compile_.add_argument("--net", help="network or variant (default: the first in the file)")
+    add_target_arguments(compile_)
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here, not to stdout")
     compile_.add_argument("--verify", action="store_true",
                           help="run the built module once on PyTorch's meta device and "
@@ -75,8 +74,7 @@ def _add_summary_parsers(commands) -> None:
                     "activations, and totals. MACs are conv and linear weight "
                     "multiply-accumulates, FLOPs = 2 x MACs unless --count all; see "
                     "docs/counting.md. Nothing is run and torch is not needed.")
-    summary.add_argument("file", metavar="FILE", help=".arch file")
-    summary.add_argument("--net", help="network or variant (default: the first in the file)")
+    add_target_arguments(summary)
     summary.add_argument("--input", type=parse_shape, metavar="C,H,W",
                          help="summarise at another input shape")
     summary.add_argument("--batch", type=_positive, default=1, metavar="N",
@@ -110,7 +108,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _one_network(path: str, net: str | None, shape):
+def add_target_arguments(parser) -> None:
+    """FILE and --net, as every command that works on one network takes them."""
+    parser.add_argument("file", metavar="FILE", help=".arch file")
+    parser.add_argument("--net", help="network or variant (default: the first in the file)")
+
+
+def one_network(path: str, net: str | None, shape):
     """Check a file and return (network, status); diagnostics are printed."""
     result = check_file(path, net, shape, None, first_only=net is None)
     _print_diagnostics(result)
@@ -125,7 +129,7 @@ def _one_network(path: str, net: str | None, shape):
 def run_summary(args) -> int:
     from .summary import FORMATS, format_table, summarize
 
-    network, status = _one_network(args.file, args.net, args.input)
+    network, status = one_network(args.file, args.net, args.input)
     if network is None:
         return status
     summary = summarize(network, args.depth, args.batch, args.count == "all")
@@ -141,7 +145,7 @@ def run_diff(args) -> int:
     summaries = []
     for target in (args.first, args.second):
         path, _, net = target.partition(":") if target.count(":") == 1 else (target, "", "")
-        network, status = _one_network(path, net or None, args.input)
+        network, status = one_network(path, net or None, args.input)
         if network is None:
             return status
         summaries.append(summarize(network))
@@ -168,19 +172,15 @@ def _print_diagnostics(result: CheckResult) -> None:
 
 
 def run_compile(args) -> int:
-    result = check_file(args.file, args.net, None, None, first_only=args.net is None)
-    _print_diagnostics(result)
-    if result.errors or result.unreadable or not result.networks:
-        if not result.diagnostics:
-            print(f"archspec: error: `{args.file}` has no network that can be compiled "
-                  "without arguments; name one with --net", file=sys.stderr)
-        return _status(result) or EXIT_SPEC
-    network = result.networks[0]
+    network, status = one_network(args.file, args.net, None)
+    if network is None:
+        return status
     if args.verify:
         from .torch_backend import verify_network
 
         verify_network(network)
-    from .torch_source import generate, write_atomic
+    from .output import write_atomic
+    from .torch_source import generate
 
     source = generate(network, args.file)
     if args.output:

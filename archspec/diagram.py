@@ -24,11 +24,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from html import escape
 from typing import NamedTuple
 
 from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
+from .output import write_atomic
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -535,31 +535,6 @@ def render(source: str, fmt: str, theme: str = "paper") -> bytes:
     return done.stdout
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """The whole file or nothing: a temporary file in the same folder, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, _mode_for(path))
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _mode_for(path: str) -> int:
-    """An existing file's permissions, or what a plain open() would give a new one."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def output_format(path: str) -> str | None:
     suffix = os.path.splitext(path)[1].lower().lstrip(".")
     suffix = "dot" if suffix == "gv" else suffix
@@ -593,7 +568,7 @@ def parse_depth(text: str) -> int:
 
 def add_parser(commands) -> None:
     """Register `archspec diagram` on the CLI's subcommands."""
-    from .cli import parse_shape
+    from .cli import add_target_arguments, parse_shape
 
     diagram = commands.add_parser(
         "diagram", help="draw a network with Graphviz (SVG, PNG, PDF or DOT)",
@@ -603,8 +578,7 @@ def add_parser(commands) -> None:
                     "The format follows OUT's suffix; the file is written atomically. Without "
                     "Graphviz's `dot`, the DOT source is written instead (exit 0 for .dot, 2 "
                     "otherwise).")
-    diagram.add_argument("file", metavar="FILE", help=".arch file")
-    diagram.add_argument("--net", help="network or variant (default: the first in the file)")
+    add_target_arguments(diagram)
     diagram.add_argument("-o", "--output", required=True, metavar="OUT.{svg,png,pdf,dot}",
                          help="where to write; the suffix picks the format")
     diagram.add_argument("--depth", type=parse_depth, default=0, metavar="N",
@@ -622,26 +596,16 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     """`archspec diagram`: 0 written, 1 spec errors, 2 usage, I/O or Graphviz errors."""
-    from .check import check_file
-    from .diagnostics import format_one
+    from .cli import one_network
 
     fmt = output_format(args.output)
     if fmt is None:
         print(f"archspec: error: cannot tell the format of `{args.output}`: use a .svg, .png, "
               ".pdf or .dot file", file=sys.stderr)
         return 2
-    result = check_file(args.file, args.net, args.input, None, first_only=args.net is None)
-    for diag in result.diagnostics:
-        source = result.sources.get(diag.span.file) if diag.span else None
-        print(format_one(diag, source) + "\n", file=sys.stderr)
-    if result.unreadable:
-        return 2
-    if result.errors or not result.networks:
-        if not result.diagnostics:
-            print(f"archspec: error: `{args.file}` has no network that can be drawn without "
-                  "arguments; name one with --net", file=sys.stderr)
-        return 1
-    network = result.networks[0]
+    network, status = one_network(args.file, args.net, args.input)
+    if network is None:
+        return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
     try:
         try:

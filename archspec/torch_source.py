@@ -18,9 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import keyword
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -872,17 +870,3 @@ def generate(network: ir.Network, spec_path: str) -> str:
     """The Python source of a checked network."""
     candidates = SourceGenerator(network)._overridable()
     return _render(network, spec_path, _proven(network, spec_path, candidates))
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".archspec-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
