@@ -4,6 +4,9 @@ definitions, and expand the selected networks and variants into checked IR."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from . import nodes as n
@@ -11,10 +14,23 @@ from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, un
 from .evaluate import BUILTINS, BlockRef, Env, EvalError, Evaluator
 from .expand import SIMPLE_TYPES, Expander
 from .ir import Network
+from .limits import MAX_FILE_BYTES, MAX_IMPORT_DEPTH, MAX_NESTING, LimitError, budget
 from .ops import REGISTRY, Shape
 from .parse import parse_module
 
-MAX_FILE_BYTES = 1_000_000
+# Folders besides the main file's own (and their subfolders) that imports may read from: the
+# command line's --allow-dir. Imports anywhere else are refused (E107).
+ALLOWED_DIRS: ContextVar[tuple[str, ...]] = ContextVar("archspec_allowed_dirs", default=())
+
+
+@contextmanager
+def allowed_dirs(dirs: Iterable[str]) -> Iterator[None]:
+    """Let imports read from these folders too, inside the `with` block."""
+    token = ALLOWED_DIRS.set(tuple(os.path.realpath(d) for d in dirs))
+    try:
+        yield
+    finally:
+        ALLOWED_DIRS.reset(token)
 
 
 @dataclass
@@ -26,6 +42,8 @@ class Program:
     namespaces: dict[str, dict] = field(default_factory=dict)  # file -> name -> BlockRef
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unreadable: bool = False  # the main file itself could not be read (exit status 2)
+    allowed: tuple[str, ...] = ()  # folders imports may read from (real paths)
+    loaded: dict[str, tuple] = field(default_factory=dict)  # real path -> (module, path)
 
 
 @dataclass
@@ -50,7 +68,10 @@ def _read(path: str, span: Span | None) -> tuple[str | None, Diagnostic | None]:
             return None, Diagnostic("E403", f"`{path}` is {size} bytes, larger than the "
                                     f"limit of {MAX_FILE_BYTES}", span)
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_FILE_BYTES + 1)  # the size may have lied (or grown)
+        if len(data) > MAX_FILE_BYTES:
+            return None, Diagnostic("E403", f"`{path}` is larger than the limit of "
+                                    f"{MAX_FILE_BYTES} bytes", span)
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
         # Point at the first bad byte, in the file's text decoded leniently for the marker.
@@ -68,6 +89,8 @@ def _read(path: str, span: Span | None) -> tuple[str | None, Diagnostic | None]:
 
 def load_program(path: str) -> Program:
     program = Program()
+    main_dir = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    program.allowed = (main_dir, *ALLOWED_DIRS.get())
     program.main = _load(program, path, None, ())
     if program.main is None and not program.diagnostics:
         program.unreadable = True
@@ -81,6 +104,19 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
         program.diagnostics.append(Diagnostic("E105", "import cycle", span, detail=cycle,
                                               hint="move the shared blocks to a third file"))
         return None
+    if key in program.loaded:  # imported again (a diamond): read and parsed once
+        module, first_path = program.loaded[key]
+        if module is not None:
+            program.namespaces[path] = program.namespaces[first_path]
+        return module
+    program.loaded[key] = (None, path)
+    module = _load_new(program, path, span, chain, key)
+    program.loaded[key] = (module, path)
+    return module
+
+
+def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
+              key: str) -> n.Module | None:
     source, problem = _read(path, span)
     if problem:
         if source is not None:  # readable but not UTF-8: kept to show the line with the marker
@@ -102,10 +138,32 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
     return module
 
 
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+               for folder in folders)
+
+
 def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
             chain: tuple) -> None:
     target = os.path.normpath(os.path.join(os.path.dirname(module.file), imp.path))
-    if not os.path.isfile(target):
+    try:
+        real = os.path.realpath(target)
+    except (OSError, ValueError):  # e.g. a NUL character in the path
+        real = None
+    if real is not None and not _inside(real, program.allowed):
+        program.diagnostics.append(Diagnostic(
+            "E107", f"import of `{imp.path}` is outside the allowed folders", imp.span,
+            detail=f"it resolves to {real}; allowed: {', '.join(program.allowed)}",
+            hint="keep imported files in the spec's folder or below, or allow their folder "
+                 "with --allow-dir DIR"))
+        return
+    if len(chain) >= MAX_IMPORT_DEPTH:
+        program.diagnostics.append(Diagnostic(
+            "E406", f"imports nested too deeply: more than {MAX_IMPORT_DEPTH} files in a chain",
+            imp.span, detail=" -> ".join(os.path.basename(c) for c in chain[-3:]) + " -> ...",
+            hint="import the shared blocks directly from the file that uses them"))
+        return
+    if real is None or not os.path.isfile(target):
         program.diagnostics.append(Diagnostic(
             "E104", f"imported file `{imp.path}` not found", imp.span,
             detail=f"looked for {target}", hint="import paths are relative to this file"))
@@ -223,6 +281,14 @@ def _targets(module: n.Module, namespace: dict, sink: list[Diagnostic]) -> dict[
 
 def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespace: dict,
                      sink: list[Diagnostic], chain: tuple):
+    if len(chain) >= MAX_NESTING:
+        if any(d.code == "E404" and d.message.startswith("variants") for d in sink):
+            return None  # once is enough: every longer chain goes through the same variants
+        sink.append(Diagnostic("E404", f"variants nested too deeply: more than {MAX_NESTING} "
+                               "variants based on each other", variant.name_span,
+                               detail=" -> ".join(chain[:3]) + " -> ...",
+                               hint="base the variant on the network, with all its arguments"))
+        return None
     if variant.name in chain:
         sink.append(Diagnostic("E207", f"variant `{variant.name}` is defined through itself",
                                variant.name_span, detail=" -> ".join(chain + (variant.name,)),
@@ -251,7 +317,7 @@ def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespa
                 raise EvalError(Diagnostic(
                     "E203", f"`{definition.name}` takes {len(params)} argument(s)", arg.span))
             args[name] = evaluator(arg.value)
-    except EvalError as exc:
+    except (EvalError, LimitError) as exc:
         sink.append(exc.diagnostic)
         return None
     return definition, args
@@ -264,10 +330,22 @@ def _checkable(target: Target, overrides: dict) -> bool:
 
 
 def check_file(path: str, net: str | None = None, input_shape: Shape | None = None,
-               overrides: dict | None = None, first_only: bool = False) -> CheckResult:
+               overrides: dict | None = None, first_only: bool = False,
+               allow_dirs: Iterable[str] | None = None) -> CheckResult:
     """Check every network and variant of a file (or just `net`, or with `first_only` the
     first one that can be checked); never raises for spec problems, which all end up in the
-    result's diagnostics."""
+    result's diagnostics. Imports may read from the file's folder (and below) and from
+    `allow_dirs` (default: those of `allowed_dirs()`, the CLI's --allow-dir). The whole check
+    runs on one work budget (limits.MAX_STEPS)."""
+    with budget():
+        if allow_dirs is None:
+            return _check_file(path, net, input_shape, overrides, first_only)
+        with allowed_dirs([*ALLOWED_DIRS.get(), *allow_dirs]):
+            return _check_file(path, net, input_shape, overrides, first_only)
+
+
+def _check_file(path: str, net: str | None, input_shape: Shape | None,
+                overrides: dict | None, first_only: bool) -> CheckResult:
     program = load_program(path)
     diags = list(program.diagnostics)
     networks: list[Network] = []

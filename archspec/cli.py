@@ -8,8 +8,8 @@ import json
 import sys
 
 from . import __version__
-from .check import CheckResult, check_file
-from .diagnostics import ArchError, format_github, format_one, format_text
+from .check import CheckResult, allowed_dirs, check_file
+from .diagnostics import ArchError, Diagnostic, format_github, format_one, format_text
 from .ops import Shape, fmt_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "confirm every layer's shape (imports torch)")
     _add_summary_parsers(commands)
     _add_diagram_parser(commands)
+    for command in commands.choices.values():
+        command.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                             help="let imports also read from DIR and below (repeatable; "
+                                  "the spec's own folder is always allowed)")
     return parser
 
 
@@ -119,9 +123,11 @@ def one_network(path: str, net: str | None, shape):
     result = check_file(path, net, shape, None, first_only=net is None)
     _print_diagnostics(result)
     if result.errors or result.unreadable or not result.networks:
-        if not result.diagnostics:
-            print(f"archspec: error: `{path}` has no network that can be used without "
-                  "arguments; name one with --net", file=sys.stderr)
+        if not result.errors and not result.unreadable:  # perhaps warnings, but no reason
+            print(format_one(Diagnostic(
+                "E211", f"`{path}` has no network that can be used without arguments", None,
+                hint="name a network or variant with --net, or give every parameter of the "
+                     "network a default"), None) + "\n", file=sys.stderr)
         return None, _status(result) or EXIT_SPEC
     return result.networks[0], EXIT_OK
 
@@ -253,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
                    "diff": run_diff, "diagram": run_diagram}
-        return runners[args.command](args)
+        with allowed_dirs(args.allow_dir):
+            return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC

@@ -20,6 +20,7 @@ CODES: dict[str, str] = {
     "E104": "imported file not found",
     "E105": "import cycle",
     "E106": "name imported from a file that does not define it",
+    "E107": "import outside the allowed folders",
     # names, arguments, types
     "E201": "unknown op or block",
     "E202": "unknown keyword argument",
@@ -40,6 +41,7 @@ CODES: dict[str, str] = {
     "E217": "unknown type",
     "E218": "wrong number of names to unpack",
     "E219": "misplaced init",
+    "E220": "reserved label",
     # shapes
     "E301": "size becomes smaller than 1",
     "E302": "kernel larger than the padded input",
@@ -51,9 +53,15 @@ CODES: dict[str, str] = {
     "E308": "pooling padding larger than half the kernel",
     "E309": "incoming shape has no such field",
     # limits
-    "E401": "integer too large",
-    "E402": "sequence or repeat count too large",
+    "E401": "integer or float too large",
+    "E402": "sequence, value or repeat count too large",
     "E403": "file too large",
+    "E404": "nested too deeply",
+    "E405": "expanded network too large",
+    "E406": "imports nested too deeply",
+    "E407": "tensor too large",
+    "E408": "too much work to expand",
+    "E409": "module path too long",
     # backends
     "E501": "PyTorch and the checker disagree on a shape",
     # warnings
@@ -149,14 +157,23 @@ def sort_key(diag: Diagnostic) -> tuple:
     return (span.file, span.line, span.col) if span else ("", 0, 0)
 
 
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters (a spec may hold escape sequences)
+    are shown escaped; newlines are kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in text)
+
+
 def _marker_lines(diag: Diagnostic, source: str | None) -> list[str]:
     span = diag.span
     if span is None or source is None:
         return [f"  = {diag.detail}"] if diag.detail else []
-    lines = source.splitlines()
+    lines = source.split("\n")  # lines as the parser counts them (not str.splitlines)
     if not 1 <= span.line <= len(lines):
         return [f"  = {diag.detail}"] if diag.detail else []
-    text = lines[span.line - 1].expandtabs(1)
+    text = lines[span.line - 1].rstrip("\r").expandtabs(1)
+    text = "".join(c if c.isprintable() else "?" for c in text)  # one column each
     gutter = len(str(span.line))
     end = span.end_col if span.end_line == span.line else len(text) + 1
     width = max(1, end - span.col)
@@ -176,7 +193,7 @@ def format_one(diag: Diagnostic, source: str | None) -> str:
     if diag.hint:
         out.append(f"  = hint: {diag.hint}")
     out += [f"  = note: {note}" for note in diag.notes]
-    return "\n".join(out)
+    return printable("\n".join(out))
 
 
 def format_text(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:
@@ -210,4 +227,4 @@ def format_github(diag: Diagnostic) -> str:
                   diag.hint and f"hint: {diag.hint}"):
         if extra:
             body += "\n" + extra
-    return f"::{diag.severity} {','.join(props)}::{_gh_escape(body)}"
+    return f"::{diag.severity} {','.join(props)}::{_gh_escape(printable(body))}"

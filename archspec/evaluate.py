@@ -7,16 +7,15 @@ without bound.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import nodes as n
 from .diagnostics import Diagnostic, Span, did_you_mean
+from .limits import INT_LIMIT, MAX_ITEMS, MAX_NESTING, charge, measure
 from .ops import Shape, fmt_shape
-
-INT_LIMIT = 2**63 - 1
-MAX_ITEMS = 100_000
 
 
 class EvalError(Exception):
@@ -84,15 +83,25 @@ def type_name(value) -> str:
     return type(value).__name__
 
 
-def show(value) -> str:
+def show(value, width: int = 200) -> str:
+    """A value as the spec would write it, cut short (`...`) after about `width` characters
+    so that a message never grows with the size of a value."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, BlockRef):
         return value.name
     if isinstance(value, str):
-        return repr(value)
+        text = repr(value[:width + 1])
+        return text if len(value) <= width else text[:width] + "..."
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(show(v) for v in value)
+        parts, used = [], 0
+        for item in value:
+            if used > width:
+                parts.append("...")
+                break
+            parts.append(show(item, max(width - used, 10)))
+            used += len(parts[-1]) + 2
+        inner = ", ".join(parts)
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     return str(value)
 
@@ -106,6 +115,28 @@ def check_int(value, span: Span):
         raise fail("E401", "integer too large", span,
                    detail=f"the value has {len(str(abs(value)))} digits",
                    hint=f"values must stay within +-{INT_LIMIT} (int64)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise fail("E401", "number too large", span, detail=f"the value is {value}",
+                   hint="floats must stay finite (below about 1.8e308)")
+    if isinstance(value, complex):
+        raise fail("E212", "the result is not a real number", span,
+                   detail="a negative number to a fractional power",
+                   hint="raise only non-negative numbers to fractional powers")
+    return value
+
+
+def check_value(value, span: Span):
+    """A list, tuple or string built by a spec stays within MAX_ITEMS in all and MAX_NESTING
+    levels deep (E402, E404), however it was built."""
+    if isinstance(value, (list, tuple, str)):
+        size, depth = measure(value)
+        if size > MAX_ITEMS:
+            raise fail("E402", "value too large", span,
+                       detail=f"more than {MAX_ITEMS} items in all (nested items count too)",
+                       hint=f"at most {MAX_ITEMS} items")
+        if depth > MAX_NESTING:
+            raise fail("E404", f"value nested too deeply: more than {MAX_NESTING} levels",
+                       span, hint="lists and tuples inside each other: flatten the value")
     return value
 
 
@@ -114,7 +145,8 @@ def _arith(op: str, left, right, span: Span):
             and type(left) is type(right):
         if len(left) + len(right) > MAX_ITEMS:
             raise fail("E402", "sequence too long", span, hint=f"at most {MAX_ITEMS} items")
-        return left + right
+        charge(len(left) + len(right))
+        return check_value(left + right, span)
     if not (_is_number(left) and _is_number(right)):
         raise fail("E212", f"`{op}` cannot combine {type_name(left)} and {type_name(right)}",
                    span, detail=f"left is {show(left)}, right is {show(right)}",
@@ -124,11 +156,20 @@ def _arith(op: str, left, right, span: Span):
                    hint="the divisor is 0 here: check the argument or variant that sets it")
     if op == "**":
         if _is_number(right) and right < 0 and isinstance(left, int):
-            return float(left) ** right
+            left = float(left)
         if isinstance(right, int) and isinstance(left, int) and abs(left) > 1 and right > 64:
             raise fail("E401", "integer too large", span, detail=f"{left} ** {right}",
                        hint=f"values must stay within +-{INT_LIMIT} (int64)")
-    return check_int(_ARITH[op](left, right), span)
+    try:
+        result = _ARITH[op](left, right)
+    except OverflowError:
+        raise fail("E401", "number too large", span, detail=f"{show(left)} {op} {show(right)}",
+                   hint="floats must stay finite (below about 1.8e308)") from None
+    except ZeroDivisionError:  # 0.0 ** -1
+        raise fail("E213", "division by zero", span, detail=f"{show(left)} {op} {show(right)}",
+                   hint="the divisor is 0 here: check the argument or variant that sets it") \
+            from None
+    return check_int(result, span)
 
 
 _ARITH: dict[str, Callable] = {
@@ -142,6 +183,8 @@ _COMPARE: dict[str, Callable] = {
 
 
 def _compare(op: str, left, right, span: Span) -> bool:
+    if isinstance(left, (list, tuple)):
+        measure(left)  # comparing sequences costs their size
     if op in ("==", "!="):
         return _COMPARE[op](left, right)
     comparable = (_is_number(left) and _is_number(right)) or (
@@ -168,6 +211,7 @@ def _b_len(args, span):
 
 def _numbers_of(args, span, func):
     items = list(_sequence(args[0], span, func)) if len(args) == 1 else list(args)
+    charge(len(items))
     if not items:
         raise fail("E216", f"`{func}` of an empty sequence", span)
     for item in items:
@@ -202,19 +246,28 @@ def _b_range(args, span):
     if len(args) == 3 and args[2] == 0:
         raise fail("E216", "`range` step must not be zero", span)
     values = range(*args)
-    if len(values) > MAX_ITEMS:
-        raise fail("E402", "sequence too long", span, detail=f"range of {len(values)} items",
+    step = values.step
+    count = max(0, (values.stop - values.start + step - (1 if step > 0 else -1)) // step)
+    if count > MAX_ITEMS:  # counted without len(), which fails beyond sys.maxsize
+        raise fail("E402", "sequence too long", span, detail=f"range of {count} items",
                    hint=f"at most {MAX_ITEMS} items")
+    charge(count)
     return list(values)
 
 
 def _b_enumerate(args, span):
     start = args[1] if len(args) > 1 else 0
-    return [(start + i, v) for i, v in enumerate(_sequence(args[0], span, "enumerate"))]
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise fail("E204", f"`enumerate` start must be an int, got {type_name(start)}", span,
+                   detail=f"the value is {show(start)}")
+    items = _sequence(args[0], span, "enumerate")
+    check_int(start + len(items), span)
+    return check_value([(start + i, v) for i, v in enumerate(items)], span)
 
 
 def _b_zip(args, span):
-    return [tuple(t) for t in zip(*(_sequence(a, span, "zip") for a in args))]
+    return check_value([tuple(t) for t in zip(*(_sequence(a, span, "zip") for a in args))],
+                       span)
 
 
 # name -> (function, fewest arguments, most arguments)
@@ -237,10 +290,11 @@ class Evaluator:
         self.shape, self.shape_known = shape, shape_known
 
     def __call__(self, expr: n.Expr):
+        charge(1)
         return getattr(self, "_" + type(expr).__name__)(expr)
 
     def _Literal(self, e: n.Literal):
-        return check_int(e.value, e.span)
+        return check_value(check_int(e.value, e.span), e.span)
 
     def _Name(self, e: n.Name):
         try:
@@ -294,10 +348,10 @@ class Evaluator:
         return shape[fields[attr]]
 
     def _TupleExpr(self, e: n.TupleExpr):
-        return tuple(self(x) for x in e.items)
+        return check_value(tuple(self(x) for x in e.items), e.span)
 
     def _ListExpr(self, e: n.ListExpr):
-        return [self(x) for x in e.items]
+        return check_value([self(x) for x in e.items], e.span)
 
     def _BinOp(self, e: n.BinOp):
         return _arith(e.op, self(e.left), self(e.right), e.span)

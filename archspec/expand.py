@@ -30,7 +30,18 @@ from .evaluate import (
     show,
     type_name,
 )
-from .infer import add_shape, apply_op, concat_shape, dense_step_shape
+from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
+from .limits import (
+    INT_LIMIT,
+    MAX_LAYERS,
+    MAX_NESTING,
+    MAX_PATH,
+    TENSOR_HINT,
+    LimitError,
+    charge,
+    measure,
+)
+from .names import label_problem
 from .ops import REGISTRY, Args, OpSpec, Shape, ShapeError, fmt_shape, need_map
 
 
@@ -76,6 +87,12 @@ class Scope:
     def take(self, label: str | None, span: Span) -> str:
         index = self.counter
         self.counter += 1
+        name = label if label is not None else str(index)
+        full = f"{self.path}.{name}" if self.path else name
+        if len(full) > MAX_PATH:
+            raise fail("E409", f"module path too long: more than {MAX_PATH} characters", span,
+                       detail=f"`{full[:60]}...` has {len(full)} characters",
+                       hint="use shorter labels, or nest fewer labelled scopes")
         if label is None:
             return str(index)
         if label in self.labels:
@@ -108,6 +125,7 @@ def conforms(value, type_expr: n.TypeExpr) -> bool:
 def _as_tuples(value):
     """Op arguments take pairs as tuples; a user may write them as lists."""
     if isinstance(value, (list, tuple)):
+        charge(len(value) + 1)
         return tuple(_as_tuples(v) for v in value)
     return value
 
@@ -115,12 +133,13 @@ def _as_tuples(value):
 class Expander:
     """Expands one network (or variant) of a program; diagnostics go to `sink`."""
 
-    def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = 200_000):
+    def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = MAX_LAYERS):
         self.sink = sink
         self.network = network
         self.stack: list[tuple[str, Span]] = []  # block calls in progress
         self.node_count = 0
         self.max_nodes = max_nodes
+        self.depth = 0  # statements being expanded inside each other
 
     # ------------------------------------------------------------ reporting
 
@@ -134,6 +153,23 @@ class Expander:
 
     def instantiate(self, definition: n.Definition, namespace: dict, args: dict,
                     args_span: Span, input_override: Shape | None) -> ir.Network | None:
+        """The checked network, or None after errors. A limit (E404, E405, E408) stops the
+        expansion where it is reached."""
+        try:
+            network = self._instantiate(definition, namespace, args, args_span, input_override)
+        except LimitError as exc:
+            if not exc.reported:
+                self.report(exc.diagnostic)
+            return None
+        if network is not None and max(network.params, network.macs) > INT_LIMIT:
+            self.report(Diagnostic(
+                "E407", "network too large", definition.name_span,
+                detail=f"{network.params:,} parameters, {network.macs:,} MACs", hint=TENSOR_HINT))
+            return None
+        return network
+
+    def _instantiate(self, definition: n.Definition, namespace: dict, args: dict,
+                     args_span: Span, input_override: Shape | None) -> ir.Network | None:
         values = self.bind_values(definition, args, args_span, Evaluator(Env(), namespace,
                                                                          None, True))
         if values is None:
@@ -149,6 +185,10 @@ class Expander:
         env = Env(dict(values))  # `let` must not add to the recorded arguments
         try:
             shape = input_override or self.input_shape(body[0], env, namespace)
+            try:
+                check_tensor(shape)
+            except ShapeError as error:
+                raise self._at(error, body[0].span) from None
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None
@@ -288,12 +328,26 @@ class Expander:
 
     def stmt(self, stmt: n.Stmt, env: Env, ns: dict, shape: Shape | None,
              scope: Scope) -> tuple[list[ir.Node], Shape | None]:
+        self.depth += 1
         try:
+            if self.depth > MAX_NESTING:
+                raise LimitError(Diagnostic(
+                    "E404", f"nested too deeply: more than {MAX_NESTING} levels", stmt.span,
+                    detail="statements inside statements, through block calls",
+                    hint="flatten the structure: fewer nested groups and block calls"))
+            charge(1, stmt.span)
             return self._stmt(stmt, env, ns, shape, scope)
         except EvalError as exc:
             self.report(exc.diagnostic)
         except UnknownShape:
             pass
+        except LimitError as exc:
+            if not exc.reported:  # reported here, with the chain of block calls
+                exc.reported = True
+                self.report(exc.diagnostic)
+            raise
+        finally:
+            self.depth -= 1
         return [], None
 
     def _evaluator(self, env: Env, ns: dict, shape: Shape | None) -> Evaluator:
@@ -323,10 +377,15 @@ class Expander:
                 raise fail("E204", f"a label piece must be an int or str, got "
                            f"{type_name(value)}", piece.span)
             text += str(value)
-        if not text.isidentifier() or keyword.iskeyword(text):
-            raise fail("E216", f"label `{text}` is not a valid module name", label.span,
-                       hint="labels are identifiers: letters, digits and `_`, "
-                            "not starting with a digit")
+        if not text.isidentifier() or keyword.iskeyword(text) or not text.isascii():
+            shown = text if text.isprintable() and len(text) <= 80 else show(text, 80)
+            raise fail("E216", f"label `{shown}` is not a valid module name",
+                       label.span, hint="labels are identifiers: ASCII letters, digits and "
+                       "`_`, not starting with a digit")
+        problem = label_problem(text)
+        if problem is not None:
+            raise fail("E220", f"label `{text}` is reserved", label.span, detail=problem,
+                       hint=f"choose another name, e.g. `{text.strip('_') or 'layer'}_`")
         return text
 
     def _unlabelled(self, stmt, env, ns, shape, scope):
@@ -396,6 +455,8 @@ class Expander:
         values = self.bind_call(ref.definition, stmt, self._evaluator(env, ns, shape))
         if values is None:
             return [], None
+        for value in values.values():
+            measure(value)  # the IR keeps the arguments: they cost their size
         if name is None:
             name = scope.take(None, stmt.span)
         inner = scope.child(name)
@@ -417,8 +478,9 @@ class Expander:
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
         if self.node_count > self.max_nodes:
-            raise fail("E402", f"the expanded network has more than {self.max_nodes} layers",
-                       stmt.span, hint="check repeat counts and loop bounds")
+            raise LimitError(Diagnostic(
+                "E405", f"the expanded network has more than {self.max_nodes:,} layers",
+                stmt.span, hint="check repeat counts and loop bounds"))
         path = f"{scope.path}.{name}" if scope.path else name
         layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path)
         if shape is None:
@@ -514,6 +576,7 @@ class Expander:
         if value > MAX_ITEMS:
             raise fail("E402", f"{what} count {value} is too large", expr.span,
                        hint=f"at most {MAX_ITEMS}")
+        charge(value)
         return value
 
     def dense(self, stmt: n.Dense, env, ns, shape, scope):
@@ -554,6 +617,7 @@ class Expander:
             raise fail("E204", f"`for` needs a list or tuple, got {type_name(items)}",
                        stmt.iterable.span, detail=f"the value is {show(items)}",
                        hint="use range(n) to count")
+        charge(len(items))
         out: list[ir.Node] = []
         for item in items:
             bound: dict = {}

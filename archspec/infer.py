@@ -4,7 +4,16 @@ language lets a statement read the shape arriving at it (`in.c`)."""
 
 from __future__ import annotations
 
+from .limits import TENSOR_HINT, tensor_problem
 from .ops import Args, OpSpec, Shape, ShapeError, fmt_shape
+
+
+def check_tensor(shape: Shape, params: int = 0, macs: int = 0) -> None:
+    """E407 when a tensor's values, or a layer's parameters or MACs, go beyond int64."""
+    problem = tensor_problem(shape, params, macs)
+    if problem is not None:
+        raise ShapeError("E407", "tensor too large", detail=f"{problem} ({fmt_shape(shape)})",
+                         hint=TENSOR_HINT)
 
 
 def apply_op(spec: OpSpec, args: Args, shape: Shape) -> tuple[Shape, dict, int, int]:
@@ -14,7 +23,9 @@ def apply_op(spec: OpSpec, args: Args, shape: Shape) -> tuple[Shape, dict, int, 
         raise ShapeError("E301", f"`{spec.name}` output becomes {fmt_shape(out)}",
                          detail=f"incoming shape is {fmt_shape(shape)}",
                          hint="the input is too small for this op")
-    return out, attrs, spec.params(attrs, out), spec.macs(attrs, out)
+    params, macs = spec.params(attrs, out), spec.macs(attrs, out)
+    check_tensor(out, params, macs)
+    return out, attrs, params, macs
 
 
 def _branch_list(names: list[str], shapes: list[Shape]) -> str:
@@ -31,7 +42,9 @@ def concat_shape(names: list[str], shapes: list[Shape]) -> Shape:
             detail=_branch_list(names, shapes),
             hint=f"branches give {' and '.join(sizes)}: give every branch the same stride, "
                  "and pad k x k convs and pools by k // 2 (or use p='same')")
-    return (sum(s[0] for s in shapes), *shapes[0][1:])
+    out = (sum(s[0] for s in shapes), *shapes[0][1:])
+    check_tensor(out)
+    return out
 
 
 def add_shape(names: list[str], shapes: list[Shape], identity: list[bool]) -> Shape:
@@ -57,4 +70,6 @@ def dense_step_shape(step: int, block_in: Shape, current: Shape, step_out: Shape
             detail=f"the block input is {fmt_shape(block_in)}, step {step} gives "
                    f"{fmt_shape(step_out)}",
             hint="inside `dense`, use stride 1 and pad k x k convs by k // 2")
-    return (current[0] + step_out[0], *current[1:])
+    out = (current[0] + step_out[0], *current[1:])
+    check_tensor(out)
+    return out

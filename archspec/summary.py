@@ -117,10 +117,10 @@ class _Counter:
         if isinstance(node, ir.Merge):
             ends = [self.receptive(b, before) for b in node.branches]
             return _widest(ends)
-        ends = [before]
+        widest = before  # of the input and every step so far: linear in the steps
         for step in node.steps:
-            ends.append(self.receptive(step, _widest(ends)))
-        return _widest(ends)
+            widest = _widest([widest, self.receptive(step, widest)])
+        return widest
 
 
 def _widest(fields: list) -> tuple | None:

@@ -19,13 +19,16 @@ import ast
 import json
 import keyword
 import re
+import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 
 from . import __version__, ir
 from . import nodes as n
 from .diagnostics import Span
 from .evaluate import Env, EvalError, Evaluator
+from .names import docstring_text, python_class, python_function, python_parameter
 from .ops import REGISTRY, Default, fmt_shape
 from .parse import parse_module
 
@@ -107,9 +110,10 @@ class Instance:
 
 @dataclass
 class Param:
-    name: str
+    name: str  # as written in Python (names.python_parameter)
     values: list  # per instance
     default: object = None  # printed as the default (network parameters only)
+    spec: str | None = None  # the spec's name of a block or network parameter
 
 
 @dataclass
@@ -231,6 +235,10 @@ class SourceGenerator:
             by_base.setdefault(group.base, []).append(group)
         for groups in by_base.values():
             _name_variants(groups)
+        taken: set[str] = set()  # class names are unique, and no keyword, builtin or import
+        for group in self.groups:
+            group.name = python_class(group.name, taken)
+            taken.add(group.name)
 
     def _resolve_group(self, group: ClassGroup) -> None:
         rows = [self._slots_of(inst) for inst in group.instances]
@@ -276,7 +284,8 @@ class SourceGenerator:
         for name in first.args:
             values = [i.args.get(name) for i in group.instances]
             if name in overridable and all(type(v) in (int, float) for v in values):
-                found.append(Param(name, values, values[0] if group.kind == "network" else None))
+                found.append(Param(python_parameter(name), values,
+                                   values[0] if group.kind == "network" else None, name))
         return found
 
     def _overridable(self) -> set[str]:
@@ -342,8 +351,11 @@ class SourceGenerator:
         expr = _bound_argument(call, column[0].source, column[0].order) if call else None
         if expr is None:
             return None
-        names = {p.name: p for p in candidates}
-        text = _python(expr, set(names))
+        names = {p.spec: p for p in candidates if p.spec is not None}
+        python_names = {spec: p.name for spec, p in names.items()}
+        if any(p.spec is None and p.name == "in_channels" for p in candidates):
+            python_names["in.c"] = "in_channels"
+        text = _python(expr, python_names)
         if text is None:
             return None
         for index, slot in enumerate(column):
@@ -377,10 +389,11 @@ class SourceGenerator:
 
     def _header(self, spec_path: str) -> str:
         net = self.network
-        return (f'"""`{net.name}`, compiled by archspec {__version__} from {spec_path}.\n\n'
+        path, command = docstring_text(spec_path), docstring_text(shlex.quote(spec_path))
+        return (f'"""`{net.name}`, compiled by archspec {__version__} from {path}.\n\n'
                 f"Input {fmt_shape(net.input_shape)} (batch first), output "
                 f"{fmt_shape(net.output_shape)}; {net.params:,} parameters, {net.macs:,} MACs.\n"
-                f"Needs only PyTorch. Regenerate with: archspec compile {spec_path} "
+                f"Needs only PyTorch. Regenerate with: archspec compile {command} "
                 f'--net {net.name}\n"""')
 
     def _imports(self) -> str:
@@ -406,7 +419,7 @@ class SourceGenerator:
                 init.append(_wrap(INDENT * 2, f'self.add_module("{attr}", {text})'))
         signature = ", ".join(["self"] + [self._param_text(group, p) for p in group.params])
         span = group.span
-        doc = f'{INDENT}"""{group.title} from {span.file}:{span.line}.'
+        doc = f'{INDENT}"""{group.title} from {docstring_text(span.file)}:{span.line}.'
         if len(group.instances) > 1:
             doc += f"\n\n{INDENT}Shapes in forward() are those of its first use."
         doc += '"""' if len(group.instances) == 1 else f'\n{INDENT}"""'
@@ -458,10 +471,10 @@ class SourceGenerator:
 
     def _builder(self, root: ClassGroup) -> str:
         net = self.network
-        func = net.name if _is_identifier(net.name) else "build_" + re.sub(r"\W", "_", net.name)
+        func = python_function(net.name, {group.name for group in self.groups})
         params = ", ".join(p.name for p in root.params) or "none"
         return (f"def {func}(**overrides) -> {root.name}:\n"
-                f'{INDENT}"""`{net.name}` as specified in {net.span.file}.\n\n'
+                f'{INDENT}"""`{net.name}` as specified in {docstring_text(net.span.file)}.\n\n'
                 f"{INDENT}`overrides` may set the network's parameters: {params}.\n"
                 f'{INDENT}"""\n'
                 f"{INDENT}return {root.name}(**overrides)")
@@ -747,9 +760,10 @@ def _split_args(text: str) -> list[str]:
     return parts
 
 
-def _helper_names() -> set[str]:
+@lru_cache(maxsize=1)
+def _helper_names() -> frozenset[str]:
     tree = ast.parse(resources.files("archspec").joinpath("torch_helpers.py").read_text())
-    return {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    return frozenset(node.name for node in tree.body if isinstance(node, ast.ClassDef))
 
 
 def _helper_source(name: str) -> str:
@@ -779,14 +793,15 @@ def _bound_argument(call: n.Call, source: str | None, order: tuple) -> n.Expr | 
     return None
 
 
-def _python(expr: n.Expr, names: set[str]) -> str | None:
-    """An .arch expression as Python text, if it uses only `names`, numbers and arithmetic."""
+def _python(expr: n.Expr, names: dict[str, str]) -> str | None:
+    """An .arch expression as Python text, if it uses only `names` (spec name -> Python name;
+    `in.c` -> `in_channels`), numbers and arithmetic."""
     if isinstance(expr, n.Name):
-        return expr.id if expr.id in names else None
+        return names.get(expr.id)
     if isinstance(expr, n.Literal):
         return repr(expr.value) if type(expr.value) in (int, float) else None
     if isinstance(expr, n.Attr) and isinstance(expr.target, n.InRef) and expr.attr == "c":
-        return "in_channels" if "in_channels" in names else None
+        return names.get("in.c")
     if isinstance(expr, n.TupleExpr):
         items = [_python(item, names) for item in expr.items]
         return None if None in items else f"({', '.join(items)})"
@@ -862,7 +877,7 @@ def _same_but_default(network: ir.Network, spec_path: str, candidates: set[str],
     if result.errors or not result.networks:
         return False
     changed = _constructors(_render(result.networks[0], spec_path, candidates))
-    pattern = f"{name}: {type(old).__name__} = "
+    pattern = f"{python_parameter(name)}: {type(old).__name__} = "
     return changed == base.replace(pattern + repr(old), pattern + repr(new))
 
 

@@ -1,0 +1,107 @@
+"""Names from a spec that end up in Python: labels (module attributes and state_dict keys),
+and the block, network and parameter names the source generator writes as classes, functions
+and arguments.
+
+Labels are *rejected* when PyTorch would refuse them or they would replace something of the
+module (E220): they are state_dict keys, so renaming them silently would break loading
+weights. Class, function and argument names of a compiled file are *mangled* instead: they
+only need to be valid, distinct and harmless Python.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+# Attributes of torch's module classes that a child module's name must not replace:
+# nn.Module, nn.Sequential, nn.ModuleDict and nn.ModuleList (compiled files hold children in
+# those), with archspec's own ArchModule/ArchNetwork attributes. tests/test_hostile.py checks
+# that this covers dir() of those classes in the installed torch. Labels starting with `_`
+# are refused as well (torch's private attributes, Python's name mangling).
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "clear", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extend",
+    "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter",
+    "get_submodule", "half", "hpu", "insert", "ipu", "items", "keys", "load_state_dict",
+    "modules", "mps", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "pop", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty",
+    "train", "training", "type", "update", "values", "xpu", "zero_grad",
+    # archspec.torch_backend
+    "plan", "block", "spec_name", "input_shape",
+})
+
+
+def label_problem(label: str) -> str | None:
+    """Why a label cannot name a module, or None. (Identifier rules are checked before.)"""
+    if label.startswith("_"):
+        return "labels starting with `_` are reserved for PyTorch's own attributes"
+    if label in MODULE_ATTRIBUTES:
+        return f"`{label}` is an attribute of PyTorch's modules, so a child cannot have it"
+    return None
+
+
+# ---------------------------------------------------------------- compiled files
+
+# Module-level names every compiled file may use: imports, copied helpers, torch's globals.
+GENERATED_GLOBALS = frozenset({"torch", "nn", "F", "OrderedDict", "PaddedConv2d",
+                               "DenseConcat", "init_weights"})
+PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(
+    dir(builtins))
+_LOCAL_NAMES = frozenset({"self", "in_channels", "overrides", "x"})
+_GENERATED_ARGUMENT = re.compile(r"arg\d+")
+PARAM_PREFIX = "spec_"
+
+
+def _clashes(name: str) -> bool:
+    return (not name.isidentifier() or name in PYTHON_NAMES or name in GENERATED_GLOBALS
+            or name in _LOCAL_NAMES or bool(_GENERATED_ARGUMENT.fullmatch(name))
+            or name[:1].isupper()  # class names of the file are capitalised
+            or name.startswith("_"))  # private names are mangled inside a class body
+
+
+def python_parameter(name: str) -> str:
+    """A spec parameter's name as a constructor argument: itself, or `spec_NAME` when it is a
+    keyword, a builtin, a name the file uses, or could be one. One-to-one: a name that
+    already starts with `spec_` is prefixed too."""
+    if _clashes(name) or name.startswith(PARAM_PREFIX):
+        return PARAM_PREFIX + name
+    return name
+
+
+def python_class(base: str, taken: set[str]) -> str:
+    """A class name that is no keyword, builtin, import or helper, and not taken yet."""
+    name = base if base.isidentifier() else "Net"
+    count = 2
+    while (name in PYTHON_NAMES or name in GENERATED_GLOBALS or name in taken
+           or keyword.iskeyword(name)):
+        name, count = f"{base}{count}", count + 1
+    return name
+
+
+def python_function(name: str, taken: set[str]) -> str:
+    """The builder function's name: the network's, or `build_NAME` when that clashes."""
+    if _clashes(name) or name in taken:
+        return "build_" + name
+    return name
+
+
+def docstring_text(text: str) -> str:
+    """Text that is safe inside a triple-quoted docstring: quotes, backslashes and anything
+    unprintable (newlines, escape sequences, lone surrogates) are escaped."""
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(ascii(char)[1:-1])
+    return "".join(out)

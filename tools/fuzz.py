@@ -1,0 +1,656 @@
+"""Fuzz archspec's command line with broken and hostile specs.
+
+    python tools/fuzz.py --cases 20000 --seed 0 [--jobs N] [--timeout S] [--out DIR]
+
+Every case is a .arch file made one of three ways, chosen per case from the seed:
+
+* grammar (35%): a program drawn from Hypothesis strategies that follow grammar.lark
+  (blocks, networks, variants, imports, every statement form, expressions of every
+  operator), with names, numbers and strings biased towards the edges: keywords, PyTorch
+  attribute names, huge and negative numbers, odd Unicode;
+* mutation (50%): a spec of specs/ or tests/broken/ with 1 to 4 mutations: tokens deleted,
+  duplicated or swapped, numbers replaced by huge ones, deep nesting inserted, odd Unicode or
+  binary bytes inserted, names replaced by hostile ones, the file cut short, or spliced with
+  another spec;
+* hostile (15%): a small spec aimed at one limit or one injection (deep nesting, huge loops,
+  import chains and escapes, big tensors, hostile labels and names, long labels).
+
+Every case runs `archspec check` (its output format cycling through text, json and github).
+Then, deterministically by case number:
+* a case that checks clean runs `summary` (format cycling through table, markdown, csv and
+  json, with `--count all` and `--rf` on every third) and `diagram -o case.dot`, and every
+  4th such case `compile -o case.py`, every 20th `diagram -o case.svg` (Graphviz's dot);
+* every 10th case with spec errors runs `summary`, `compile -o` and `diagram -o` as well (they
+  must fail the same way, leaving the output file untouched).
+
+Commands run in-process (archspec.cli.main, stdout and stderr captured) in worker processes,
+each case in a folder holding a copy of tests/broken/lib (so imports resolve), with a time
+limit per command (SIGALRM) and a memory limit per worker. A case fails when a command:
+crashes (exit status not 0, 1 or 2; a traceback; `internal error`; the RecursionError
+fallback), hangs (passes --timeout), fails without a coded diagnostic (exit 1 without
+`error[E...]`), prints JSON that does not parse or GitHub lines that are not annotations,
+writes Python that `ast.parse` rejects or that holds anything but the expected imports,
+classes and functions, or changes the output file when it fails. Failing inputs are saved
+under --out. Exit status 0 when no case failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import functools
+import io
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CORPUS_DIRS = [ROOT / "specs", ROOT / "tests" / "broken"]
+LIB = ROOT / "tests" / "broken" / "lib"
+BATCH = 50
+
+# ---------------------------------------------------------------- edge values
+
+HUGE_NUMBERS = ["0", "-1", "1", "2", "7", "64", "65", "99999", "100000", "100001", "2147483648",
+                "9223372036854775807", "9223372036854775808", "18446744073709551616",
+                "1" + "0" * 30, "9" * 5000, "0" * 5000 + "1", "1_000_000_000", "2**62",
+                "2**63", "-2**63", "10**18", "1e308", "1e999", "1e-400", "0.0", "-0.0", "0.5",
+                "1.7976931348623157e308", "3.0", "-9223372036854775807"]
+HOSTILE_NAMES = ["forward", "training", "_modules", "__class__", "__init__", "add_module",
+                 "state_dict", "plan", "block", "class", "lambda", "def", "None", "True",
+                 "self", "super", "in_channels", "arg0", "arg1", "torch", "nn", "F",
+                 "OrderedDict", "PaddedConv2d", "DenseConcat", "init_weights", "print",
+                 "exec", "eval", "__import__", "x", "overrides", "spec_x", "build_n", "values",
+                 "keys", "append", "_", "__", "a" * 300, "ﬁ", "İ", "ä", "名前", "x\u200by"]
+HOSTILE_STRINGS = ['"\\"\\"\\"; import os"', "'\"\"\"; import os; os.system(\"id\") #'",
+                   '"../../../../etc/passwd"', '"/etc/passwd"', '"/dev/zero"', '"same"',
+                   '"valid"', "'\x1b[31mred'", '"\u202etxt.arch"', '""', "'" + "a" * 3000 + "'",
+                   '"\\n"', "'%0A::error::x'"]
+ODD_UNICODE = ["\u202e", "\u200b", "\ufeff", "\u0301", "\u2028", "\u2029", "\x00", "\r", "\x0c",
+               "\x1b[2J", "\t", "\u00a0", "😀", "ｃｏｎｖ", "ﬁ", "ı", "Ω", "\x7f", "\u0085",
+               "\ud800"]
+OPS = ["conv", "dwconv", "pwconv", "batchnorm", "lrn", "relu", "relu6", "leaky_relu",
+       "sigmoid", "tanh", "gelu", "silu", "softmax", "maxpool", "avgpool", "global_avgpool",
+       "global_maxpool", "adaptive_avgpool", "adaptive_maxpool", "dropout", "flatten", "linear",
+       "identity", "init", "unknown_op"]
+TOKEN = re.compile(r'\s+|#[^\n]*|"[^"\n]*"|\'[^\'\n]*\'|[A-Za-z_][A-Za-z_0-9]*:?|'
+                   r"[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\*\*|//|[=!<>]=|.",
+                   re.DOTALL)
+
+
+def corpus() -> list[tuple[str, bytes]]:
+    files = []
+    for folder in CORPUS_DIRS:
+        files += [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.arch"))]
+    files += [(f"lib/{p.name}", p.read_bytes()) for p in sorted(LIB.glob("*.arch"))]
+    return files
+
+
+# ---------------------------------------------------------------- mutation
+
+
+def _tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+def _nest(rng: random.Random) -> str:
+    depth = rng.choice([20, 31, 32, 33, 40, 100, 1000, 20000])
+    kind = rng.randrange(7)
+    if kind == 0:
+        return "{" * depth + " relu " + "}" * depth
+    if kind == 1:
+        return "linear(" + "(" * depth + "1" + ")" * depth + ")"
+    if kind == 2:
+        return "linear(" + "1+" * depth + "1)"
+    if kind == 3:
+        return "linear(" + "-" * depth + "1)"
+    if kind == 4:
+        return "let q = " + "[" * depth + "1" + "]" * depth
+    if kind == 5:
+        return "x{" + "1+" * depth + "1}: relu"
+    return "".join(f"l{i}: {{" for i in range(min(depth, 2000))) + "relu" + "}" * min(depth, 2000)
+
+
+def mutate(rng: random.Random, files: list[tuple[str, bytes]]) -> bytes:
+    _, data = rng.choice(files)
+    text = data.decode("utf-8", "replace")
+    for _ in range(rng.randint(1, 4)):
+        tokens = _tokens(text) or [" "]
+        i, j = rng.randrange(len(tokens)), rng.randrange(len(tokens))
+        op = rng.randrange(13)
+        if op == 0:  # delete tokens
+            del tokens[i:i + rng.choice([1, 1, 2, 5])]
+        elif op == 1:  # duplicate a token or a run
+            tokens[i:i] = tokens[i:i + rng.choice([1, 3, 20])] * rng.choice([1, 2, 50])
+        elif op == 2:  # swap
+            tokens[i], tokens[j] = tokens[j], tokens[i]
+        elif op == 3:  # a number becomes an edge value
+            numbers = [k for k, t in enumerate(tokens) if t[:1].isdigit()]
+            k = rng.choice(numbers) if numbers else i
+            tokens[k] = rng.choice(HUGE_NUMBERS)
+        elif op == 4:  # deep nesting
+            tokens.insert(i, " " + _nest(rng) + " ")
+        elif op == 5:  # odd Unicode
+            tokens.insert(i, rng.choice(ODD_UNICODE))
+        elif op == 6:  # a name becomes a hostile one
+            names = [k for k, t in enumerate(tokens) if t[:1].isalpha() or t[:1] == "_"]
+            k = rng.choice(names) if names else i
+            tokens[k] = rng.choice(HOSTILE_NAMES) + (":" if tokens[k].endswith(":") else "")
+        elif op == 7:  # a string becomes a hostile one
+            strings = [k for k, t in enumerate(tokens) if t[:1] in "\"'"]
+            k = rng.choice(strings) if strings else i
+            tokens[k] = rng.choice(HOSTILE_STRINGS)
+        elif op == 8:  # cut short
+            tokens = tokens[:i]
+        elif op == 9:  # splice another spec in
+            other = _tokens(rng.choice(files)[1].decode("utf-8", "replace"))
+            a = rng.randrange(len(other) or 1)
+            tokens[i:i] = other[a:a + rng.randint(1, 200)]
+        elif op == 10:  # a repeat or dense count blows up
+            counts = [k for k, t in enumerate(tokens) if t in ("repeat", "dense")]
+            if counts:
+                k = rng.choice(counts) + 1
+                while k < len(tokens) and not tokens[k].strip():
+                    k += 1
+                if k < len(tokens):
+                    tokens[k] = rng.choice(["100000", "99999", "100001", "2**40", "50000"])
+        elif op == 11:  # a label becomes hostile
+            labels = [k for k, t in enumerate(tokens) if t.endswith(":") and t[:1].isalpha()]
+            if labels:
+                tokens[rng.choice(labels)] = rng.choice(HOSTILE_NAMES) + ":"
+        else:  # an op swapped for another
+            calls = [k for k, t in enumerate(tokens) if t in OPS]
+            if calls:
+                tokens[rng.choice(calls)] = rng.choice(OPS)
+        text = "".join(tokens)
+    out = text.encode("utf-8", "surrogatepass")
+    if rng.random() < 0.08:  # binary bytes
+        pos = rng.randrange(len(out) + 1)
+        out = out[:pos] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 16))) + out[pos:]
+    return out
+
+
+# ---------------------------------------------------------------- hostile templates
+
+
+def hostile(rng: random.Random) -> bytes:
+    net = "network n(classes: int = 10) {{\n  input [3, 16, 16]\n{body}\n  global_avgpool\n" \
+          "  flatten\n  fc: linear(classes)\n}}\n"
+    k = rng.randrange(20)
+    big = rng.choice(["100000", "99999", "2**20", "100001", "5000", "1000", "300"])
+    if k == 0:
+        body = f"  repeat {big} {{ repeat {big} {{ }} }}"
+    elif k == 1:
+        body = f"  repeat {big} {{ relu }}"
+    elif k == 2:
+        body = f"  for i in range({big}) {{ let q = range({big}) }}"
+    elif k == 3:
+        body = f"  let a = range(100000)\n  let b = [{'a, ' * rng.choice([1, 2, 3000])}]\n  relu"
+    elif k == 4:
+        depth = rng.choice([30, 33, 100, 300])
+        blocks = "".join(f"block b{i}() {{ l: b{i + 1} }}\n" for i in range(depth))
+        return (blocks + f"block b{depth}() {{ relu }}\n" + net.format(body="  b0")).encode()
+    elif k == 5:
+        depth = rng.choice([30, 33, 200, 3000])
+        chain = "".join(f"variant v{i} = v{i + 1}\n" for i in range(depth))
+        return (net.format(body="  relu") + chain + f"variant v{depth} = n\n").encode()
+    elif k == 6:
+        path = rng.choice(["/etc/passwd", "../../../../etc/passwd", "/dev/zero", "/proc/self/mem",
+                           "case.arch", "lib/../../x.arch", "lib/blocks.arch", "\x00",
+                           "lib/deep/d01.arch", "lib/cycle_a.arch", "a" * 5000, "lib", "."])
+        return (f'import "{path}"\n' + net.format(body="  relu")).encode("utf-8",
+                                                                          "surrogatepass")
+    elif k == 7:
+        label = rng.choice(HOSTILE_NAMES)
+        body = f"  {label}: conv(8, k=3, p=1)\n  {label}x: relu"
+    elif k == 8:
+        name = rng.choice(HOSTILE_NAMES)
+        block = (f"block {name}({name}: int, c: int = 4) {{ a: conv({name}, k=1) "
+                 f"b: conv(c, k=3, p=1) relu }}\n")
+        return (block + net.format(body=f"  s1: {name}(4)\n  s2: {name}(8, c=2)")).encode()
+    elif k == 9:
+        name = rng.choice(HOSTILE_NAMES)
+        return (f"network {name}({name}: int = 3) {{\n  input [3, 8, 8]\n  conv({name}, k=1)\n"
+                f"  flatten\n  linear(10)\n}}\n").encode()
+    elif k == 10:
+        body = f"  conv({rng.choice(['2**40', '2**62', '2**31'])}, k=1)\n  conv(2**40, k=3)"
+    elif k == 11:
+        body = ("  let s = \"" + "abcdefghij" * rng.choice([5, 50, 200]) + "\"\n"
+                "  a{s}: { b{s}: { c{s}: relu } }")
+    elif k == 12:
+        body = f"  leaky_relu({rng.choice(['1e999', '10.0 ** 400', '(-8) ** 0.5', '0.0 ** -1'])})"
+    elif k == 13:
+        start = rng.choice(['"a"', "2**63 - 1", "1.5", "true"])
+        body = f"  let q = enumerate([1, 2], {start})"
+    elif k == 14:
+        bounds = rng.choice(["-(2**63 - 1), 2**63 - 1", "0, 2**62, 1", "5, 0, -1"])
+        body = f"  let q = range({bounds})"
+    elif k == 15:
+        body = "  " + _nest(rng)
+    elif k == 16:
+        body = f"  dense {big} {{ conv(4, k=3, p=1) }}"
+    elif k == 17:
+        body = "  let a = [" + ", ".join(["[1, 2, 3]"] * rng.choice([10, 40000])) + "]\n  relu"
+    elif k == 18:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(1, 400)))
+    else:
+        body = "  add { relu }\n  concat { relu relu }\n  dense 2 { relu }"
+    return net.format(body=body).encode("utf-8", "surrogatepass")
+
+
+# ---------------------------------------------------------------- grammar (hypothesis)
+
+
+@functools.lru_cache(maxsize=1)
+def spec_strategy():
+    """Hypothesis strategy for whole .arch files, following grammar.lark."""
+    from hypothesis import strategies as st
+
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+    ident = st.one_of(st.sampled_from(["c", "k", "n", "i", "j", "x", "width", "stage", "b1"]),
+                      st.sampled_from(HOSTILE_NAMES[:40]),
+                      st.tuples(st.sampled_from(letters), st.text(letters + "0123456789",
+                                                                  max_size=6)).map("".join))
+    number = st.one_of(st.integers(0, 8).map(str), st.integers(-3, 300).map(str),
+                       st.sampled_from(HUGE_NUMBERS[:-1]),
+                       st.floats(allow_nan=False, allow_infinity=False).map(repr))
+    string = st.one_of(st.sampled_from(['"same"', '"valid"', '"tanh"', '"a"', '""']),
+                       st.text(alphabet=st.characters(exclude_characters='"\n\r',
+                                                      exclude_categories=["Cs"]),
+                               max_size=8).map(lambda s: f'"{s}"'))
+    atom = st.one_of(number, number, ident, string, st.sampled_from(
+        ["true", "false", "in.c", "in.h", "in.w", "in.features", "in.shape", "in"]))
+
+    def extend(inner):
+        binop = st.tuples(inner, st.sampled_from(["+", "-", "*", "//", "/", "%", "**", "==",
+                                                   "<", ">=", "and", "or"]), inner)
+        return st.one_of(
+            binop.map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+            inner.map(lambda e: f"({e})"), inner.map(lambda e: f"-{e}"),
+            inner.map(lambda e: f"not {e}"),
+            st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+            st.lists(inner, min_size=2, max_size=3).map(lambda xs: "(" + ", ".join(xs) + ")"),
+            st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),
+            st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} if {t[1]} else {t[2]}"),
+            st.tuples(st.sampled_from(["len", "min", "max", "sum", "abs", "range", "zip",
+                                       "enumerate", "nope"]),
+                      st.lists(inner, min_size=1, max_size=3)).map(
+                lambda t: f"{t[0]}({', '.join(t[1])})"))
+
+    expr = st.recursive(atom, extend, max_leaves=5)
+    small = st.one_of(st.integers(1, 8).map(str), st.sampled_from(["c", "2 * c", "in.c"]), expr)
+    kwarg = st.tuples(st.sampled_from(["k", "s", "p", "d", "groups", "bias", "out", "size",
+                                       "eps", "slope", "approximate", "stride", "padding",
+                                       "multiplier", "ceil_mode", "conv", "zero_residual_bn",
+                                       "bogus"]), st.one_of(small, expr))
+    call = st.tuples(st.sampled_from(OPS), st.lists(small, max_size=2),
+                     st.lists(kwarg, max_size=3)).map(
+        lambda t: t[0] + ("(" + ", ".join(t[1] + [f"{k}={v}" for k, v in t[2]]) + ")"
+                          if t[1] or t[2] else ""))
+    label = st.one_of(st.just(""), ident.map(lambda s: f"{s}: "),
+                      st.tuples(ident, expr).map(lambda t: f"{t[0]}{{{t[1]}}}: "))
+
+    def statements(inner):
+        body = st.lists(inner, max_size=4).map(lambda xs: "{ " + " ".join(xs) + " }")
+        return st.one_of(
+            st.tuples(label, body).map("".join),
+            st.tuples(label, st.sampled_from(["concat ", "add "]), body).map("".join),
+            st.tuples(st.sampled_from(["repeat", "dense"]), small, body).map(" ".join),
+            st.tuples(ident, expr, body).map(lambda t: f"for {t[0]} in {t[1]} {t[2]}"),
+            st.tuples(expr, body, body).map(lambda t: f"if {t[0]} {t[1]} else {t[2]}"),
+            st.tuples(ident, expr).map(lambda t: f"let {t[0]} = {t[1]}"))
+
+    leaf = st.one_of(st.tuples(label, call).map("".join), call)
+    stmt = st.recursive(leaf, statements, max_leaves=8)
+    type_ = st.sampled_from(["int", "float", "bool", "str", "list", "tuple", "block", "any",
+                             "(int, int)", "nope"])
+    param = st.tuples(ident, type_, st.one_of(st.just(""), expr.map(lambda e: f" = {e}"))).map(
+        lambda t: f"{t[0]}: {t[1]}{t[2]}")
+    params = st.lists(param, max_size=3).map(", ".join)
+    stmts = st.lists(stmt, max_size=6).map(lambda xs: "\n  ".join(xs))
+    block = st.tuples(ident, params, stmts).map(
+        lambda t: f"block {t[0]}({t[1]}) {{\n  {t[2]}\n}}\n")
+    shape = st.one_of(st.sampled_from(["[3, 32, 32]", "[1, 28, 28]", "[784]", "[3, 224, 224]"]),
+                      expr)
+    network = st.tuples(ident, params, shape, stmts).map(
+        lambda t: f"network {t[0]}({t[1]}) {{\n  input {t[2]}\n  {t[3]}\n}}\n")
+    variant = st.tuples(ident, ident, st.lists(st.one_of(expr, kwarg.map(
+        lambda kv: f"{kv[0]}={kv[1]}")), max_size=2)).map(
+        lambda t: f"variant {t[0]} = {t[1]}({', '.join(t[2])})\n")
+    imports = st.sampled_from(['import "lib/blocks.arch"\n',
+                               'from "lib/blocks.arch" import res_block\n',
+                               'import "lib/cycle_a.arch"\n',
+                               'import "/etc/passwd"\n', 'import "../x.arch"\n', ""])
+    return st.tuples(imports, st.lists(block, max_size=2), st.lists(network, min_size=1,
+                     max_size=2), st.lists(variant, max_size=2)).map(
+        lambda t: (t[0] + "".join(t[1]) + "".join(t[2]) + "".join(t[3])).encode(
+            "utf-8", "surrogatepass"))
+
+
+def grammar_cases(seed: int, batch: int, count: int) -> list[bytes]:
+    """`count` programs drawn by Hypothesis, reproducibly from (seed, batch)."""
+    if count == 0:
+        return []
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    drawn: list[bytes] = []
+
+    @settings(max_examples=count * 2, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @hypothesis_seed(seed * 1_000_003 + batch)
+    @given(spec_strategy())
+    def draw(text: bytes) -> None:
+        if len(drawn) < count:
+            drawn.append(text)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Hypothesis warns about the repr of big strategies
+        draw()
+    while len(drawn) < count:  # Hypothesis ran out of distinct examples: repeat (rare)
+        drawn.append(drawn[len(drawn) % max(1, len(drawn))] if drawn else b"")
+    return drawn
+
+
+# ---------------------------------------------------------------- the cases
+
+
+def case_kind(seed: int, index: int) -> str:
+    r = random.Random(f"kind:{seed}:{index}").random()
+    return "grammar" if r < 0.35 else "mutation" if r < 0.85 else "hostile"
+
+
+def make_batch(seed: int, batch: int, size: int, files) -> list[tuple[int, str, bytes]]:
+    indices = range(batch * size, (batch + 1) * size)
+    kinds = [case_kind(seed, i) for i in indices]
+    drawn = iter(grammar_cases(seed, batch, kinds.count("grammar")))
+    cases = []
+    for index, kind in zip(indices, kinds):
+        rng = random.Random(f"case:{seed}:{index}")
+        data = (next(drawn) if kind == "grammar" else mutate(rng, files) if kind == "mutation"
+                else hostile(rng))
+        cases.append((index, kind, data))
+    return cases
+
+
+# ---------------------------------------------------------------- running a command
+
+
+class Hang(BaseException):
+    """Raised by SIGALRM: a BaseException, so no `except Exception` in archspec catches it."""
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+@dataclass
+class Outcome:
+    index: int
+    kind: str
+    commands: list[tuple[str, int, float]] = field(default_factory=list)  # (name, status, s)
+    failures: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    data: bytes = b""
+
+
+SENTINEL = "# left here before the command ran\n"
+ALLOWED_IMPORTS = {"torch", "torch.nn.functional", "torch.nn", "collections"}
+
+
+def run_command(argv: list[str], timeout: float) -> tuple[int | str, str, str, float]:
+    from archspec.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status: int | str = main(argv)
+    except Hang:
+        status = "hang"
+    except SystemExit as exc:  # argparse
+        status = exc.code if isinstance(exc.code, int) else 2
+    except BaseException as exc:  # noqa: BLE001 - anything escaping main() is a crash
+        status = f"raised {type(exc).__name__}: {exc}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return status, out.getvalue(), err.getvalue(), time.perf_counter() - start
+
+
+def check_generated(path: Path) -> str | None:
+    """None when a compiled file is valid Python holding only imports, classes, functions."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        return f"generated source does not parse: {exc}"
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            continue
+        else:
+            return f"unexpected top-level statement: {ast.dump(node)[:200]}"
+        if not set(names) <= ALLOWED_IMPORTS:
+            return f"unexpected import: {names}"
+    return None
+
+
+def judge(name: str, status, out: str, err: str, outcome: Outcome, fmt: str = "text",
+          output: Path | None = None) -> None:
+    text = out + err
+    problems = []
+    if status == "hang":
+        problems.append("hang")
+    elif status not in (0, 1, 2):
+        problems.append(f"exit status {status!r}")
+    for marker in ("Traceback", "internal error", "nested too deeply to check"):
+        if marker in text:
+            problems.append(f"`{marker}` in the output")
+    if status == 1 and not re.search(r"error\[E\d{3}\]|\"code\": \"E\d{3}\"|::error ", text):
+        problems.append("exit 1 without a coded diagnostic")
+    if status in (1, 2) and not text.strip():
+        problems.append(f"exit {status} with no message")
+    if fmt == "json" and (status == 0 or name == "check"):
+        try:
+            json.loads(out)
+        except ValueError as exc:
+            problems.append(f"--format json printed no JSON: {exc}")
+    if fmt == "github":
+        bad = [line for line in out.splitlines()
+               if not line.startswith(("::error ", "::warning "))]
+        if bad:
+            problems.append(f"--format github printed a non-annotation line: {bad[0][:200]!r}")
+    if output is not None:
+        content = output.read_text(encoding="utf-8", errors="replace") if output.exists() \
+            else None
+        if status != 0 and content != SENTINEL:
+            problems.append("a failing command changed its output file")
+        if status == 0 and content == SENTINEL:
+            problems.append("a successful command left the output file unchanged")
+        if status == 0 and output.suffix == ".py":
+            problem = check_generated(output)
+            if problem:
+                problems.append(problem)
+    outcome.codes += re.findall(r"(?:error|warning)\[([EW]\d{3})\]", text)
+    outcome.failures += [f"{name}: {p}" for p in problems]
+
+
+def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -> Outcome:
+    outcome = Outcome(index, kind)
+    spec = folder / "case.arch"
+    spec.write_bytes(data)
+    fmt = ["text", "json", "github"][index % 3]
+    status, out, err, seconds = run_command(["check", "--format", fmt, str(spec)], timeout)
+    outcome.commands.append(("check", status, seconds))
+    judge("check", status, out, err, outcome, fmt)
+    runs = []
+    if status == 0:
+        summary_fmt = ["table", "markdown", "csv", "json"][index % 4]
+        extra = ["--count", "all", "--rf"] if index % 3 == 0 else []
+        runs.append(("summary", ["summary", "--format", summary_fmt, *extra], None, summary_fmt))
+        runs.append(("diagram", ["diagram", "-o"], "case.dot", "text"))
+        if index % 4 == 0:
+            runs.append(("compile", ["compile", "-o"], "case.py", "text"))
+        if index % 20 == 0:
+            runs.append(("diagram-svg", ["diagram", "-o"], "case.svg", "text"))
+    elif status == 1 and index % 10 == 0:
+        runs += [("summary", ["summary"], None, "text"),
+                 ("compile", ["compile", "-o"], "case.py", "text"),
+                 ("diagram", ["diagram", "-o"], "case.dot", "text")]
+    for name, argv, target, fmt in runs:
+        output = None
+        if target is not None:
+            output = folder / target
+            output.write_text(SENTINEL, encoding="utf-8")
+            argv = [*argv, str(output)]
+        status, out, err, seconds = run_command([*argv, str(spec)], timeout)
+        outcome.commands.append((name, status, seconds))
+        judge(name, status, out, err, outcome, fmt if name == "summary" else "text", output)
+    if outcome.failures:
+        outcome.data = data
+    return outcome
+
+
+# ---------------------------------------------------------------- workers
+
+_FILES: list = []
+_FOLDER: Path | None = None
+
+
+def _init_worker(memory_gb: float) -> None:
+    global _FILES, _FOLDER
+    signal.signal(signal.SIGALRM, _alarm)
+    if memory_gb > 0:
+        limit = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _FILES = corpus()
+    _FOLDER = Path(tempfile.mkdtemp(prefix="archspec-fuzz-"))
+    shutil.copytree(LIB, _FOLDER / "lib")
+    os.chdir(_FOLDER)
+
+
+def run_batch(seed: int, batch: int, size: int, timeout: float) -> list[Outcome]:
+    cases = make_batch(seed, batch, size, _FILES)
+    return [run_case(index, kind, data, _FOLDER, timeout) for index, kind, data in cases]
+
+
+def run_all(cases: int, seed: int, jobs: int, timeout: float, memory_gb: float,
+            progress: bool = True) -> tuple[list[Outcome], list[str]]:
+    """Run the cases in `jobs` worker processes; returns the outcomes and any batches that
+    hung in a way SIGALRM could not stop (their workers are killed)."""
+    batches = list(range((cases + BATCH - 1) // BATCH))
+    outcomes: list[Outcome] = []
+    stuck: list[str] = []
+    hard_limit = BATCH * timeout * 8 + 120
+    context = multiprocessing.get_context("fork")
+    while batches:
+        pool = context.Pool(jobs, _init_worker, (memory_gb,), maxtasksperchild=10)
+        pending = {b: pool.apply_async(run_batch, (seed, b, BATCH, timeout)) for b in batches}
+        batches = []
+        try:
+            for b, result in pending.items():
+                if batches:  # a batch got stuck: keep what is done, run the rest again
+                    if result.ready() and result.successful():
+                        outcomes += result.get()
+                    else:
+                        batches.append(b)
+                    continue
+                try:
+                    outcomes += result.get(hard_limit)
+                except multiprocessing.TimeoutError:
+                    stuck.append(f"batch {b} (cases {b * BATCH}..{b * BATCH + BATCH - 1})")
+                    batches = [b]  # marker, removed below
+                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed)
+                    stuck.append(f"batch {b}: worker failed: {type(exc).__name__}: {exc}")
+                if progress:
+                    print(f"\r{len(outcomes)}/{cases} cases", end="", file=sys.stderr,
+                          flush=True)
+        finally:
+            pool.terminate()
+            pool.join()
+        batches = [b for b in batches if not any(s.startswith(f"batch {b} ") for s in stuck)]
+    if progress:
+        print(file=sys.stderr)
+    outcomes = [o for o in outcomes if o.index < cases]
+    return sorted(outcomes, key=lambda o: o.index), stuck
+
+
+def report(outcomes: list[Outcome], stuck: list[str], seconds: float, out_dir: Path) -> int:
+    by_command: Counter = Counter()
+    slowest: list[tuple[float, int, str]] = []
+    for outcome in outcomes:
+        for name, status, took in outcome.commands:
+            by_command[(name, status if isinstance(status, int) else "crash")] += 1
+            slowest.append((took, outcome.index, name))
+    kinds = Counter(o.kind for o in outcomes)
+    codes = Counter(code for o in outcomes for code in set(o.codes))
+    failed = [o for o in outcomes if o.failures]
+    print(f"cases: {len(outcomes)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
+    print(f"time: {seconds:.1f} s")
+    busy = Counter()
+    for outcome in outcomes:
+        busy[outcome.kind] += sum(took for _, _, took in outcome.commands)
+    print("command time by kind: " + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(busy.items())))
+    print("commands run (exit status: count):")
+    for name in ("check", "summary", "diagram", "diagram-svg", "compile"):
+        counts = {s: c for (n, s), c in by_command.items() if n == name}
+        if counts:
+            shown = ", ".join(f"{s}: {c}" for s, c in sorted(counts.items(), key=str))
+            print(f"  {name:12} {sum(counts.values()):6}  ({shown})")
+    print("cases giving each code: " + ", ".join(f"{c} {n}" for c, n in sorted(codes.items())))
+    slowest.sort(reverse=True)
+    print("slowest commands: " + ", ".join(f"case {i} {n} {t:.2f} s"
+                                           for t, i, n in slowest[:5]))
+    print(f"failed cases: {len(failed)}; stuck batches: {len(stuck)}")
+    if failed:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for outcome in failed[:50]:
+        path = out_dir / f"case{outcome.index:06d}.arch"
+        path.write_bytes(outcome.data)
+        print(f"  case {outcome.index} ({outcome.kind}) saved as {path}:")
+        for failure in outcome.failures[:5]:
+            print(f"    {failure}")
+    for batch in stuck:
+        print(f"  stuck: {batch}")
+    return 1 if failed or stuck else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds one command may take before it counts as a hang")
+    parser.add_argument("--memory-gb", type=float, default=4.0,
+                        help="address-space limit per worker (0: none)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "archspec-fuzz",
+                        help="where failing inputs are saved")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    outcomes, stuck = run_all(args.cases, args.seed, args.jobs, args.timeout, args.memory_gb)
+    return report(outcomes, stuck, time.perf_counter() - start, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
