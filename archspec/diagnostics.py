@@ -10,6 +10,7 @@ import difflib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Stable codes. The table is the single source for docs/errors.md and for tests.
 CODES: dict[str, str] = {
@@ -137,7 +138,12 @@ class ArchError(Exception):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest known spelling, if one is close enough."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return _did_you_mean(name, tuple(sorted(set(candidates))))
+
+
+@lru_cache(maxsize=1024)  # a mistake inside a loop asks the same question each round
+def _did_you_mean(name: str, candidates: tuple[str, ...]) -> str | None:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
 

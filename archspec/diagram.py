@@ -467,7 +467,7 @@ class _Builder:
         return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
                 f'<tr><td colspan="{2 * max(len(order), 1)}"><font point-size="{t.title:g}">'
                 f'{title}</font>  <font point-size="{t.small:g}">{escape(facts)}</font>'
-                f'</td></tr><tr>{cells}</tr></table>>')
+                f'</td></tr>{f"<tr>{cells}</tr>" if cells else ""}</table>>')  # no empty row: dot refuses it
 
 
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",

@@ -25,6 +25,7 @@ import pytest
 from archspec import check_file
 from archspec.cli import main
 from archspec.diagnostics import CODES
+from archspec.limits import MAX_FILE_BYTES
 
 BROKEN = Path(__file__).resolve().parent / "broken"
 SPECS = sorted(BROKEN.glob("*.arch"))
@@ -114,7 +115,7 @@ def test_every_spec_states_its_expectations():
 
 # Codes that no small broken spec of its own gives, and why.
 NOT_A_BROKEN_SPEC = {
-    "E403": "file too large: needs over a megabyte, so test_file_too_large generates one",
+    "E403": "file too large: needs over 250 kB, so test_file_too_large generates one",
     "E501": "PyTorch and the checker disagree: a self-check of the torch backend, "
             "not something `archspec check` reports for a spec",
 }
@@ -241,7 +242,7 @@ def test_file_too_large(tmp_path: Path, capsys):
                     + "network net() {\n  input [3, 32, 32]\n  flatten\n  linear(10)\n}\n")
     result = check_file(str(spec))
     assert [d.code for d in result.diagnostics] == ["E403"]
-    assert "larger than the limit of 1000000" in result.diagnostics[0].message
+    assert f"larger than the limit of {MAX_FILE_BYTES}" in result.diagnostics[0].message
     assert result.unreadable
     assert main(["check", str(spec)]) == 2
     out, err = capsys.readouterr()

@@ -19,7 +19,11 @@ Every case runs `archspec check` (its output format cycling through text, json a
 Then, deterministically by case number:
 * a case that checks clean runs `summary` (format cycling through table, markdown, csv and
   json, with `--count all` and `--rf` on every third) and `diagram -o case.dot`, and every
-  4th such case `compile -o case.py`, every 20th `diagram -o case.svg` (Graphviz's dot);
+  4th such case `compile -o case.py`, every 20th `diagram -o case.svg` (Graphviz's dot),
+  every 10th `diff case.arch case.arch`;
+* every 8th case that compiles (and has under 2M parameters) imports the compiled file, builds
+  its module and archspec.build()'s, and compares their state_dict keys and shapes and, after
+  loading one into the other, their outputs on a random input (torch is imported for this);
 * every 10th case with spec errors runs `summary`, `compile -o` and `diagram -o` as well (they
   must fail the same way, leaving the output file untouched).
 
@@ -30,7 +34,8 @@ crashes (exit status not 0, 1 or 2; a traceback; `internal error`; the Recursion
 fallback), hangs (passes --timeout), fails without a coded diagnostic (exit 1 without
 `error[E...]`), prints JSON that does not parse or GitHub lines that are not annotations,
 writes Python that `ast.parse` rejects or that holds anything but the expected imports,
-classes and functions, or changes the output file when it fails. Failing inputs are saved
+classes and functions, whose module differs from archspec.build()'s, or changes the output
+file when it fails. Failing inputs are saved
 under --out. Exit status 0 when no case failed.
 """
 
@@ -351,7 +356,7 @@ def grammar_cases(seed: int, batch: int, count: int) -> list[bytes]:
 
     drawn: list[bytes] = []
 
-    @settings(max_examples=count * 2, database=None, deadline=None, phases=[Phase.generate],
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @hypothesis_seed(seed * 1_000_003 + batch)
     @given(spec_strategy())
@@ -513,6 +518,8 @@ def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -
             runs.append(("compile", ["compile", "-o"], "case.py", "text"))
         if index % 20 == 0:
             runs.append(("diagram-svg", ["diagram", "-o"], "case.svg", "text"))
+        if index % 10 == 5:
+            runs.append(("diff", ["diff", str(spec)], None, "text"))
     elif status == 1 and index % 10 == 0:
         runs += [("summary", ["summary"], None, "text"),
                  ("compile", ["compile", "-o"], "case.py", "text"),
@@ -526,9 +533,58 @@ def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -
         status, out, err, seconds = run_command([*argv, str(spec)], timeout)
         outcome.commands.append((name, status, seconds))
         judge(name, status, out, err, outcome, fmt if name == "summary" else "text", output)
+        if name == "compile" and status == 0 and index % 8 == 0 and not outcome.failures:
+            start = time.perf_counter()
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                problem = compare_with_build(spec, output, index)
+            except Hang:
+                problem = "hang"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            outcome.commands.append(("compile-run", 0 if problem is None else "crash",
+                                     time.perf_counter() - start))
+            if problem:
+                outcome.failures.append(f"compile-run: {problem}")
     if outcome.failures:
         outcome.data = data
     return outcome
+
+
+def compare_with_build(spec: Path, compiled: Path, index: int) -> str | None:
+    """None when the compiled file's module equals archspec.build()'s (state_dict keys and
+    shapes, and outputs once the weights are shared); a description otherwise."""
+    import importlib.util
+
+    import archspec
+
+    network = archspec.load(str(spec))
+    if network.params > 2_000_000 or len(network.input_shape) == 3 and \
+            network.input_shape[0] * network.input_shape[1] * network.input_shape[2] > 200_000:
+        return None
+    import torch
+
+    tree = ast.parse(compiled.read_text(encoding="utf-8"))
+    builder = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)][-1]
+    loader = importlib.util.spec_from_file_location(f"fuzz_compiled_{index}", compiled)
+    module = importlib.util.module_from_spec(loader)
+    try:
+        loader.loader.exec_module(module)
+        written = getattr(module, builder)().eval()
+    except Exception as exc:  # noqa: BLE001 - the compiled file itself is broken
+        return f"the compiled file fails: {type(exc).__name__}: {exc}"
+    built = archspec.build(network).eval()
+    ours = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in written.state_dict().items()}
+    if ours != theirs:
+        return f"state_dict differs: {sorted(set(ours.items()) ^ set(theirs.items()))[:4]}"
+    written.load_state_dict(built.state_dict(), strict=True)
+    torch.manual_seed(index)
+    x = torch.randn(1, *network.input_shape)
+    with torch.no_grad():
+        if not torch.allclose(built(x), written(x), rtol=1e-5, atol=1e-6, equal_nan=True):
+            return "outputs differ"
+    return None
 
 
 # ---------------------------------------------------------------- workers
@@ -612,7 +668,8 @@ def report(outcomes: list[Outcome], stuck: list[str], seconds: float, out_dir: P
         busy[outcome.kind] += sum(took for _, _, took in outcome.commands)
     print("command time by kind: " + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(busy.items())))
     print("commands run (exit status: count):")
-    for name in ("check", "summary", "diagram", "diagram-svg", "compile"):
+    for name in ("check", "summary", "diff", "diagram", "diagram-svg", "compile",
+                 "compile-run"):
         counts = {s: c for (n, s), c in by_command.items() if n == name}
         if counts:
             shown = ", ".join(f"{s}: {c}" for s, c in sorted(counts.items(), key=str))

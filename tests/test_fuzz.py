@@ -1,0 +1,177 @@
+"""A reduced, deterministic run of tools/fuzz.py (which runs 20,000 cases), a Hypothesis
+property over the same grammar strategy, and the regressions the fuzzer found, each as the
+smallest spec that showed it."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from archspec import check_file
+from archspec.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("archspec_fuzz", ROOT / "tools" / "fuzz.py")
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules["archspec_fuzz"] = fuzz
+_spec.loader.exec_module(fuzz)
+
+CASES = 250  # 5 batches of 50: every kind of case, every command
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz")
+    shutil.copytree(fuzz.LIB, path / "lib")
+    return path
+
+
+@pytest.fixture
+def alarm():
+    previous = signal.signal(signal.SIGALRM, fuzz._alarm)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("batch", range(CASES // fuzz.BATCH))
+def test_reduced_fuzz_run(folder, monkeypatch, alarm, batch):
+    """Cases 0..249 of seed 0, exactly as `python tools/fuzz.py --seed 0` runs them."""
+    monkeypatch.chdir(folder)
+    files = fuzz.corpus()
+    failures = []
+    for index, kind, data in fuzz.make_batch(0, batch, fuzz.BATCH, files):
+        outcome = fuzz.run_case(index, kind, data, folder, TIMEOUT)
+        failures += [f"case {index} ({kind}): {f}\n{data[:300]!r}" for f in outcome.failures]
+    assert failures == []
+
+
+def test_the_cases_are_reproducible():
+    files = fuzz.corpus()
+    first = fuzz.make_batch(7, 3, 20, files)
+    assert first == fuzz.make_batch(7, 3, 20, files)
+    assert {kind for _, kind, _ in fuzz.make_batch(0, 0, 50, files)} == {
+        "grammar", "mutation", "hostile"}
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(fuzz.spec_strategy())
+def test_any_generated_spec_ends_in_diagnostics(tmp_path_factory, text):
+    folder = tmp_path_factory.getbasetemp() / "hypothesis"
+    if not (folder / "lib").exists():
+        shutil.copytree(fuzz.LIB, folder / "lib")
+    outcome = fuzz.Outcome(0, "grammar")
+    spec = folder / "case.arch"
+    spec.write_bytes(text)
+    status, out, err, _ = fuzz.run_command(["check", "--format", "json", str(spec)], 60)
+    fuzz.judge("check", status, out, err, outcome, "json")
+    if status == 0:
+        status, out, err, _ = fuzz.run_command(["summary", str(spec)], 60)
+        fuzz.judge("summary", status, out, err, outcome)
+    assert outcome.failures == []
+
+
+# ---------------------------------------------------------------- regressions
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.arch"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_usable_network_is_an_error_with_a_code(tmp_path, capsys):
+    """Found by the fuzzer: a file whose only network needs arguments, with warnings, made
+    summary, compile and diagram exit 1 printing only the warnings."""
+    spec = write(tmp_path, "network n(c: int, unused: int) {\n  input [3, 8, 8]\n"
+                           "  conv(c, k=1)\n}\n")
+    assert main(["check", str(spec)]) == 0
+    for command in (["summary"], ["compile"], ["diagram", "-o", str(tmp_path / "x.dot")]):
+        assert main([command[0], str(spec), *command[1:]]) == 1
+        err = capsys.readouterr().err
+        assert "error[E211]" in err and "has no network that can be used" in err
+
+
+def test_summary_of_a_long_dense_block_is_linear(tmp_path, capsys):
+    """Found by the fuzzer: the receptive field of a dense block re-took the widest of all
+    earlier steps at every step: `dense 50000` ran for minutes in `summary`."""
+    spec = write(tmp_path, "network n() {\n  input [3, 16, 16]\n"
+                           "  dense 30000 { conv(4, k=3, p=1) }\n}\n")
+    start = time.perf_counter()
+    assert main(["summary", "--rf", str(spec)]) == 0
+    assert time.perf_counter() - start < 20
+    capsys.readouterr()
+
+
+def test_diagram_of_a_network_without_layers(tmp_path, capsys):
+    """Found by the fuzzer: a network of only `input` gave an empty legend row, `<tr></tr>`,
+    which Graphviz refuses: `diagram -o x.svg` failed with exit status 2."""
+    spec = write(tmp_path, "network n() {\n  input [3, 8, 8]\n}\n")
+    assert main(["diagram", str(spec), "-o", str(tmp_path / "n.dot")]) == 0
+    assert "<tr></tr>" not in (tmp_path / "n.dot").read_text()
+    if shutil.which("dot"):
+        assert main(["diagram", str(spec), "-o", str(tmp_path / "n.svg")]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("expression", "code"), [
+    ("0 ** -1", "E213"),  # ZeroDivisionError
+    ("10.0 ** 400", "E401"),  # OverflowError
+    ("(-8) ** 0.5", "E212"),  # a complex number, reported as a wrong type
+    ('len(enumerate([1], "a"))', "E204"),  # TypeError
+    ("len(range(-9223372036854775807, 9223372036854775807))", "E402"),  # OverflowError
+    ("1" + "0" * 5000, "E401"),  # ValueError: int() of more than 4300 digits
+])
+def test_expressions_that_crashed(tmp_path, expression, code):
+    """Found while fuzzing and reviewing the evaluator: each was a Python exception, shown as
+    `internal error`; each is now a diagnostic at the expression."""
+    result = check_file(str(write(tmp_path, "network n() {\n  input [3, 8, 8]\n"
+                                            f"  let x = {expression}\n  relu\n}}\n")))
+    assert [(d.code, d.span.line) for d in result.errors] == [(code, 3)]
+
+
+def test_deep_label_template_was_a_crash(tmp_path, capsys):
+    """A long sum inside a label's `{...}` raised RecursionError inside Lark's transformer:
+    `internal error: VisitError`."""
+    spec = write(tmp_path, "network n() {\n  input [3, 8, 8]\n  x{" + "1+" * 2000 + "1}: relu\n}\n")
+    assert main(["check", str(spec)]) == 1
+    assert "error[E404]" in capsys.readouterr().err
+
+
+def test_marker_line_is_the_parser_line(tmp_path, capsys):
+    """A form feed or a Unicode line separator in a comment made the marker show another line
+    than the one the error is on (str.splitlines splits there, the parser does not)."""
+    spec = write(tmp_path, "# a\x0cb \u2028 c\nnetwork n() {\n  input [3, 8, 8]\n"
+                           "  conv(0, k=1)\n}\n")
+    assert main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert " 4 |   conv(0, k=1)" in err
+
+
+def test_a_mistake_inside_a_long_loop_is_cheap(tmp_path, monkeypatch):
+    """Found by the fuzzer: a misspelt op inside `repeat 100000` ran difflib's close-match
+    search in every round (8 s for one file); the suggestion is now computed once."""
+    from archspec import diagnostics
+
+    calls = []
+    original = diagnostics.difflib.get_close_matches
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    diagnostics._did_you_mean.cache_clear()
+    monkeypatch.setattr(diagnostics.difflib, "get_close_matches", counting)
+    result = check_file(str(write(tmp_path, "network n() {\n  input [3, 8, 8]\n"
+                                            "  repeat 5000 { rleu }\n}\n")))
+    assert [(d.code, d.hint) for d in result.errors] == [("E201", "did you mean `relu`?")]
+    assert calls == ["rleu"]
