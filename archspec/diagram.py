@@ -32,6 +32,10 @@ from .output import write_atomic
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
+# Graphviz's layout time grows much faster than the drawing (a 2,000-step dense block takes a
+# minute): larger drawings are refused, and `dot` gets a time limit, so no command hangs.
+MAX_LAYOUT_EDGES = 4_000
+RENDER_TIMEOUT = 45  # seconds
 
 INSTALL_HINT = ("install Graphviz (it provides `dot`): `apt-get install graphviz` (Debian, "
                 "Ubuntu), `brew install graphviz` (macOS), `conda install graphviz` or see "
@@ -518,6 +522,11 @@ def render(source: str, fmt: str, theme: str = "paper") -> bytes:
     """Run `dot -T<fmt>` on DOT source. Raises DotMissing or RenderError."""
     if fmt == "dot":
         return source.encode("utf-8")
+    edges = source.count(" -> ")
+    if edges > MAX_LAYOUT_EDGES:
+        raise RenderError(f"the drawing has {edges:,} edges, more than the {MAX_LAYOUT_EDGES:,} "
+                          "Graphviz lays out in reasonable time; write a .dot file (no layout is "
+                          "run), or draw less (--depth 0 collapses block calls)")
     dot = shutil.which("dot")
     if dot is None:
         raise DotMissing(INSTALL_HINT)
@@ -526,8 +535,11 @@ def render(source: str, fmt: str, theme: str = "paper") -> bytes:
         command.append(f"-Gdpi={THEMES[theme].dpi}")
     try:
         done = subprocess.run(command, input=source.encode("utf-8"), capture_output=True,
-                              timeout=300, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+                              timeout=RENDER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"dot took longer than {RENDER_TIMEOUT} s to lay out the drawing; "
+                          "write a .dot file, or draw less (--depth 0)") from None
+    except OSError as exc:
         raise RenderError(f"cannot run {dot}: {exc}") from None
     if done.returncode != 0 or not done.stdout:
         message = done.stderr.decode("utf-8", "replace").strip()

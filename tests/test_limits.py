@@ -336,3 +336,22 @@ def test_limits_reach_every_command_as_diagnostics(tmp_path, capsys, command):
     assert main([command, str(path), *extra]) == 1
     err = capsys.readouterr().err
     assert "error[E408]" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- Graphviz layout
+
+
+def test_drawing_too_large_for_graphviz(tmp_path, capsys):
+    """Found by the fuzzer: `dense 5000` drawn as SVG kept Graphviz busy for minutes. Such a
+    drawing is refused at once (exit 2, as for other Graphviz failures); its .dot is fine."""
+    from archspec.diagram import MAX_LAYOUT_EDGES
+
+    path = tmp_path / "spec.arch"
+    path.write_text(HEAD + f"  dense {MAX_LAYOUT_EDGES // 3 + 10} {{ conv(4, k=3, p=1) }}" + TAIL)
+    start = time.perf_counter()
+    assert main(["diagram", str(path), "-o", str(tmp_path / "n.svg")]) == 2
+    assert time.perf_counter() - start < 20
+    assert "Graphviz lays out in reasonable time" in capsys.readouterr().err
+    assert not (tmp_path / "n.svg").exists()
+    assert main(["diagram", str(path), "-o", str(tmp_path / "n.dot")]) == 0
+    capsys.readouterr()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from archspec.cli import main as archspec_main
 from archspec.diagnostics import CODES
+from archspec.diagram import MAX_LAYOUT_EDGES, RENDER_TIMEOUT
 from archspec.limits import LIMITS, MAX_FILE_BYTES
 
 BROKEN = ROOT / "tests" / "broken"
@@ -207,7 +208,11 @@ def _limits() -> str:
             "`archspec/limits.py`.\n\n" + "\n".join(rows) + "\n\n"
             "A file also reports at most 50 syntax errors. Imports are read relative to the "
             "importing file; each file is read and parsed once however often it is "
-            "imported.\n")
+            "imported.\n\n"
+            f"`archspec diagram` lays out SVG, PNG and PDF drawings of at most "
+            f"{MAX_LAYOUT_EDGES:,} edges and gives Graphviz {RENDER_TIMEOUT} s: a larger or "
+            "slower drawing ends with exit status 2 and a message (a .dot file, which needs no "
+            "layout, has no such limit).\n")
 
 
 def _anchor(text: str) -> str:
