@@ -33,6 +33,7 @@ from .evaluate import (
 from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
 from .limits import (
     INT_LIMIT,
+    LAYER_STEPS,
     MAX_LAYERS,
     MAX_NESTING,
     MAX_PATH,
@@ -477,6 +478,7 @@ class Expander:
                                           f"`{spec.name}`", evaluator)
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
+        charge(LAYER_STEPS)  # a layer (validation, shape rule) costs about ten plain steps
         if self.node_count > self.max_nodes:
             raise LimitError(Diagnostic(
                 "E405", f"the expanded network has more than {self.max_nodes:,} layers",

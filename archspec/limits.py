@@ -23,6 +23,7 @@ MAX_NESTING = 32  # E404: syntax nesting, statement nesting through block calls,
 MAX_LAYERS = 100_000  # E405: layers of one expanded network
 MAX_IMPORT_DEPTH = 16  # E406: files in a chain of imports
 MAX_STEPS = 5_000_000  # E408: units of work for one check (statements, loop rounds, values)
+LAYER_STEPS = 10  # what one layer costs of MAX_STEPS: a file expands at most 500,000 layers
 MAX_PATH = 1_000  # E409: characters of a module path (`layer1.0.conv1`)
 
 
@@ -58,7 +59,8 @@ LIMITS: list[Limit] = [
     Limit("values of one tensor (C x H x W), parameters and MACs of a layer or a network",
           f"{INT_LIMIT} (int64)", "E407"),
     Limit("work of one check: statements run, loop rounds, expression steps and the values "
-          "they build", f"{MAX_STEPS:,} steps", "E408"),
+          f"they build ({LAYER_STEPS} steps a layer, so at most {MAX_STEPS // LAYER_STEPS:,} "
+          "layers in all the networks of a file)", f"{MAX_STEPS:,} steps", "E408"),
     Limit("length of a module path such as `layer1.0.conv1`", f"{MAX_PATH:,} characters",
           "E409"),
 ]

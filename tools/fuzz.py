@@ -27,9 +27,11 @@ Then, deterministically by case number:
 * every 10th case with spec errors runs `summary`, `compile -o` and `diagram -o` as well (they
   must fail the same way, leaving the output file untouched).
 
-Commands run in-process (archspec.cli.main, stdout and stderr captured) in worker processes,
-each case in a folder holding a copy of tests/broken/lib (so imports resolve), with a time
-limit per command (SIGALRM) and a memory limit per worker. A case fails when a command:
+The cases are made in the main process, batch by batch, reproducibly from --seed (`--dump
+FILE` writes them without running anything; `--log FILE` records each case's digest and
+results, to compare two runs). Commands run in-process (archspec.cli.main, stdout and stderr
+captured) in worker processes, each case in a folder holding a copy of tests/broken/lib (so
+imports resolve), with a time limit per command (SIGALRM) and a memory limit per worker. A case fails when a command:
 crashes (exit status not 0, 1 or 2; a traceback; `internal error`; the RecursionError
 fallback), hangs (passes --timeout), fails without a coded diagnostic (exit 1 without
 `error[E...]`), prints JSON that does not parse or GitHub lines that are not annotations,
@@ -43,11 +45,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import contextlib
 import functools
+import hashlib
 import io
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import random
 import re
@@ -412,6 +417,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     data: bytes = b""
+    digest: str = ""  # sha256 of the case, to compare runs (--log)
 
 
 SENTINEL = "# left here before the command ran\n"
@@ -501,7 +507,7 @@ def judge(name: str, status, out: str, err: str, outcome: Outcome, fmt: str = "t
 
 
 def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -> Outcome:
-    outcome = Outcome(index, kind)
+    outcome = Outcome(index, kind, digest=hashlib.sha256(data).hexdigest()[:16])
     spec = folder / "case.arch"
     spec.write_bytes(data)
     fmt = ["text", "json", "github"][index % 3]
@@ -589,66 +595,102 @@ def compare_with_build(spec: Path, compiled: Path, index: int) -> str | None:
 
 # ---------------------------------------------------------------- workers
 
-_FILES: list = []
 _FOLDER: Path | None = None
 
 
 def _init_worker(memory_gb: float) -> None:
-    global _FILES, _FOLDER
+    global _FOLDER
     signal.signal(signal.SIGALRM, _alarm)
     if memory_gb > 0:
         limit = int(memory_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    _FILES = corpus()
     _FOLDER = Path(tempfile.mkdtemp(prefix="archspec-fuzz-"))
     shutil.copytree(LIB, _FOLDER / "lib")
     os.chdir(_FOLDER)
 
 
-def run_batch(seed: int, batch: int, size: int, timeout: float) -> list[Outcome]:
-    cases = make_batch(seed, batch, size, _FILES)
+def run_batch(cases: list[tuple[int, str, bytes]], timeout: float) -> list[Outcome]:
     return [run_case(index, kind, data, _FOLDER, timeout) for index, kind, data in cases]
 
 
 def run_all(cases: int, seed: int, jobs: int, timeout: float, memory_gb: float,
             progress: bool = True) -> tuple[list[Outcome], list[str]]:
-    """Run the cases in `jobs` worker processes; returns the outcomes and any batches that
-    hung in a way SIGALRM could not stop (their workers are killed)."""
-    batches = list(range((cases + BATCH - 1) // BATCH))
+    """Make the cases here, batch by batch, and run them in `jobs` worker processes as they
+    come; returns the outcomes and the batches that hung in a way SIGALRM could not stop
+    (their workers are killed, the other batches run again in fresh ones).
+
+    The cases are made in this process, which never imports archspec: Hypothesis draws other
+    programs from the same seed once archspec's modules are loaded, so drawing them in the
+    workers would make a run depend on which worker ran what before."""
+    files = corpus()
+    made: dict[int, list] = {}
+    todo = iter(range((cases + BATCH - 1) // BATCH))
     outcomes: list[Outcome] = []
     stuck: list[str] = []
     hard_limit = BATCH * timeout * 8 + 120
     context = multiprocessing.get_context("fork")
-    while batches:
+    retry: list[int] = []
+    while True:
         pool = context.Pool(jobs, _init_worker, (memory_gb,), maxtasksperchild=10)
-        pending = {b: pool.apply_async(run_batch, (seed, b, BATCH, timeout)) for b in batches}
-        batches = []
+        pending: dict[int, multiprocessing.pool.AsyncResult] = {}
+        broken = False
         try:
-            for b, result in pending.items():
-                if batches:  # a batch got stuck: keep what is done, run the rest again
-                    if result.ready() and result.successful():
-                        outcomes += result.get()
-                    else:
-                        batches.append(b)
-                    continue
-                try:
-                    outcomes += result.get(hard_limit)
-                except multiprocessing.TimeoutError:
-                    stuck.append(f"batch {b} (cases {b * BATCH}..{b * BATCH + BATCH - 1})")
-                    batches = [b]  # marker, removed below
-                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed)
-                    stuck.append(f"batch {b}: worker failed: {type(exc).__name__}: {exc}")
-                if progress:
-                    print(f"\r{len(outcomes)}/{cases} cases", end="", file=sys.stderr,
-                          flush=True)
+            while not broken:
+                batch = retry.pop(0) if retry else next(todo, None)
+                if batch is not None:
+                    if batch not in made:
+                        made[batch] = [c for c in make_batch(seed, batch, BATCH, files)
+                                       if c[0] < cases]
+                    pending[batch] = pool.apply_async(run_batch, (made[batch], timeout))
+                while pending and (batch is None or len(pending) > 2 * jobs
+                                   or next(iter(pending.values())).ready()):
+                    first, result = next(iter(pending.items()))
+                    try:
+                        outcomes += result.get(hard_limit)
+                    except multiprocessing.TimeoutError:
+                        stuck.append(f"batch {first} (cases {first * BATCH}.."
+                                     f"{first * BATCH + BATCH - 1})")
+                        broken = True
+                    except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed)
+                        stuck.append(f"batch {first}: worker failed: {type(exc).__name__}")
+                    del pending[first]
+                    made.pop(first, None)
+                    if broken:
+                        break
+                    if progress:
+                        print(f"\r{len(outcomes)}/{cases} cases", end="", file=sys.stderr,
+                              flush=True)
+                if batch is None and not pending:
+                    break
         finally:
             pool.terminate()
             pool.join()
-        batches = [b for b in batches if not any(s.startswith(f"batch {b} ") for s in stuck)]
+        if not broken:
+            break
+        for b, result in pending.items():  # finished ones are kept, the others run again
+            if result.ready() and result.successful():
+                outcomes += result.get()
+                made.pop(b, None)
+            else:
+                retry.append(b)
     if progress:
         print(file=sys.stderr)
-    outcomes = [o for o in outcomes if o.index < cases]
     return sorted(outcomes, key=lambda o: o.index), stuck
+
+
+def dump_cases(cases: int, seed: int, path: Path) -> None:
+    """Write the cases (index, kind, base64 data) as JSON lines, made as a run makes them."""
+    files = corpus()
+    with open(path, "w", encoding="utf-8") as out:
+        for batch in range((cases + BATCH - 1) // BATCH):
+            out.writelines(json.dumps([i, kind, base64.b64encode(data).decode()]) + "\n"
+                           for i, kind, data in make_batch(seed, batch, BATCH, files)
+                           if i < cases)
+
+
+def load_cases(path: Path) -> list[tuple[int, str, bytes]]:
+    with open(path, encoding="utf-8") as lines:
+        return [(i, kind, base64.b64decode(data)) for i, kind, data in map(json.loads, lines)]
 
 
 def report(outcomes: list[Outcome], stuck: list[str], seconds: float, out_dir: Path) -> int:
@@ -703,9 +745,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="address-space limit per worker (0: none)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "archspec-fuzz",
                         help="where failing inputs are saved")
+    parser.add_argument("--log", type=Path, help="write one JSON line per case (its digest, "
+                        "the commands' exit statuses and codes) to compare runs")
+    parser.add_argument("--dump", type=Path, metavar="FILE",
+                        help="only write the cases to FILE (JSON lines), run nothing")
     args = parser.parse_args(argv)
+    if args.dump:
+        dump_cases(args.cases, args.seed, args.dump)
+        return 0
     start = time.perf_counter()
     outcomes, stuck = run_all(args.cases, args.seed, args.jobs, args.timeout, args.memory_gb)
+    if args.log:
+        with open(args.log, "w", encoding="utf-8") as log:
+            log.writelines(json.dumps({"case": o.index, "kind": o.kind, "digest": o.digest,
+                                      "commands": [[n, s] for n, s, _ in o.commands],
+                                      "codes": sorted(set(o.codes))}) + "\n" for o in outcomes)
     return report(outcomes, stuck, time.perf_counter() - start, args.out)
 
 
