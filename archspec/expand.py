@@ -30,6 +30,7 @@ from .evaluate import (
     show,
     type_name,
 )
+from .flow import gives_fresh
 from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
 from .limits import (
     INT_LIMIT,
@@ -141,6 +142,7 @@ class Expander:
         self.node_count = 0
         self.max_nodes = max_nodes
         self.depth = 0  # statements being expanded inside each other
+        self.fresh_input = False  # the statement being expanded gets a fresh tensor
 
     # ------------------------------------------------------------ reporting
 
@@ -198,7 +200,7 @@ class Expander:
         nodes, out = self.body(stmts, env, namespace, shape, Scope(""))
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,
-                          init)
+                          init, definition)
 
     def init_choices(self, stmts: list[n.Call], env: Env, namespace: dict) -> dict:
         """The network's `init(...)` statement: weight initialisation the backends apply."""
@@ -322,10 +324,22 @@ class Expander:
     def body(self, stmts: list[n.Stmt], env: Env, ns: dict, shape: Shape | None,
              scope: Scope) -> tuple[list[ir.Node], Shape | None]:
         out: list[ir.Node] = []
+        before = False  # does the statement before this one give a fresh tensor?
         for stmt in stmts:
+            self.fresh_input = before
             nodes, shape = self.stmt(stmt, env, ns, shape, scope)
             out.extend(nodes)
+            before = gives_fresh(stmt, before, lambda name: self.op_named(name, env, ns))
         return out, shape
+
+    def op_named(self, name: str, env: Env, ns: dict) -> OpSpec | None:
+        """The op a call statement names, or None when it names a block (as `resolve`)."""
+        try:
+            if isinstance(env.lookup(name), BlockRef):
+                return None
+        except KeyError:
+            pass
+        return None if name in ns else REGISTRY.get(name)
 
     def stmt(self, stmt: n.Stmt, env: Env, ns: dict, shape: Shape | None,
              scope: Scope) -> tuple[list[ir.Node], Shape | None]:
@@ -365,7 +379,8 @@ class Expander:
         nodes, out = self._unlabelled(stmt, env, ns, shape, inner)
         if not nodes:
             return [], out
-        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path)], out
+        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
+                       statement=stmt)], out
 
     def label_text(self, label: n.LabelPart, evaluator: Evaluator) -> str:
         text = ""
@@ -467,7 +482,7 @@ class Expander:
                                    inner)
         finally:
             self.stack.pop()
-        block = ir.BlockCall(ref.name, values, ref.definition.span)
+        block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition)
         return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
                        block=block)], out
 
@@ -484,7 +499,8 @@ class Expander:
                 "E405", f"the expanded network has more than {self.max_nodes:,} layers",
                 stmt.span, hint="check repeat counts and loop bounds"))
         path = f"{scope.path}.{name}" if scope.path else name
-        layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path)
+        layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path, fresh=self.fresh_input,
+                         call=stmt)
         if shape is None:
             return layer
         try:
@@ -538,6 +554,7 @@ class Expander:
         branches: list[ir.Seq] = []
         names: list[str] = []
         for branch_stmt in stmt.branches:
+            self.fresh_input = False  # every branch reads the merge's input
             nodes, out = self.stmt(branch_stmt, env, ns, shape, scope)
             if isinstance(branch_stmt, n.Let):
                 continue  # a `let` binds a name for the later branches; it is not a branch

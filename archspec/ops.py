@@ -435,6 +435,30 @@ def _inplace(name: str) -> Callable[[dict, Shape, bool], TorchCtor]:
     return lambda attrs, shape, fresh: (name, (), {"inplace": True if fresh else Default(False)})
 
 
+class Training(NamedTuple):
+    """Stands for the module's `training` flag in a functional call (dropout)."""
+
+
+# A stateless op as a function call in forward(): (function, positional args, keyword
+# args), e.g. ("F.relu", (), {"inplace": True}); function names are `F.` (torch.nn.functional)
+# or `torch.` ones, written as a compiled file imports them.
+FunctionalCall = tuple[str, tuple, dict]
+
+
+def _function(name: str, positional: tuple[str, ...] = (), defaults: dict | None = None,
+              inplace: bool = False, **fixed) -> Callable[[dict, bool], FunctionalCall]:
+    """The functional form of a stateless op: attributes by name, PyTorch's defaults left
+    out, `inplace=True` where the op may overwrite a fresh input."""
+    def call(attrs: dict, fresh: bool) -> FunctionalCall:
+        rest = {k: v for k, v in attrs.items() if k not in positional}
+        kwargs = {k: v for k, v in _without_defaults(rest, defaults or {}).items()
+                  if not isinstance(v, Default)}
+        if inplace and fresh:
+            kwargs["inplace"] = True
+        return name, tuple(_compact(attrs[k]) for k in positional), {**fixed, **kwargs}
+    return call
+
+
 def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):
     def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
         rest = {k: v for k, v in attrs.items() if k not in positional}
@@ -489,6 +513,9 @@ class OpSpec:
     # `summary --count all`: operations besides the weight MACs, per sample, and the rule
     other_ops: Callable[[dict, Shape, Shape], int] = field(kw_only=True)
     other_rule: str = field(kw_only=True)
+    # how forward() calls a stateless op that is not a module of its own (None: always one)
+    functional: Callable[[dict, bool], FunctionalCall] | None = field(default=None,
+                                                                       kw_only=True)
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -525,38 +552,46 @@ _OPS = [
     OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)",
            torch=_inplace("ReLU"),
            other_ops=_per_output(1),
-           other_rule="1 per value (a comparison)"),
+           other_rule="1 per value (a comparison)",
+           functional=_function("F.relu", inplace=True)),
     OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)",
            torch=_inplace("ReLU6"),
            other_ops=_per_output(2),
-           other_rule="2 per value (two comparisons)"),
+           other_rule="2 per value (two comparisons)",
+           functional=_function("F.relu6", inplace=True)),
     OpSpec("leaky_relu", "activation", LeakyReluArgs, _any_preserving, ("slope",),
            doc="x, or slope * x for x < 0",
            torch=_from_attrs("LeakyReLU", ("slope",), {}),
            other_ops=_per_output(2),
-           other_rule="2 per value (a comparison and a multiply)"),
+           other_rule="2 per value (a comparison and a multiply)",
+           functional=_function("F.leaky_relu", ("slope",))),
     OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))",
            torch=_fixed("Sigmoid"),
            other_ops=_per_output(1),
-           other_rule="1 per value (the function counted as one operation)"),
+           other_rule="1 per value (the function counted as one operation)",
+           functional=_function("torch.sigmoid")),
     OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent",
            torch=_fixed("Tanh"),
            other_ops=_per_output(1),
-           other_rule="1 per value (the function counted as one operation)"),
+           other_rule="1 per value (the function counted as one operation)",
+           functional=_function("torch.tanh")),
     OpSpec("gelu", "activation", GeluArgs, _any_preserving, ("approximate",),
            doc="Gaussian error linear unit",
            torch=_from_attrs("GELU", (), {"approximate": "none"}),
            other_ops=_per_output(1),
-           other_rule="1 per value (the function counted as one operation)"),
+           other_rule="1 per value (the function counted as one operation)",
+           functional=_function("F.gelu", (), {"approximate": "none"})),
     OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)",
            torch=_inplace("SiLU"),
            other_ops=_per_output(2),
-           other_rule="2 per value (sigmoid and a multiply)"),
+           other_rule="2 per value (sigmoid and a multiply)",
+           functional=_function("F.silu", inplace=True)),
     OpSpec("softmax", "activation", NoArgs, _any_preserving,
            doc="softmax over channels (maps) or features (flat)",
            torch=_fixed("Softmax", dim=1),
            other_ops=_per_output(3),
-           other_rule="3 per value: exponent, sum and divide"),
+           other_rule="3 per value: exponent, sum and divide",
+           functional=_function("F.softmax", dim=1)),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
            torch=maxpool_torch,
@@ -571,12 +606,14 @@ _OPS = [
            doc="average over all of H x W: C x 1 x 1",
            torch=_fixed("AdaptiveAvgPool2d", (1, 1)),
            other_ops=_whole_input,
-           other_rule="1 per input value (adds; the divides are negligible and not counted)"),
+           other_rule="1 per input value (adds; the divides are negligible and not counted)",
+           functional=_function("F.adaptive_avg_pool2d", output_size=1)),
     OpSpec("global_maxpool", "pool", NoArgs, _global_shape("global_maxpool"),
            doc="maximum over all of H x W: C x 1 x 1",
            torch=_fixed("AdaptiveMaxPool2d", (1, 1)),
            other_ops=_whole_input,
-           other_rule="1 per input value (comparisons)"),
+           other_rule="1 per input value (comparisons)",
+           functional=_function("F.adaptive_max_pool2d", output_size=1)),
     OpSpec("adaptive_avgpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_avgpool"),
            ("size",), doc="average pooling to a fixed output size",
            torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {}),
@@ -591,11 +628,13 @@ _OPS = [
            doc="zero each value with probability p while training",
            torch=_from_attrs("Dropout", ("p",), {}),
            other_ops=_per_output(0),
-           other_rule="0: the identity at inference"),
+           other_rule="0: the identity at inference",
+           functional=_function("F.dropout", ("p",), training=Training())),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
            torch=_fixed("Flatten"),
            other_ops=_per_output(0),
-           other_rule="0: a view, no arithmetic"),
+           other_rule="0: a view, no arithmetic",
+           functional=_function("torch.flatten", start_dim=1)),
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
            "fully connected layer (nn.Linear); input features are inferred",
            {"out_features": "out"},

@@ -1,92 +1,115 @@
-"""Runtime PyTorch backend: the checked IR becomes an nn.Module tree.
+"""Runtime PyTorch backend: the lowered module tree (lowering.py) becomes nn.Modules.
 
-Every module scope of the spec (the network, each block call, each label) becomes an
-`ArchModule` whose children carry the spec's names, so state_dict keys are the spec's module
-paths. Its forward runs a small static plan (sequence, concat, add, dense) over those
-children. The plan is plain nested tuples, so torch.compile and torch.export trace it fully.
-Shapes come from the IR; nothing here infers them again.
+The modules are plain PyTorch objects: torch.nn layers, nn.Sequential subclasses and
+`ArchBlock` subclasses named after the spec's blocks (`Bottleneck`, `Inception`), created on
+first use and found again by name when unpickling, so `torch.save`, pickle, deepcopy and
+spawn workers all work. A block's forward() runs its program: nested tuples of names and
+constants, which torch.compile and torch.export trace fully. Shapes come from the IR;
+nothing here infers them again.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import ir, torch_helpers
 from .diagnostics import ArchError, Diagnostic
-from .ops import Default, fmt_shape
+from .lowering import TorchModule, lower
+from .ops import Training, fmt_shape
 
 
-class ArchModule(nn.Module):
-    """One module scope: named children plus the plan that wires them."""
+class ArchBlock(nn.Module):
+    """A scope that merges tensors (concat, add, dense): children plus the program that
+    wires them (see lowering.py)."""
 
-    def __init__(self, plan: tuple = ("seq", (), None), block: str | None = None) -> None:
+    def __init__(self, program: tuple) -> None:
         super().__init__()
-        self.plan = plan
-        self.block = block
+        self._program = program
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self.plan, x)
+        return self._run(self._program, x)
 
-    def _run(self, plan: tuple, x: torch.Tensor) -> torch.Tensor:
-        kind, body, _node = plan
+    def _run(self, step: tuple, x: torch.Tensor) -> torch.Tensor:
+        kind = step[0]
         if kind == "call":
-            return getattr(self, body)(x)
+            return self._modules[step[1]](x)
+        if kind == "fn":
+            return self._function(step, x)
         if kind == "seq":
-            for step in body:
-                x = self._run(step, x)
+            for inner in step[1]:
+                x = self._run(inner, x)
             return x
         if kind == "concat":
-            return torch.cat([self._run(branch, x) for branch in body], 1)
+            return torch.cat([self._run(branch, x) for branch in step[1]], 1)
         if kind == "add":
-            out = self._run(body[0], x)
-            for branch in body[1:]:
+            out = self._run(step[1][0], x)
+            for branch in step[1][1:]:
                 out = out + self._run(branch, x)
             return out
         features = [x]  # dense: each step sees everything before it
-        for step in body:
-            features.append(self._run(step, torch.cat(features, 1)))
+        for inner in step[1]:
+            features.append(self._run(inner, torch.cat(features, 1)))
         return torch.cat(features, 1)
 
-    def extra_repr(self) -> str:
-        return f"block={self.block}" if self.block else ""
+    def _function(self, step: tuple, x: torch.Tensor) -> torch.Tensor:
+        _, name, args, kwargs = step
+        kwargs = {k: self.training if isinstance(v, Training) else v for k, v in kwargs.items()}
+        return _function(name)(x, *args, **kwargs)
 
 
-class ArchNetwork(ArchModule):
-    """The root module of a built network; remembers the spec it came from."""
-
-    def __init__(self, network: ir.Network) -> None:
-        super().__init__(block=None)
-        self.spec_name = network.name
-        self.input_shape = network.input_shape
-
-    def extra_repr(self) -> str:
-        return f"spec={self.spec_name}, input_shape={fmt_shape(self.input_shape)}"
+_FUNCTIONS = {"torch.sigmoid": torch.sigmoid, "torch.tanh": torch.tanh,
+              "torch.flatten": torch.flatten}
 
 
-def make_layer(layer: ir.Layer, fresh: bool) -> nn.Module:
-    """Instantiate the torch module the op registry names for this layer."""
-    name, args, kwargs = layer.op.torch(layer.attrs, layer.in_shape, fresh)
-    cls = getattr(nn, name, None) or getattr(torch_helpers, name)
-    return cls(*args, **{k: v for k, v in kwargs.items() if not isinstance(v, Default)})
+def _function(name: str):
+    return _FUNCTIONS.get(name) or getattr(F, name.removeprefix("F."))
 
 
-def _fill(module: ArchModule, children: list[ir.Node]) -> ArchModule:
-    module.plan, members = ir.scope_plan(children)
-    for member in members:
-        if isinstance(member.node, ir.Layer):
-            module.add_module(member.name, make_layer(member.node, member.fresh))
-        else:
-            block = member.node.block.name if member.node.block else None
-            module.add_module(member.name, _fill(ArchModule(block=block),
-                                                 member.node.children))
+class GeneratedClasses:
+    """The classes named after a spec's blocks, one per (name, base), made on first use.
+    Pickle finds them again as attributes of this object (their __qualname__ says so)."""
+
+    def __init__(self, attribute: str, base: type) -> None:
+        self.attribute, self.base, self.made = attribute, base, {}
+
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in self.made:
+            self.made[name] = type(name, (self.base,), {
+                "__module__": __name__, "__qualname__": f"{self.attribute}.{name}",
+                "__doc__": f"`{name}`, built by archspec from a spec."})
+        return self.made[name]
+
+
+BLOCK_CLASSES = GeneratedClasses("BLOCK_CLASSES", ArchBlock)
+SEQUENTIAL_CLASSES = GeneratedClasses("SEQUENTIAL_CLASSES", nn.Sequential)
+
+
+def instantiate(spec: TorchModule) -> nn.Module:
+    """The nn.Module for one node of the lowered tree, children included."""
+    if spec.is_leaf:
+        cls = getattr(torch_helpers, spec.cls, None) or getattr(nn, spec.cls[3:])
+        return cls(*spec.args, **spec.kwargs)
+    children = {name: instantiate(child) for name, child in spec.children.items()}
+    if spec.base == "module":
+        module = getattr(BLOCK_CLASSES, spec.cls)(spec.program)
+        for name, child in children.items():
+            module.add_module(name, child)
+        return module
+    cls = nn.Sequential if spec.base is None else getattr(SEQUENTIAL_CLASSES, spec.cls)
+    module = cls()
+    for name, child in children.items():
+        module.add_module(name, child)
     return module
 
 
-def build_module(network: ir.Network) -> ArchNetwork:
+def build_module(network: ir.Network) -> nn.Module:
     """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
     defaults otherwise)."""
-    module = _fill(ArchNetwork(network), network.body.children)
+    module = instantiate(lower(network))
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
     return module
@@ -100,9 +123,11 @@ def init_arguments(network: ir.Network) -> dict:
 
 def verify_network(network: ir.Network) -> None:
     """Run the network once on the meta device (no memory, no arithmetic) and confirm that
-    every layer's real output shape is the statically inferred one."""
+    every layer module's real output shape is the statically inferred one."""
     with torch.device("meta"):
         meta = build_module(network).eval()
+    modules = dict(meta.named_modules())
+    layers = [layer for layer in network.layers() if layer.path in modules]
     seen: dict[str, tuple] = {}
 
     def record(path: str):
@@ -110,10 +135,10 @@ def verify_network(network: ir.Network) -> None:
             seen.setdefault(path, tuple(output.shape[1:]))
         return hook
 
-    for layer in network.layers():
-        meta.get_submodule(layer.path).register_forward_hook(record(layer.path))
+    for layer in layers:
+        modules[layer.path].register_forward_hook(record(layer.path))
     meta(torch.empty((2, *network.input_shape), device="meta"))
-    wrong = [layer for layer in network.layers() if seen.get(layer.path) != layer.out_shape]
+    wrong = [layer for layer in layers if seen.get(layer.path) != layer.out_shape]
     if wrong:
         raise ArchError([Diagnostic(
             "E501", f"`{layer.path}` gives {fmt_shape(seen.get(layer.path))} in PyTorch, "
@@ -123,7 +148,7 @@ def verify_network(network: ir.Network) -> None:
 
 
 def build(spec: str | ir.Network, net: str | None = None, verify: bool = False,
-          **params) -> ArchNetwork:
+          **params) -> nn.Module:
     """Check a .arch file (or take a checked network) and return its nn.Module."""
     from .check import load
 

@@ -1,0 +1,151 @@
+"""The torch lowering: a checked network as the tree of torch modules it becomes.
+
+Both torch backends read this one tree: `archspec.build()` instantiates it, `archspec compile`
+must write source whose modules are the same (tests compare them), so names, classes and
+constructor arguments are decided here once. No torch import.
+
+Every module scope of the spec (the network, a block call, a label) is a container; every
+layer is a torch module, except unlabelled stateless ops (relu, pooling, flatten, dropout)
+inside a scope that merges tensors itself: those are function calls in its forward(), as
+torchvision writes `F.relu(out)` in a block. A scope whose statements only chain modules is
+an nn.Sequential (a subclass named after its block); one that merges (concat, add, dense)
+has a forward() of its own, given here as a small program of plain tuples:
+
+    ("call", name)                   run a child module
+    ("fn", function, args, kwargs)   a functional op, e.g. ("F.relu", (), {"inplace": True})
+    ("seq", steps)                   one after the other
+    ("concat", branches), ("add", branches)
+    ("dense", steps)                 step k sees the input and every earlier step's output
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import ir
+from .flow import labelled_scope_merges, merges_at_own_level
+from .names import python_class
+from .ops import Default
+
+SEQUENTIAL = "nn.Sequential"
+
+
+@dataclass
+class TorchModule:
+    """One module of the lowered tree."""
+
+    cls: str  # "nn.Conv2d", a helper ("PaddedConv2d"), "nn.Sequential" or a generated class
+    node: ir.Node
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    children: dict[str, TorchModule] = field(default_factory=dict)
+    base: str | None = None  # generated classes: "sequential" or "module"
+    program: tuple | None = None  # forward() of a merging scope
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.base is None and self.cls != SEQUENTIAL
+
+
+class ClassNames:
+    """Python class names for the network's scopes: one per definition (or label stem) and
+    kind, distinct, and valid in a compiled file."""
+
+    def __init__(self) -> None:
+        self.names: dict[tuple, str] = {}
+
+    def get(self, key: tuple, wanted: str) -> str:
+        if key not in self.names:
+            self.names[key] = python_class(camel(wanted), set(self.names.values()))
+        return self.names[key]
+
+
+def camel(name: str) -> str:
+    words = [w for w in re.split(r"_+", name) if w]
+    return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+
+
+def lower(network: ir.Network, names: ClassNames | None = None) -> TorchModule:
+    names = names or ClassNames()
+    source = network.source
+    merges = merges_at_own_level(source.body) if source is not None else True
+    key = ("network", id(source) if source is not None else network.definition)
+    root = TorchModule(names.get(key + (merges,), network.definition), network.body)
+    _fill(root, network.body.children, merges, names)
+    _name_copies(root, names, {})
+    return root
+
+
+def _name_copies(module: TorchModule, names: ClassNames, seen: dict) -> tuple:
+    """Give each generated class one structure: a scope whose modules or values differ from
+    the first one of its name becomes a class of its own (`Bottleneck2`). Returns the
+    module's signature (children first, so a parent sees its children's final names)."""
+    children = tuple((name, _name_copies(child, names, seen))
+                     for name, child in module.children.items())
+    signature = (module.cls, module.base, module.args, tuple(module.kwargs.items()),
+                 children, module.program)
+    if module.base is not None:
+        copies = seen.setdefault(module.cls, [])
+        if signature not in copies:
+            copies.append(signature)
+        index = copies.index(signature)
+        if index:
+            module.cls = names.get(("copy", module.cls, index), module.cls)
+        signature = (module.cls,) + signature[1:]
+    return signature
+
+
+def _fill(module: TorchModule, children: list[ir.Node], merges: bool,
+          names: ClassNames) -> None:
+    module.base = "module" if merges else "sequential"
+    steps = [_step(child, module, merges, names) for child in children]
+    if merges:
+        module.program = ("seq", tuple(s for s in steps if s is not None))
+
+
+def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames):
+    """The forward step of one IR node, adding the modules it needs to `module`."""
+    if isinstance(node, ir.Layer):
+        if merges and node.name.isdigit() and node.op.functional is not None:
+            return ("fn", *node.op.functional(node.attrs, node.fresh))
+        module.children[node.name] = layer_module(node)
+        return ("call", node.name)
+    if isinstance(node, ir.Seq) and node.name is not None:
+        module.children[node.name] = _scope(node, names)
+        return ("call", node.name)
+    if isinstance(node, ir.Seq):
+        return ("seq", tuple(_step(c, module, merges, names) for c in node.children))
+    if isinstance(node, ir.Merge):
+        return (node.kind, tuple(_step(b, module, merges, names) for b in node.branches))
+    return ("dense", tuple(_step(s, module, merges, names) for s in node.steps))
+
+
+def _scope(seq: ir.Seq, names: ClassNames) -> TorchModule:
+    if seq.block is not None and seq.block.definition is not None:
+        definition = seq.block.definition
+        merges = merges_at_own_level(definition.body)
+        cls = names.get(("block", id(definition), merges), seq.block.name)
+    else:
+        merges = seq.statement is not None and labelled_scope_merges(seq.statement)
+        stem = re.sub(r"\d+$", "", seq.name or "") or "Scope"
+        cls = names.get(("scope", stem, merges), stem) if merges else SEQUENTIAL
+    module = TorchModule(cls, seq)
+    _fill(module, seq.children, merges, names)
+    if cls == SEQUENTIAL:
+        module.base = None
+    return module
+
+
+def layer_module(layer: ir.Layer) -> TorchModule:
+    """The torch module the op registry names for a layer, PyTorch's defaults left out."""
+    name, args, kwargs = layer.op.torch(layer.attrs, layer.in_shape, layer.fresh)
+    kept = {k: v for k, v in kwargs.items() if not isinstance(v, Default)}
+    return TorchModule(name if name == "PaddedConv2d" else f"nn.{name}", layer, args, kept)
+
+
+def iter_modules(module: TorchModule, prefix: str = ""):
+    """(path, module) for the tree, as torch's named_modules() lists them."""
+    yield prefix, module
+    for name, child in module.children.items():
+        yield from iter_modules(child, f"{prefix}.{name}" if prefix else name)
