@@ -65,6 +65,7 @@ def _init_shape(args: InitArgs, shape: Shape):
 
 
 INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, fresh: None,
+              source=lambda a: None,
               other_ops=lambda attrs, shape, out: 0, other_rule="not an op")
 
 
@@ -200,7 +201,7 @@ class Expander:
         nodes, out = self.body(stmts, env, namespace, shape, Scope(""))
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,
-                          init, definition)
+                          init, definition, namespace)
 
     def init_choices(self, stmts: list[n.Call], env: Env, namespace: dict) -> dict:
         """The network's `init(...)` statement: weight initialisation the backends apply."""
@@ -482,7 +483,8 @@ class Expander:
                                    inner)
         finally:
             self.stack.pop()
-        block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition)
+        block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition,
+                              ref.namespace)
         return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
                        block=block)], out
 

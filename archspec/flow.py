@@ -48,7 +48,7 @@ def merges_at_own_level(stmts: list[n.Stmt]) -> bool:
     inside the modules it calls? Such a scope needs a forward() of its own; the others are
     sequences of modules (nn.Sequential)."""
     for stmt in stmts:
-        if stmt.label is not None and not isinstance(stmt, n.Parallel | n.Dense):
+        if stmt.label is not None:
             continue  # a labelled statement is a module scope of its own
         if isinstance(stmt, n.Parallel | n.Dense):
             return True

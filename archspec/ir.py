@@ -46,6 +46,7 @@ class BlockCall:
     args: dict
     definition_span: Span
     definition: n.Definition | None = None
+    namespace: dict = field(default_factory=dict)  # names the definition sees (BlockRefs)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Network:
     span: Span
     init: dict = field(default_factory=dict)  # the spec's `init(...)` choices
     source: n.Definition | None = None  # the `network` definition it instantiates
+    namespace: dict = field(default_factory=dict)  # names its definition sees (BlockRefs)
 
     def residual_batchnorms(self) -> list[str]:
         """Paths of the batchnorm that ends each residual branch (zero-init candidates)."""

@@ -27,6 +27,7 @@ from . import ir
 from .flow import labelled_scope_merges, merges_at_own_level
 from .names import python_class
 from .ops import Default
+from .translate import Translation, Unsupported, camel, translate
 
 SEQUENTIAL = "nn.Sequential"
 
@@ -49,11 +50,12 @@ class TorchModule:
 
 
 class ClassNames:
-    """Python class names for the network's scopes: one per definition (or label stem) and
-    kind, distinct, and valid in a compiled file."""
+    """Python class names for the network's scopes: one per definition (a block, a
+    labelled scope, the network), distinct and valid in a compiled file; the translation's
+    names where the network's definitions could be written with their parameters."""
 
-    def __init__(self) -> None:
-        self.names: dict[tuple, str] = {}
+    def __init__(self, fixed: dict[tuple, str] | None = None) -> None:
+        self.names: dict[tuple, str] = dict(fixed or {})
 
     def get(self, key: tuple, wanted: str) -> str:
         if key not in self.names:
@@ -61,20 +63,32 @@ class ClassNames:
         return self.names[key]
 
 
-def camel(name: str) -> str:
-    words = [w for w in re.split(r"_+", name) if w]
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+@dataclass
+class Lowered:
+    """The module tree, and the parametric classes when the definitions translate."""
+
+    tree: TorchModule
+    translation: Translation | None
+    why_not: str | None  # why the classes are written out for these argument values
 
 
-def lower(network: ir.Network, names: ClassNames | None = None) -> TorchModule:
-    names = names or ClassNames()
+def lower(network: ir.Network) -> Lowered:
+    """The network's module tree. Its classes are the translated definitions' (one
+    `Bottleneck` for every call), or, where a definition does not translate, one class per
+    structure and values (`Bottleneck`, `Bottleneck2`)."""
+    try:
+        translation, why_not = translate(network), None
+    except Unsupported as exc:
+        translation, why_not = None, str(exc)
+    names = ClassNames(translation.names if translation else None)
     source = network.source
     merges = merges_at_own_level(source.body) if source is not None else True
     key = ("network", id(source) if source is not None else network.definition)
-    root = TorchModule(names.get(key + (merges,), network.definition), network.body)
+    root = TorchModule(names.get(key, network.definition), network.body)
     _fill(root, network.body.children, merges, names)
-    _name_copies(root, names, {})
-    return root
+    if translation is None:
+        _name_copies(root, names, {})
+    return Lowered(root, translation, why_not)
 
 
 def _name_copies(module: TorchModule, names: ClassNames, seen: dict) -> tuple:
@@ -125,11 +139,11 @@ def _scope(seq: ir.Seq, names: ClassNames) -> TorchModule:
     if seq.block is not None and seq.block.definition is not None:
         definition = seq.block.definition
         merges = merges_at_own_level(definition.body)
-        cls = names.get(("block", id(definition), merges), seq.block.name)
+        cls = names.get(("block", id(definition)), seq.block.name)
     else:
         merges = seq.statement is not None and labelled_scope_merges(seq.statement)
         stem = re.sub(r"\d+$", "", seq.name or "") or "Scope"
-        cls = names.get(("scope", stem, merges), stem) if merges else SEQUENTIAL
+        cls = names.get(("scope", id(seq.statement)), stem) if merges else SEQUENTIAL
     module = TorchModule(cls, seq)
     _fill(module, seq.children, merges, names)
     if cls == SEQUENTIAL:

@@ -495,6 +495,87 @@ def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
     return prod(shape)
 
 
+# ---------------------------------------------------------------- source forms
+#
+# How the source generator writes an op call whose arguments may be Python expressions of a
+# block's parameters (`nn.Conv2d(in_channels, 4 * c, 1, stride=stride)`), and what it gives:
+# its output channels and whether H x W stay, become known (`adaptive_avgpool(7)`), or are
+# no longer known without the input size. `a` is the source generator's view of the call:
+# a.value(field) (a number, or an expression it cannot know), a.channels, a.rank, a.fresh,
+# a.keywords({torch keyword: (value, PyTorch's default)}) leaving defaults out, a.mul(...),
+# a.refuse(reason). Both this and `torch` above describe the same module; tests build both.
+
+KEEP = "keep"  # H x W unchanged
+LOST = "lost"  # H x W depend on the input size
+
+
+@dataclass
+class SourceCall:
+    callee: str  # e.g. "nn.Conv2d"
+    args: tuple
+    kwargs: dict
+    channels: object = KEEP  # output channels (features), KEEP for unchanged
+    spatial: object = KEEP  # KEEP, LOST or the new (H, W)
+
+
+def conv_source(a) -> SourceCall:
+    out = a.value("out") if "out" in a.fields else a.mul(a.channels, a.value("multiplier"))
+    groups = a.channels if "multiplier" in a.fields else a.value("groups", 1)
+    kwargs = a.keywords({"stride": (a.value("s", 1), 1),
+                         "padding": (a.padding(a.value("p", 0)), 0),
+                         "dilation": (a.value("d", 1), 1), "groups": (groups, 1),
+                         "bias": (a.value("bias", True), True)})
+    return SourceCall("nn.Conv2d", (a.channels, out, a.value("k", 1)), kwargs, out, LOST)
+
+
+def batchnorm_source(a) -> SourceCall:
+    kwargs = a.keywords({"eps": (a.value("eps"), 1e-5), "momentum": (a.value("momentum"), 0.1),
+                         "affine": (a.value("affine"), True)})
+    return SourceCall(f"nn.BatchNorm{2 if a.rank == 3 else 1}d", (a.channels,), kwargs)
+
+
+def pool_source(name: str, extra: dict):
+    def source(a) -> SourceCall:
+        k = a.value("k")
+        stride = a.value("s")
+        options = {"stride": (stride, None if stride is None else k),
+                   "padding": (a.value("p"), 0), "ceil_mode": (a.value("ceil_mode"), False)}
+        options.update({key: (a.value(key), default) for key, default in extra.items()})
+        return SourceCall(f"nn.{name}", (k,), a.keywords(options), KEEP, LOST)
+    return source
+
+
+def adaptive_source(name: str, size=None):
+    def source(a) -> SourceCall:
+        chosen = size if size is not None else a.value("size")
+        return SourceCall(f"nn.{name}", (chosen,), {}, KEEP, a.pair(chosen))
+    return source
+
+
+def module_source(name: str, positional: tuple[str, ...] = (), inplace: bool = False,
+                  defaults: dict | None = None, **fixed):
+    """An op whose module keeps channels and size: arguments straight from the call."""
+    def source(a) -> SourceCall:
+        kwargs = a.keywords({k: (a.value(k), d) for k, d in (defaults or {}).items()})
+        if inplace and a.fresh:
+            kwargs["inplace"] = True
+        return SourceCall(f"nn.{name}", tuple(a.value(p) for p in positional),
+                          {**fixed, **kwargs})
+    return source
+
+
+def flatten_source(a) -> SourceCall:
+    if a.rank == 1:
+        return SourceCall("nn.Flatten", (), {})
+    return SourceCall("nn.Flatten", (), {}, a.mul(a.channels, *a.size()), KEEP)
+
+
+def linear_source(a) -> SourceCall:
+    kwargs = a.keywords({"bias": (a.value("bias"), True)})
+    return SourceCall("nn.Linear", (a.channels, a.value("out")), kwargs, a.value("out"))
+
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -516,6 +597,7 @@ class OpSpec:
     # how forward() calls a stateless op that is not a module of its own (None: always one)
     functional: Callable[[dict, bool], FunctionalCall] | None = field(default=None,
                                                                        kw_only=True)
+    source: Callable[..., SourceCall] = field(kw_only=True)  # see "source forms"
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -525,112 +607,133 @@ _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
 _OPS = [
     OpSpec("conv", "conv", ConvArgs, conv_shape, ("out", "k", "s", "p"), conv_params, conv_macs,
            "2-D convolution (nn.Conv2d); input channels are inferred", _CONV_ALIASES,
+           source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("dwconv", "conv", DepthwiseArgs, dwconv_shape, ("k", "s", "p"), conv_params,
            conv_macs, "depthwise convolution: groups = input channels", _CONV_ALIASES,
+           source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("pwconv", "conv", PointwiseArgs, pwconv_shape, ("out",), conv_params, conv_macs,
            "pointwise (1x1) convolution", _CONV_ALIASES,
+           source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), batchnorm_params,
            doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
+           source=batchnorm_source,
            torch=batchnorm_torch,
            other_ops=_per_output(2),
            other_rule="2 per value: scale and shift (the inference form)"),
     OpSpec("lrn", "norm", LrnArgs, _map_preserving("lrn"), ("size",),
            doc="local response normalisation (AlexNet, GoogLeNet)",
+           source=module_source("LocalResponseNorm", ("size",), defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
            torch=_from_attrs("LocalResponseNorm", ("size",),
                              {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
            other_ops=_lrn_ops,
            other_rule="2 x size + 3 per value: squares and sum over the window, k + alpha x sum, the power and the divide"),
     OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)",
+           source=module_source("ReLU", inplace=True),
            torch=_inplace("ReLU"),
            other_ops=_per_output(1),
            other_rule="1 per value (a comparison)",
            functional=_function("F.relu", inplace=True)),
     OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)",
+           source=module_source("ReLU6", inplace=True),
            torch=_inplace("ReLU6"),
            other_ops=_per_output(2),
            other_rule="2 per value (two comparisons)",
            functional=_function("F.relu6", inplace=True)),
     OpSpec("leaky_relu", "activation", LeakyReluArgs, _any_preserving, ("slope",),
            doc="x, or slope * x for x < 0",
+           source=module_source("LeakyReLU", ("slope",)),
            torch=_from_attrs("LeakyReLU", ("slope",), {}),
            other_ops=_per_output(2),
            other_rule="2 per value (a comparison and a multiply)",
            functional=_function("F.leaky_relu", ("slope",))),
     OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))",
+           source=module_source("Sigmoid"),
            torch=_fixed("Sigmoid"),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
            functional=_function("torch.sigmoid")),
     OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent",
+           source=module_source("Tanh"),
            torch=_fixed("Tanh"),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
            functional=_function("torch.tanh")),
     OpSpec("gelu", "activation", GeluArgs, _any_preserving, ("approximate",),
            doc="Gaussian error linear unit",
+           source=module_source("GELU", defaults={"approximate": "none"}),
            torch=_from_attrs("GELU", (), {"approximate": "none"}),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
            functional=_function("F.gelu", (), {"approximate": "none"})),
     OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)",
+           source=module_source("SiLU", inplace=True),
            torch=_inplace("SiLU"),
            other_ops=_per_output(2),
            other_rule="2 per value (sigmoid and a multiply)",
            functional=_function("F.silu", inplace=True)),
     OpSpec("softmax", "activation", NoArgs, _any_preserving,
            doc="softmax over channels (maps) or features (flat)",
+           source=module_source("Softmax", dim=1),
            torch=_fixed("Softmax", dim=1),
            other_ops=_per_output(3),
            other_rule="3 per value: exponent, sum and divide",
            functional=_function("F.softmax", dim=1)),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
+           source=pool_source("MaxPool2d", {"d": 1}),
            torch=maxpool_torch,
            other_ops=_window_ops(0),
            other_rule="kh x kw - 1 comparisons per output value"),
     OpSpec("avgpool", "pool", AvgPoolArgs, avgpool_shape, ("k", "s", "p"),
            doc="average pooling (nn.AvgPool2d)", aliases=_POOL_ALIASES,
+           source=pool_source("AvgPool2d", {"count_include_pad": True}),
            torch=avgpool_torch,
            other_ops=_window_ops(1),
            other_rule="kh x kw - 1 adds and a divide per output value"),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
            doc="average over all of H x W: C x 1 x 1",
+           source=adaptive_source("AdaptiveAvgPool2d", (1, 1)),
            torch=_fixed("AdaptiveAvgPool2d", (1, 1)),
            other_ops=_whole_input,
            other_rule="1 per input value (adds; the divides are negligible and not counted)",
            functional=_function("F.adaptive_avg_pool2d", output_size=1)),
     OpSpec("global_maxpool", "pool", NoArgs, _global_shape("global_maxpool"),
            doc="maximum over all of H x W: C x 1 x 1",
+           source=adaptive_source("AdaptiveMaxPool2d", (1, 1)),
            torch=_fixed("AdaptiveMaxPool2d", (1, 1)),
            other_ops=_whole_input,
            other_rule="1 per input value (comparisons)",
            functional=_function("F.adaptive_max_pool2d", output_size=1)),
     OpSpec("adaptive_avgpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_avgpool"),
            ("size",), doc="average pooling to a fixed output size",
+           source=adaptive_source("AdaptiveAvgPool2d"),
            torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {}),
            other_ops=_whole_input,
            other_rule="1 per input value (adds; windows may overlap a little: not counted)"),
     OpSpec("adaptive_maxpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_maxpool"),
            ("size",), doc="max pooling to a fixed output size",
+           source=adaptive_source("AdaptiveMaxPool2d"),
            torch=_from_attrs("AdaptiveMaxPool2d", ("size",), {}),
            other_ops=_whole_input,
            other_rule="1 per input value (comparisons)"),
     OpSpec("dropout", "regularization", DropoutArgs, _any_preserving, ("p",),
            doc="zero each value with probability p while training",
+           source=module_source("Dropout", ("p",)),
            torch=_from_attrs("Dropout", ("p",), {}),
            other_ops=_per_output(0),
            other_rule="0: the identity at inference",
            functional=_function("F.dropout", ("p",), training=Training())),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
+           source=flatten_source,
            torch=_fixed("Flatten"),
            other_ops=_per_output(0),
            other_rule="0: a view, no arithmetic",
@@ -638,10 +741,12 @@ _OPS = [
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
            "fully connected layer (nn.Linear); input features are inferred",
            {"out_features": "out"},
+           source=linear_source,
            torch=linear_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through",
+           source=module_source("Identity"),
            torch=_fixed("Identity"),
            other_ops=_per_output(0),
            other_rule="0: passes its input through"),

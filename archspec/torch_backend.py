@@ -109,7 +109,7 @@ def instantiate(spec: TorchModule) -> nn.Module:
 def build_module(network: ir.Network) -> nn.Module:
     """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
     defaults otherwise)."""
-    module = instantiate(lower(network))
+    module = instantiate(lower(network).tree)
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
     return module

@@ -31,7 +31,11 @@ class DenseConcat(nn.ModuleDict):
 
 
 def init_weights(
-    model: nn.Module, conv: str, linear: str, bn: str, zero_bn: tuple[str, ...]
+    model: nn.Module,
+    conv: str = "default",
+    linear: str = "default",
+    bn: str = "default",
+    zero_bn: tuple[str, ...] = (),
 ) -> None:
     """The spec's init(...) choices; 'default' keeps PyTorch's own initialisation."""
     for module in model.modules():

@@ -11,16 +11,18 @@ No torch import: the file is written as text.
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
 from . import __version__, ir
-from .lowering import SEQUENTIAL, ClassNames, TorchModule, lower
+from .lowering import SEQUENTIAL, TorchModule, lower
 from .names import docstring_text, python_function
 from .ops import Training, fmt_shape
-from .pytext import INDENT, literal, wrap, wrap_def, wrap_line
+from .pytext import INDENT, LINE, literal, wrap, wrap_def, wrap_line
+from .translate import ClassModel, Translation
 
 
 @dataclass
@@ -55,6 +57,15 @@ def function_text(step: tuple, x: str, parts: FileParts) -> str:
     return f"{name}({', '.join(items)})"
 
 
+def with_attributes(step: tuple) -> tuple:
+    """A lowered program with child names as attribute texts (`self.conv1`)."""
+    if step[0] == "call":
+        return ("call", attribute(step[1]))
+    if step[0] in ("seq", "concat", "add", "dense"):
+        return (step[0], tuple(with_attributes(s) for s in step[1]))
+    return step
+
+
 # ---------------------------------------------------------------- the printer
 
 
@@ -62,8 +73,8 @@ class Printer:
     """Writes the lowered tree as classes with every value written out: a class per module
     structure and values, named by the lowering (`Bottleneck`, `Bottleneck2`, ...)."""
 
-    def __init__(self, names: ClassNames, parts: FileParts) -> None:
-        self.names, self.parts = names, parts
+    def __init__(self, parts: FileParts) -> None:
+        self.parts = parts
         self.classes: dict[str, str] = {}  # class name -> its text
 
     def constructor(self, module: TorchModule) -> str:
@@ -88,7 +99,7 @@ class Printer:
         body = self.init_lines(module) + list(extra_init)
         if module.base == "module":
             body += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
-            body += Forward(self.parts).lines(module.program)
+            body += Forward(self.parts).lines(with_attributes(module.program))
         if module.cls not in self.classes:  # the lowering gave each structure its name
             self.classes[module.cls] = self.class_text(module.cls, module, body)
         return module.cls
@@ -143,7 +154,20 @@ class Forward:
         (the same `x` for an empty sequence)."""
         kind = step[0]
         if kind == "call":
-            return self.emit(target, f"{attribute(step[1])}({x})")
+            return self.emit(target, f"{step[1]}({x})")
+        if kind == "maybe":
+            self.out.append(f"{INDENT * 2}if {step[1]} is not None:")
+            self.out.append(wrap_line(f"{INDENT * 3}{target} = {step[1]}({x})"))
+            if target != x:
+                self.out.insert(len(self.out) - 2, f"{INDENT * 2}{target} = {x}")
+            return target
+        if kind == "dense_children":
+            features = self.fresh("features")
+            self.emit(features, f"[{x}]")
+            layer = self.fresh("layer")
+            self.out.append(f"{INDENT * 2}for {layer} in self.children():")
+            self.out.append(f"{INDENT * 3}{features}.append({layer}(torch.cat({features}, 1)))")
+            return self.emit(target, f"torch.cat({features}, 1)")
         if kind == "fn":
             return self.emit(target, function_text(step, x, self.parts))
         if kind == "seq":
@@ -151,7 +175,7 @@ class Forward:
                 x = self.run(inner, x, target)
             return x
         if kind in ("concat", "add"):
-            branches = [self.branch(b, x, i) for i, b in enumerate(step[1])]
+            branches = [self.branch(b, x, i, kind) for i, b in enumerate(step[1])]
             joined = (f"torch.cat([{', '.join(branches)}], 1)" if kind == "concat"
                       else " + ".join(branches))
             return self.emit(target, joined)
@@ -162,10 +186,18 @@ class Forward:
             self.out.append(f"{INDENT * 2}{features}.append({h})")
         return self.emit(target, f"torch.cat({features}, 1)")
 
-    def branch(self, step: tuple, x: str, index: int) -> str:
+    def branch(self, step: tuple, x: str, index: int, kind: str) -> str:
+        """One branch of a merge, in a variable of its own unless it is a single call."""
         if step[0] == "seq" and not step[1]:
             return x  # the identity
-        return self.run(step, x, self.fresh(f"branch{index + 1}"))
+        if step[0] == "seq" and len(step[1]) == 1:
+            return self.branch(step[1][0], x, index, kind)
+        name = ("out" if index == 0 else "identity") if kind == "add" else f"branch{index + 1}"
+        if step[0] == "maybe":
+            return self.emit(self.fresh(name), f"{x} if {step[1]} is None else {step[1]}({x})")
+        if step[0] == "call":
+            return f"{step[1]}({x})"
+        return self.run(step, x, self.fresh(name))
 
 
 # ---------------------------------------------------------------- the file
@@ -173,12 +205,52 @@ class Forward:
 
 def generate(network: ir.Network, spec_path: str) -> str:
     """The Python source of a checked network."""
-    names, parts = ClassNames(), FileParts()
-    root = lower(network, names)
-    printer = Printer(names, parts)
-    root_class = printer.class_for(root, _init_call(network, parts))
+    lowered, parts = lower(network), FileParts()
+    if lowered.translation is not None:
+        classes = [model_text(m, parts) for m in lowered.translation.models]
+        builder = _parametric_builder(network, lowered.translation)
+        return _file(network, spec_path, parts, classes, builder, None)
+    printer = Printer(parts)
+    root_class = printer.class_for(lowered.tree, _init_call(network, parts))
     builder = _builder(network, root_class, set(printer.classes))
-    return _file(network, spec_path, parts, list(printer.classes.values()), builder)
+    return _file(network, spec_path, parts, list(printer.classes.values()), builder,
+                 lowered.why_not)
+
+
+def model_text(model: ClassModel, parts: FileParts) -> str:
+    """A translated class: its parameters, its constructor, its forward()."""
+    base = "nn.Sequential" if model.base == "sequential" else "nn.Module"
+    head = wrap_def(f"{INDENT}def __init__(", ", ".join(["self", *model.params]), ") -> None:")
+    lines = [f"class {model.name}({base}):", f'{INDENT}"""{docstring_text(model.doc)}"""', "",
+             head]
+    for line in model.init:
+        if "init_weights(" in line:
+            parts.helpers.add("init_weights")
+        lines.append(_wrapped(INDENT * 2 + line))
+    if model.forward is not None:
+        lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        lines += Forward(parts).lines(model.forward)
+    return "\n".join(lines)
+
+
+def _wrapped(line: str) -> str:
+    if len(line) <= LINE:
+        return line
+    indent = line[:len(line) - len(line.lstrip())]
+    if re.match(r"\s*[\w.\[\]\"()]+ = ", line):
+        return wrap_line(line)
+    return wrap(indent, line.lstrip())
+
+
+def _parametric_builder(network: ir.Network, translation: Translation) -> str:
+    root = translation.root.name
+    func = python_function(network.name, {m.name for m in translation.models})
+    arguments = ", ".join(f"{literal(k)}: {v}" for k, v in translation.arguments.items())
+    doc = (f'{INDENT}"""`{network.name}` as specified in {docstring_text(network.span.file)}; '
+           f'`overrides` may change any argument of {root}."""')
+    return "\n".join([f"def {func}(**overrides) -> {root}:", doc,
+                      wrap(INDENT, f"arguments = {{{arguments}}}"),
+                      f"{INDENT}return {root}(**{{**arguments, **overrides}})"])
 
 
 def _init_call(network: ir.Network, parts: FileParts) -> list[str]:
@@ -201,10 +273,17 @@ def _builder(network: ir.Network, root_class: str, taken: set[str]) -> str:
 
 
 def _file(network: ir.Network, spec_path: str, parts: FileParts, classes: list[str],
-          builder: str) -> str:
+          builder: str, why_not: str | None) -> str:
     helpers = [helper_source(h) for h in sorted(parts.helpers)]
     body = "\n\n\n".join([_imports(parts), *helpers, *classes, builder])
-    return f"{_header(network, spec_path)}\n\n{body}\n"
+    note = "" if why_not is None else (
+        "\n# The classes are written out for this network's argument values: "
+        f"{_comment(why_not)}.\n")
+    return f"{_header(network, spec_path)}\n{note}\n{body}\n"
+
+
+def _comment(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 def _header(network: ir.Network, spec_path: str) -> str:
