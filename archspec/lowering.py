@@ -80,6 +80,9 @@ def lower(network: ir.Network) -> Lowered:
         translation, why_not = translate(network), None
     except Unsupported as exc:
         translation, why_not = None, str(exc)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        # a construct the translator does not know yet: the written-out classes are exact
+        translation, why_not = None, f"not translated yet ({type(exc).__name__})"
     names = ClassNames(translation.names if translation else None)
     source = network.source
     merges = merges_at_own_level(source.body) if source is not None else True

@@ -223,10 +223,10 @@ class Container:
             if self.index is not None:
                 self.index += 1
             return label
-        if self.maybe_empty:
+        if self.maybe_empty and self.index is None:
             raise Unsupported("an unlabelled statement after a scope that may be empty",
                               span)
-        if not self.merges:
+        if not self.merges and not self.maybe_empty:
             return None  # nn.Sequential.append numbers it as the expander does
         if self.index is None:
             raise Unsupported("an unlabelled module after a loop in a merging block", span)
@@ -248,6 +248,7 @@ class Translator:
         self.dry = False  # inside a dry run (block_out): no variables of its own allowed
         self.steps = 0  # work done, bounded like the checker's
         self.locals: set[str] = set()  # local variables of the class being written
+        self.reserved: set[str] = set()  # the spec's names in it (loop variables, lets)
 
     # ---- classes
 
@@ -259,7 +260,7 @@ class Translator:
         for value in network.args.values():
             self._check_value(value)
         name = self.classes.name(("network", id(source)), source.name)
-        self.locals = set()
+        self.locals, self.reserved = set(), _spec_names(source)
         merges = merges_at_own_level(source.body)
         env, params, prologue = self._parameters(source, first_channels=None)
         lines: list[str] = ["super().__init__()"] + prologue
@@ -278,11 +279,12 @@ class Translator:
 
     def block_model(self, ref: BlockRef, name: str) -> ClassModel:
         definition = ref.definition
-        saved, self.locals = self.locals, set()
+        saved = self.locals, self.reserved
+        self.locals, self.reserved = set(), _spec_names(definition)
         try:
             return self._block_model(ref, name, definition)
         finally:
-            self.locals = saved
+            self.locals, self.reserved = saved
 
     def _block_model(self, ref: BlockRef, name: str, definition: n.Definition) -> ClassModel:
         merges = merges_at_own_level(definition.body)
@@ -535,11 +537,11 @@ class Translator:
     def temp_name(self, state: State, base: str, unique: bool = False) -> str:
         """A local variable of the constructor: `channels` is the one running channel count;
         the others (`unique`) are new in the class."""
-        taken = {python_parameter(k) for k in state.env} | PYTHON_NAMES | self.locals
-        name, count = (base if base not in taken - ({base} if not unique else set())
-                       else f"{base}_"), 2
-        while unique and name in taken:
-            name, count = f"{base}{count}", count + 1
+        taken = ({python_parameter(k) for k in state.env} | PYTHON_NAMES | self.reserved
+                 | (self.locals if unique else set()))
+        name, count = base, 2
+        while name in taken:
+            name, count = f"{base}{count}" if unique else f"{name}_", count + 1
         if unique:
             self.locals.add(name)
         return name
@@ -670,7 +672,8 @@ class Translator:
         stem = _local_base(label)
         cls = self.classes.name(key, stem)
         if cls not in self.classes.models:
-            saved, self.locals = self.locals, set()
+            saved = self.locals, self.reserved
+            self.locals, self.reserved = set(), _spec_names(stmt)
             env = {name: Sym(python_parameter(name), kind=_kind(state.env[name]))
                    for name in free}
             inner = State(env, Sym("in_channels", kind="int"), state.rank, LOST,
@@ -679,13 +682,11 @@ class Translator:
             body = stmt.body if isinstance(stmt, n.Group) else [_unlabelled(stmt)]
             forward = self._body_into(body, inner, "self", True, lines, stmt.span,
                                       record_out=True)
-            params = ["in_channels: int"] + [f"{python_parameter(f)}: "
-                                             f"{_HINTS.get(_kind(state.env[f]), 'object')}"
-                                             for f in free]
+            params = ["in_channels: int"] + [_annotated(f, _kind(state.env[f])) for f in free]
             self.classes.models[cls] = ClassModel(
                 cls, "module", f"Scope `{stem}` from {_where(stmt.span)}.", params, lines,
                 forward)
-            self.locals = saved
+            self.locals, self.reserved = saved
         args = [text(state.channels, self.classes)] + [
             text(state.env[f], self.classes) for f in free]
         name = box.take(label, stmt.span)
@@ -1028,6 +1029,11 @@ _HINTS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": 
           "tuple": "tuple", "block": "type[nn.Module]", "any": "object"}
 
 
+def _annotated(name: str, kind: str) -> str:
+    python = python_parameter(name)
+    return f"{python}: {_HINTS[kind]}" if kind in _HINTS and kind != "any" else python
+
+
 def _kind(value) -> str:
     if isinstance(value, Sym):
         return value.kind
@@ -1065,13 +1071,32 @@ def _is_init(stmt: n.Stmt) -> bool:
     return isinstance(stmt, n.Call) and stmt.name == "init" and stmt.label is None
 
 
+def _spec_names(node) -> set[str]:
+    """Every name a definition binds or reads, as Python names: locals must not clash."""
+    names = set()
+    for item in n.walk(node):
+        if isinstance(item, n.Name):
+            names.add(item.id)
+        elif isinstance(item, n.Let):
+            names.add(item.name)
+        elif isinstance(item, n.Target):
+            names |= {x for x in item.names if isinstance(x, str)}
+        elif isinstance(item, n.Repeat | n.Dense) and item.var:
+            names.add(item.var)
+        elif isinstance(item, n.Param):
+            names.add(item.name)
+    return {python_parameter(name) for name in names}
+
+
 def _names_in(expr) -> set[str]:
     return {node.id for node in n.walk(expr) if isinstance(node, n.Name)}
 
 
 def _free_names(stmt: n.Stmt) -> set[str]:
-    return {node.id for node in n.walk(stmt) if isinstance(node, n.Name)} | {
-        node.name for node in n.walk(stmt) if isinstance(node, n.Call)}
+    """Names a labelled scope's body reads (its own label aside)."""
+    body = _unlabelled(stmt)
+    return {node.id for node in n.walk(body) if isinstance(node, n.Name)} | {
+        node.name for node in n.walk(body) if isinstance(node, n.Call)}
 
 
 def _unlabelled(stmt: n.Stmt) -> n.Stmt:
