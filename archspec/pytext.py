@@ -22,12 +22,13 @@ def literal(value) -> str:
 
 def wrap(prefix: str, body: str, suffix: str = "") -> str:
     """Lay out `prefix + body + suffix` the way ruff format does: one line if it fits, else
-    the outermost brackets' contents on one indented line, else one item per line."""
+    a call's arguments on one indented line, else (and always for a list, tuple or dict
+    display of several items) one item per line."""
     line = prefix + body + suffix
     if len(line) <= LINE:
         return line
-    match = re.match(r"[^([]*[([]", body)
-    closer = {"(": ")", "[": "]"}.get(body[match.end() - 1]) if match else None
+    match = re.match(r"[^([{]*[([{]", body)
+    closer = {"(": ")", "[": "]", "{": "}"}.get(body[match.end() - 1]) if match else None
     if closer is None or not body.endswith(closer):
         return line
     head, inner = body[:match.end()], body[match.end():-1]
@@ -35,7 +36,8 @@ def wrap(prefix: str, body: str, suffix: str = "") -> str:
     indent = outer + INDENT
     items = split_args(inner)
     one_line = indent + ", ".join(items)
-    if len(one_line) <= LINE and len(items) > 1 or len(items) == 1 and len(one_line) <= LINE:
+    display = not re.search(r"[\w)\]]$", head[:-1])  # a literal, not a call or subscript
+    if len(one_line) <= LINE and (len(items) == 1 or not display):
         return f"{prefix}{head}\n{one_line}\n{outer}{closer}{suffix}"
     wrapped = [prefix + head] + [wrap(indent, item, ",") for item in items]
     return "\n".join(wrapped) + f"\n{outer}{closer}{suffix}"

@@ -1,9 +1,9 @@
 """Runtime PyTorch backend: the lowered module tree (lowering.py) becomes nn.Modules.
 
 The modules are plain PyTorch objects: torch.nn layers, nn.Sequential subclasses and
-`ArchBlock` subclasses named after the spec's blocks (`Bottleneck`, `Inception`), created on
-first use and found again by name when unpickling, so `torch.save`, pickle, deepcopy and
-spawn workers all work. A block's forward() runs its program: nested tuples of names and
+`ArchBlock` subclasses named after the spec's blocks (`Bottleneck`, `Inception`), made on
+first use in block_classes.py and sequential_classes.py, where unpickling finds them again by
+name, so `torch.save`, pickle, deepcopy and spawn workers all work. A block's forward() runs its program: nested tuples of names and
 constants, which torch.compile and torch.export trace fully. Shapes come from the IR;
 nothing here infers them again.
 """
@@ -67,25 +67,18 @@ def _function(name: str):
     return _FUNCTIONS.get(name) or getattr(F, name.removeprefix("F."))
 
 
-class GeneratedClasses:
-    """The classes named after a spec's blocks, one per (name, base), made on first use.
-    Pickle finds them again as attributes of this object (their __qualname__ says so)."""
-
-    def __init__(self, attribute: str, base: type) -> None:
-        self.attribute, self.base, self.made = attribute, base, {}
-
-    def __getattr__(self, name: str) -> type:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name not in self.made:
-            self.made[name] = type(name, (self.base,), {
-                "__module__": __name__, "__qualname__": f"{self.attribute}.{name}",
-                "__doc__": f"`{name}`, built by archspec from a spec."})
-        return self.made[name]
+_MADE: dict[tuple[str, str], type] = {}
 
 
-BLOCK_CLASSES = GeneratedClasses("BLOCK_CLASSES", ArchBlock)
-SEQUENTIAL_CLASSES = GeneratedClasses("SEQUENTIAL_CLASSES", nn.Sequential)
+def made_class(module: str, name: str, base: type) -> type:
+    """The class `name` of block_classes.py or sequential_classes.py, made once."""
+    if name.startswith("_") or not name.isidentifier():
+        raise AttributeError(name)  # not a class name: dunders that pickle and copy probe
+    if (module, name) not in _MADE:
+        _MADE[module, name] = type(name, (base,), {
+            "__module__": module, "__qualname__": name,
+            "__doc__": f"`{name}`, built by archspec from a spec."})
+    return _MADE[module, name]
 
 
 def instantiate(spec: TorchModule) -> nn.Module:
@@ -95,11 +88,12 @@ def instantiate(spec: TorchModule) -> nn.Module:
         return cls(*spec.args, **spec.kwargs)
     children = {name: instantiate(child) for name, child in spec.children.items()}
     if spec.base == "module":
-        module = getattr(BLOCK_CLASSES, spec.cls)(spec.program)
+        module = made_class("archspec.block_classes", spec.cls, ArchBlock)(spec.program)
         for name, child in children.items():
             module.add_module(name, child)
         return module
-    cls = nn.Sequential if spec.base is None else getattr(SEQUENTIAL_CLASSES, spec.cls)
+    cls = nn.Sequential if spec.base is None else made_class("archspec.sequential_classes",
+                                                             spec.cls, nn.Sequential)
     module = cls()
     for name, child in children.items():
         module.add_module(name, child)

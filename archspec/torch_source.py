@@ -30,8 +30,6 @@ class FileParts:
     """What a compiled file needs besides its classes."""
 
     helpers: set[str] = field(default_factory=set)  # torch_helpers classes to copy
-    functional: bool = False  # uses torch.nn.functional
-    ordered_dict: bool = False
 
 
 # ---------------------------------------------------------------- expressions
@@ -50,7 +48,6 @@ def call_text(callee: str, args: tuple, kwargs: dict) -> str:
 def function_text(step: tuple, x: str, parts: FileParts) -> str:
     """A functional op of a forward program, applied to `x`."""
     _, name, args, kwargs = step
-    parts.functional = parts.functional or name.startswith("F.")
     items = [x] + [literal(a) for a in args] + [
         f"{k}={'self.training' if isinstance(v, Training) else literal(v)}"
         for k, v in kwargs.items()]
@@ -91,7 +88,6 @@ class Printer:
         items = [self.constructor(child) for child in module.children.values()]
         if list(module.children) == [str(i) for i in range(len(items))]:
             return f"nn.Sequential({', '.join(items)})"
-        self.parts.ordered_dict = True
         pairs = [f"({literal(name)}, {item})" for name, item in zip(module.children, items)]
         return f"nn.Sequential(OrderedDict([{', '.join(pairs)}]))"
 
@@ -249,7 +245,7 @@ def _parametric_builder(network: ir.Network, translation: Translation) -> str:
     doc = (f'{INDENT}"""`{network.name}` as specified in {docstring_text(network.span.file)}; '
            f'`overrides` may change any argument of {root}."""')
     return "\n".join([f"def {func}(**overrides) -> {root}:", doc,
-                      wrap(INDENT, f"arguments = {{{arguments}}}"),
+                      wrap(f"{INDENT}arguments = ", f"{{{arguments}}}"),
                       f"{INDENT}return {root}(**{{**arguments, **overrides}})"])
 
 
@@ -275,11 +271,11 @@ def _builder(network: ir.Network, root_class: str, taken: set[str]) -> str:
 def _file(network: ir.Network, spec_path: str, parts: FileParts, classes: list[str],
           builder: str, why_not: str | None) -> str:
     helpers = [helper_source(h) for h in sorted(parts.helpers)]
-    body = "\n\n\n".join([_imports(parts), *helpers, *classes, builder])
+    code = "\n\n\n".join([*helpers, *classes, builder])
     note = "" if why_not is None else (
         "\n# The classes are written out for this network's argument values: "
         f"{_comment(why_not)}.\n")
-    return f"{_header(network, spec_path)}\n{note}\n{body}\n"
+    return f"{_header(network, spec_path)}\n{note}\n{_imports(code)}\n\n\n{code}\n"
 
 
 def _comment(text: str) -> str:
@@ -295,10 +291,12 @@ def _header(network: ir.Network, spec_path: str) -> str:
             f'{command} --net {network.name}\n"""')
 
 
-def _imports(parts: FileParts) -> str:
-    lines = ["from collections import OrderedDict", ""] if parts.ordered_dict else []
-    lines.append("import torch")
-    if parts.functional or "PaddedConv2d" in parts.helpers:
+def _imports(code: str) -> str:
+    """The imports the code uses, as isort orders them."""
+    lines = ["from collections import OrderedDict", ""] if "OrderedDict(" in code else []
+    if re.search(r"\btorch\.", code):
+        lines.append("import torch")
+    if re.search(r"\bF\.", code):
         lines.append("import torch.nn.functional as F")
     lines.append("from torch import nn")
     return "\n".join(lines)
