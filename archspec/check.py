@@ -14,7 +14,15 @@ from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, un
 from .evaluate import BUILTINS, BlockRef, Env, EvalError, Evaluator
 from .expand import SIMPLE_TYPES, Expander
 from .ir import Network
-from .limits import MAX_FILE_BYTES, MAX_IMPORT_DEPTH, MAX_NESTING, LimitError, budget
+from .limits import (
+    MAX_FILE_BYTES,
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_DEPTH,
+    MAX_IMPORT_FILES,
+    MAX_NESTING,
+    LimitError,
+    budget,
+)
 from .ops import REGISTRY, Shape
 from .parse import parse_module
 
@@ -44,6 +52,7 @@ class Program:
     unreadable: bool = False  # the main file itself could not be read (exit status 2)
     allowed: tuple[str, ...] = ()  # folders imports may read from (real paths)
     loaded: dict[str, tuple] = field(default_factory=dict)  # real path -> (module, path)
+    imported_bytes: int = 0  # of the imported files read so far (E410)
 
 
 @dataclass
@@ -109,6 +118,9 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
         if module is not None:
             program.namespaces[path] = program.namespaces[first_path]
         return module
+    if span is not None and len(program.loaded) > MAX_IMPORT_FILES:  # the main file + imports
+        _refuse(program, _too_many_imports(span))
+        return None
     program.loaded[key] = (None, path)
     module = _load_new(program, path, span, chain, key)
     program.loaded[key] = (module, path)
@@ -125,6 +137,11 @@ def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
         program.unreadable = span is None
         return None
     program.sources[path] = source
+    if span is not None:
+        program.imported_bytes += len(source.encode("utf-8", "replace"))
+        if program.imported_bytes > MAX_IMPORT_BYTES:
+            _refuse(program, _imports_too_large(span, program.imported_bytes))
+            return None
     module, syntax = parse_module(source, path)
     program.diagnostics.extend(syntax)
     if module is None:
@@ -136,6 +153,26 @@ def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
         namespace[block.name] = BlockRef(block, namespace)
     program.namespaces[path] = namespace
     return module
+
+
+def _refuse(program: Program, diagnostic: Diagnostic) -> None:
+    """Record an E410, once: every later import would repeat it."""
+    if not any(d.code == "E410" for d in program.diagnostics):
+        program.diagnostics.append(diagnostic)
+
+
+def _too_many_imports(span: Span) -> Diagnostic:
+    """E410: parsing is the slow part of a check, so the files it parses are counted."""
+    return Diagnostic("E410", f"too many imports: more than {MAX_IMPORT_FILES} different "
+                      "files", span, detail="counting the files that imported files import",
+                      hint="put the blocks a spec needs into fewer files")
+
+
+def _imports_too_large(span: Span, size: int) -> Diagnostic:
+    """E410: the imported files are parsed too; together they may be half a file's size."""
+    return Diagnostic("E410", f"imports too large: more than {MAX_IMPORT_BYTES:,} bytes in "
+                      "all", span, detail=f"{size:,} bytes with this file",
+                      hint="import only the files with the blocks this spec uses")
 
 
 def _inside(path: str, folders: tuple[str, ...]) -> bool:

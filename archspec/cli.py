@@ -9,7 +9,14 @@ import sys
 
 from . import __version__
 from .check import CheckResult, allowed_dirs, check_file
-from .diagnostics import ArchError, Diagnostic, format_github, format_one, format_text
+from .diagnostics import (
+    ArchError,
+    Diagnostic,
+    format_github,
+    format_one,
+    format_text,
+    printed,
+)
 from .ops import Shape, fmt_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -172,9 +179,22 @@ def run_diagram(args) -> int:
 
 
 def _print_diagnostics(result: CheckResult) -> None:
-    for diag in result.diagnostics:
+    """Text diagnostics on stderr, at most MAX_PRINTED of them."""
+    shown, closing = printed(result.diagnostics)
+    for diag in shown:
         source = result.sources.get(diag.span.file) if diag.span else None
         print(format_one(diag, source) + "\n", file=sys.stderr)
+    if closing:
+        print(closing + "\n", file=sys.stderr)
+
+
+def _print_github(result: CheckResult) -> None:
+    """Workflow commands on stdout, at most MAX_PRINTED of them."""
+    shown, closing = printed(result.diagnostics)
+    for diag in shown:
+        print(format_github(diag))
+    if closing:
+        print(closing)
 
 
 def run_compile(args) -> int:
@@ -227,12 +247,10 @@ def run_check(args) -> int:
         } for path, result in results]
         print(json.dumps(report, indent=2))
     for path, result in results if args.format != "json" else ():
-        for diag in result.diagnostics:
-            if args.format == "github":
-                print(format_github(diag))
-            else:
-                source = result.sources.get(diag.span.file) if diag.span else None
-                print(format_one(diag, source) + "\n", file=sys.stderr)
+        if args.format == "github":
+            _print_github(result)
+        else:
+            _print_diagnostics(result)
         if args.format == "text" and not args.quiet and not result.errors:
             for network in result.networks:
                 print(_network_line(path, network))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -63,6 +65,7 @@ CODES: dict[str, str] = {
     "E407": "tensor too large",
     "E408": "too much work to expand",
     "E409": "module path too long",
+    "E410": "too many or too large imports",
     # backends
     "E501": "PyTorch and the checker disagree on a shape",
     # warnings
@@ -136,15 +139,65 @@ class ArchError(Exception):
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest known spelling, if one is close enough."""
-    return _did_you_mean(name, tuple(sorted(set(candidates))))
+MAX_SUGGEST_NAME = 64  # longer names get no suggestion: comparing long strings is quadratic
+SUGGEST_COMPARED = 300  # known names compared per lookup: those of the closest lengths
+SUGGEST_WORK = 2_000_000  # per check: names scanned, plus 10 for each one compared
 
 
-@lru_cache(maxsize=1024)  # a mistake inside a loop asks the same question each round
-def _did_you_mean(name: str, candidates: tuple[str, ...]) -> str | None:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+@dataclass
+class Suggester:
+    """What one check may still spend on "did you mean" hints, and the hints found so far by
+    place: a mistake inside a loop asks the same question each round, and a file may hold
+    thousands of mistakes next to a library of thousands of names."""
+
+    left: int = SUGGEST_WORK
+    hints: dict = field(default_factory=dict)  # (span, name) -> hint or None
+
+
+_SUGGESTER: ContextVar[Suggester | None] = ContextVar("archspec_suggester", default=None)
+
+
+@contextmanager
+def suggestions() -> Iterator[Suggester]:
+    """A fresh allowance for the hints of what runs inside (one check of one file)."""
+    token = _SUGGESTER.set(Suggester())
+    try:
+        yield _SUGGESTER.get()
+    finally:
+        _SUGGESTER.reset(token)
+
+
+def did_you_mean(name: str, candidates: Iterable[str] | Callable[[], Iterable[str]],
+                 place: Span | None = None) -> str | None:
+    """A hint naming the closest known spelling, if one is close enough. `candidates` may be
+    a function, called only when the hint is not known yet for `place` (the spot of the
+    mistake). Bounded: at most SUGGEST_COMPARED names are compared, and once a check has
+    spent SUGGEST_WORK there are no more hints (the callers' plain hints remain)."""
+    current = _SUGGESTER.get()
+    key = (place, name)
+    if current is not None and place is not None and key in current.hints:
+        return current.hints[key]
+    hint = None
+    if len(name) <= MAX_SUGGEST_NAME and (current is None or current.left > 0):
+        known = set(candidates() if callable(candidates) else candidates)
+        nearest = _nearest(name, known)
+        if current is not None:
+            current.left -= len(known) + 10 * len(nearest)
+        close = difflib.get_close_matches(name, nearest, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else None
+    if current is not None and place is not None:
+        current.hints[key] = hint
+    return hint
+
+
+def _nearest(name: str, known: set[str]) -> list[str]:
+    """The SUGGEST_COMPARED names whose length is closest to `name`'s, among those long or
+    short enough to reach difflib's cutoff of 0.6 (2 * matches / total length)."""
+    size = len(name)
+    fit = [k for k in known if 2 * min(len(k), size) >= 0.6 * (len(k) + size)]
+    if len(fit) > SUGGEST_COMPARED:
+        fit = sorted(fit, key=lambda k: (abs(len(k) - size), k))[:SUGGEST_COMPARED]
+    return sorted(fit)
 
 
 def unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -171,22 +224,61 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in text)
 
 
+MAX_SHOWN_LINE = 120  # columns of a source line shown around the marker
+MAX_PRINTED = 100  # diagnostics of one file printed in text and github formats (JSON: all)
+
+
+@lru_cache(maxsize=8)  # many diagnostics point into the same file: split it once
+def source_lines(source: str) -> tuple[str, ...]:
+    """The lines of a source, as the parser counts them (not str.splitlines)."""
+    return tuple(source.split("\n"))
+
+
+def _window(text: str, col: int, end: int) -> tuple[str, int, int]:
+    """A long line cut to about MAX_SHOWN_LINE columns around the marker (`...` where cut),
+    and the marker's columns in it: a 60 kB line is not repeated under every diagnostic."""
+    if len(text) <= MAX_SHOWN_LINE:
+        return text, col, end
+    start = max(0, min(col - 1 - MAX_SHOWN_LINE // 3, len(text) - MAX_SHOWN_LINE))
+    stop = start + MAX_SHOWN_LINE
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if stop < len(text) else ""
+    shift = len(prefix) - start
+    return (prefix + text[start:stop] + suffix, col + shift,
+            min(end, stop + 1 + len(suffix)) + shift)
+
+
 def _marker_lines(diag: Diagnostic, source: str | None) -> list[str]:
     span = diag.span
     if span is None or source is None:
         return [f"  = {diag.detail}"] if diag.detail else []
-    lines = source.split("\n")  # lines as the parser counts them (not str.splitlines)
+    lines = source_lines(source)
     if not 1 <= span.line <= len(lines):
         return [f"  = {diag.detail}"] if diag.detail else []
-    text = lines[span.line - 1].rstrip("\r").expandtabs(1)
-    text = "".join(c if c.isprintable() else "?" for c in text)  # one column each
+    line = lines[span.line - 1].rstrip("\r")
+    end = span.end_col if span.end_line == span.line else len(line) + 1
+    text, col, end = _window(line, span.col, end)
+    text = text.expandtabs(1)  # tabs and other characters: one column each
+    text = "".join(c if c.isprintable() else "?" for c in text)
     gutter = len(str(span.line))
-    end = span.end_col if span.end_line == span.line else len(text) + 1
-    width = max(1, end - span.col)
-    marker = " " * (span.col - 1) + "^" * width
+    width = max(1, end - col)
+    marker = " " * (col - 1) + "^" * width
     if diag.detail:
         marker += " " + diag.detail
     return [f" {span.line:>{gutter}} | {text}", f" {'':>{gutter}} | {marker}"]
+
+
+def printed(diagnostics: list[Diagnostic]) -> tuple[list[Diagnostic], str | None]:
+    """The diagnostics to print (the first MAX_PRINTED), and a closing line that counts the
+    rest, if any: thousands of errors in one file would print hundreds of megabytes."""
+    if len(diagnostics) <= MAX_PRINTED:
+        return diagnostics, None
+    rest = diagnostics[MAX_PRINTED:]
+    errors = sum(d.severity == "error" for d in rest)
+    parts = [f"{count:,} more {kind}{'' if count == 1 else 's'}"
+             for count, kind in ((errors, "error"), (len(rest) - errors, "warning")) if count]
+    return diagnostics[:MAX_PRINTED], ("... and " + " and ".join(parts) +
+                                       " (--format json lists them all)")
 
 
 def format_one(diag: Diagnostic, source: str | None) -> str:
@@ -203,9 +295,10 @@ def format_one(diag: Diagnostic, source: str | None) -> str:
 
 
 def format_text(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:
-    return "\n\n".join(
-        format_one(d, sources.get(d.span.file) if d.span else None) for d in diagnostics
-    )
+    shown, closing = printed(diagnostics)
+    text = "\n\n".join(
+        format_one(d, sources.get(d.span.file) if d.span else None) for d in shown)
+    return text + (f"\n\n{closing}" if closing else "")
 
 
 def format_json(diagnostics: list[Diagnostic]) -> str:

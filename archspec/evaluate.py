@@ -307,8 +307,11 @@ class Evaluator:
             return value
         if e.id in self.namespace:
             return self.namespace[e.id]
-        known = self.env.names() | set(self.namespace)
-        raise fail("E208", f"unknown name `{e.id}`", e.span, hint=did_you_mean(e.id, known)
+        def known() -> set[str]:
+            return self.env.names() | set(self.namespace)
+
+        raise fail("E208", f"unknown name `{e.id}`", e.span,
+                   hint=did_you_mean(e.id, known, e.span)
                    or "declare it as a parameter, or bind it with `let` or a loop before this")
 
     def _InRef(self, e: n.InRef):

@@ -33,6 +33,7 @@ from .evaluate import (
 from .flow import gives_fresh
 from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
 from .limits import (
+    CALL_STEPS,
     INT_LIMIT,
     LAYER_STEPS,
     MAX_LAYERS,
@@ -91,11 +92,7 @@ class Scope:
         index = self.counter
         self.counter += 1
         name = label if label is not None else str(index)
-        full = f"{self.path}.{name}" if self.path else name
-        if len(full) > MAX_PATH:
-            raise fail("E409", f"module path too long: more than {MAX_PATH} characters", span,
-                       detail=f"`{full[:60]}...` has {len(full)} characters",
-                       hint="use shorter labels, or nest fewer labelled scopes")
+        check_path(self.path, name, span)
         if label is None:
             return str(index)
         if label in self.labels:
@@ -110,6 +107,17 @@ class Scope:
 
     def child(self, name: str) -> Scope:
         return Scope(f"{self.path}.{name}" if self.path else name)
+
+
+def check_path(path: str, name: str, span: Span) -> None:
+    """E409 if `path.name` would pass MAX_PATH; checked before the string is built, so a
+    hostile label costs its length once, not the length of every path it would make."""
+    length = len(path) + 1 + len(name) if path else len(name)
+    if length > MAX_PATH:
+        start = f"{path}.{name[:60]}" if path else name[:60]
+        raise fail("E409", f"module path too long: more than {MAX_PATH} characters", span,
+                   detail=f"`{start[:60]}...` has {length} characters",
+                   hint="use shorter labels, or nest fewer labelled scopes")
 
 
 def conforms(value, type_expr: n.TypeExpr) -> bool:
@@ -372,7 +380,7 @@ class Expander:
     def _stmt(self, stmt, env, ns, shape, scope):
         if stmt.label is None:
             return self._unlabelled(stmt, env, ns, shape, scope)
-        label = self.label_text(stmt.label, self._evaluator(env, ns, shape))
+        label = self.label_text(stmt.label, self._evaluator(env, ns, shape), scope.path)
         name = scope.take(label, stmt.label.span)
         if isinstance(stmt, n.Call):
             return self.call(stmt, env, ns, shape, scope, name)
@@ -383,17 +391,25 @@ class Expander:
         return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
                        statement=stmt)], out
 
-    def label_text(self, label: n.LabelPart, evaluator: Evaluator) -> str:
-        text = ""
+    def label_text(self, label: n.LabelPart, evaluator: Evaluator, path: str = "") -> str:
+        """The label's text. Its length (under `path`) is checked piece by piece, before the
+        pieces are joined: a label may repeat a 100,000-character string many times."""
+        parts: list[str] = []
+        length = 0
         for piece in label.pieces:
             if isinstance(piece, str):
-                text += piece
-                continue
-            value = evaluator(piece)
-            if type_name(value) not in ("int", "str"):
-                raise fail("E204", f"a label piece must be an int or str, got "
-                           f"{type_name(value)}", piece.span)
-            text += str(value)
+                part = piece
+            else:
+                value = evaluator(piece)
+                if type_name(value) not in ("int", "str"):
+                    raise fail("E204", f"a label piece must be an int or str, got "
+                               f"{type_name(value)}", piece.span)
+                part = str(value)
+            length += len(part)
+            if length > MAX_PATH:
+                check_path(path, "".join(parts) + part, label.span)
+            parts.append(part)
+        text = "".join(parts)
         if not text.isidentifier() or keyword.iskeyword(text) or not text.isascii():
             shown = text if text.isprintable() and len(text) <= 80 else show(text, 80)
             raise fail("E216", f"label `{shown}` is not a valid module name",
@@ -459,16 +475,20 @@ class Expander:
             raise fail("E204", f"`{stmt.name}` is a {type_name(value)}, not a block",
                        stmt.name_span, detail=f"its value is {show(value)}",
                        hint="only blocks and ops can be called as statements")
-        known = set(ns) | set(REGISTRY) | {
-            k for k in env.names() if isinstance(env.lookup(k), BlockRef)}
+        def known() -> set[str]:
+            return set(ns) | set(REGISTRY) | {
+                k for k in env.names() if isinstance(env.lookup(k), BlockRef)}
+
         raise fail("E201", f"unknown op or block `{stmt.name}`", stmt.name_span,
-                   hint=did_you_mean(stmt.name, known) or "see docs/language.md for the ops")
+                   hint=did_you_mean(stmt.name, known, stmt.name_span)
+                   or "see docs/language.md for the ops")
 
     def call_block(self, ref: BlockRef, stmt: n.Call, env, ns, shape, scope, name):
         if any(frame == ref.name for frame, _ in self.stack):
             raise fail("E207", f"block `{ref.name}` calls itself", stmt.name_span,
                        detail=" -> ".join([f for f, _ in self.stack] + [ref.name]),
                        hint="blocks cannot be recursive; unroll with `repeat` or `for`")
+        charge(CALL_STEPS)  # a call costs work even when the block is empty
         values = self.bind_call(ref.definition, stmt, self._evaluator(env, ns, shape))
         if values is None:
             return [], None
@@ -495,7 +515,7 @@ class Expander:
                                           f"`{spec.name}`", evaluator)
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
-        charge(LAYER_STEPS)  # a layer (validation, shape rule) costs about ten plain steps
+        charge(LAYER_STEPS)  # a layer (validation, shape rule) costs many plain steps
         if self.node_count > self.max_nodes:
             raise LimitError(Diagnostic(
                 "E405", f"the expanded network has more than {self.max_nodes:,} layers",

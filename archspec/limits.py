@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from .diagnostics import Diagnostic, Span
+from .diagnostics import Diagnostic, Span, suggestions
 
 INT_LIMIT = 2**63 - 1  # E401: every integer a spec computes, as in int64
 MAX_ITEMS = 100_000  # E402: items of a list or range, repeat and dense counts, value size
@@ -23,8 +23,11 @@ MAX_NESTING = 32  # E404: syntax nesting, statement nesting through block calls,
 MAX_LAYERS = 100_000  # E405: layers of one expanded network
 MAX_IMPORT_DEPTH = 16  # E406: files in a chain of imports
 MAX_STEPS = 5_000_000  # E408: units of work for one check (statements, loop rounds, values)
-LAYER_STEPS = 10  # what one layer costs of MAX_STEPS: a file expands at most 500,000 layers
+LAYER_STEPS = 40  # what one layer costs of MAX_STEPS: a file expands at most 125,000 layers
+CALL_STEPS = 40  # what one block call costs (arguments, scope, a node), even an empty block
 MAX_PATH = 1_000  # E409: characters of a module path (`layer1.0.conv1`)
+MAX_IMPORT_FILES = 32  # E410: different files one check imports (directly or not)
+MAX_IMPORT_BYTES = 125_000  # E410: bytes of all the files one check imports (parsing: ~2.5 s)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ LIMITS: list[Limit] = [
           "layers in all the networks of a file)", f"{MAX_STEPS:,} steps", "E408"),
     Limit("length of a module path such as `layer1.0.conv1`", f"{MAX_PATH:,} characters",
           "E409"),
+    Limit("different files imported by one check (directly or through other imports)",
+          f"{MAX_IMPORT_FILES}", "E410"),
+    Limit("bytes of all the files imported by one check, together", f"{MAX_IMPORT_BYTES:,} "
+          "bytes", "E410"),
 ]
 
 
@@ -107,7 +114,8 @@ def budget(steps: int = MAX_STEPS) -> Iterator[Budget]:
     current = Budget(steps)
     token = _BUDGET.set(current)
     try:
-        yield current
+        with suggestions():  # "did you mean" hints have their own allowance
+            yield current
     finally:
         _BUDGET.reset(token)
 

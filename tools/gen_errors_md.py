@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archspec.cli import main as archspec_main
-from archspec.diagnostics import CODES
+from archspec.diagnostics import CODES, MAX_PRINTED, MAX_SHOWN_LINE
 from archspec.diagram import MAX_LAYOUT_EDGES, RENDER_TIMEOUT
 from archspec.limits import LIMITS, MAX_FILE_BYTES
 
@@ -208,7 +208,9 @@ def _limits() -> str:
             "`archspec/limits.py`.\n\n" + "\n".join(rows) + "\n\n"
             "A file also reports at most 50 syntax errors. Imports are read relative to the "
             "importing file; each file is read and parsed once however often it is "
-            "imported.\n\n"
+            f"imported. The text and github formats print at most {MAX_PRINTED} diagnostics "
+            "a file and a closing line that counts the rest (JSON lists them all); a long "
+            f"source line is cut to about {MAX_SHOWN_LINE} columns around the marker.\n\n"
             f"`archspec diagram` lays out SVG, PNG and PDF drawings of at most "
             f"{MAX_LAYOUT_EDGES:,} edges and gives Graphviz {RENDER_TIMEOUT} s: a larger or "
             "slower drawing ends with exit status 2 and a message (a .dot file, which needs no "

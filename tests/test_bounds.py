@@ -1,0 +1,174 @@
+"""Regression tests for issue 16 (hostile files, paths and sizes). Each spec is generated;
+the work is bounded by counting (calls, characters, bytes printed), not by the clock."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from archspec import check_file
+from archspec import expand as expand_module
+from archspec.cli import main
+from archspec.diagnostics import MAX_PRINTED, SUGGEST_COMPARED, _nearest
+from archspec.expand import Expander, Scope
+from archspec.limits import CALL_STEPS, LAYER_STEPS, MAX_IMPORT_BYTES, MAX_PATH, MAX_STEPS
+
+
+def _codes(path) -> list[str]:
+    return [d.code for d in check_file(str(path)).diagnostics]
+
+
+def test_long_labels_refused_before_they_are_built(tmp_path, monkeypatch):
+    """A label of ten 100,000-character pieces is E409 without building it (it used to
+    build 1,000,000 characters a round, for 100,000 rounds)."""
+    spec = tmp_path / "labels.arch"
+    spec.write_text('network net() {\n  input [3, 8, 8]\n  let a = "aaaaaaaaaa"\n'
+                    + "".join(f"  let {b} = " + " + ".join([p] * 10) + "\n"
+                              for p, b in zip("abcd", "bcde"))
+                    + "  repeat 3 { x{e}{e}{e}{e}{e}{e}{e}{e}{e}{e}: relu }\n}\n")
+    longest = []
+    take = Scope.take
+
+    def spy(self, label, span):
+        longest.append(len(label or ""))
+        return take(self, label, span)
+
+    monkeypatch.setattr(Scope, "take", spy)
+    assert set(_codes(spec)) == {"E409"}
+    assert max(longest, default=0) <= MAX_PATH
+
+
+def test_unknown_call_in_a_loop_lists_the_known_names_once(tmp_path, monkeypatch):
+    """The known names (here 2,000 blocks) are gathered once per place, not once a round."""
+    (tmp_path / "lib.arch").write_text("".join(f"block blk{i:04d}() {{ relu }}\n"
+                                               for i in range(2000)))
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "lib.arch"\nnetwork n() {\n input [3, 8, 8]\n'
+                    ' repeat 1_000 { blk000 }\n}\n')
+    gathered = []
+    real = expand_module.did_you_mean
+
+    def spy(name, candidates, *place):
+        if not callable(candidates):  # gathered before the call
+            gathered.append(name)
+            return real(name, candidates, *place)
+
+        def counted():
+            gathered.append(name)
+            return candidates()
+        return real(name, counted, *place)
+
+    monkeypatch.setattr(expand_module, "did_you_mean", spy)
+    result = check_file(str(spec))
+    assert {d.code for d in result.diagnostics} == {"E201"}
+    assert "did you mean `blk" in result.diagnostics[0].hint
+    assert len(gathered) == 1
+
+
+def test_a_lookup_compares_a_bounded_number_of_names():
+    known = {f"name{i:05d}" for i in range(20_000)}
+    nearest = _nearest("name0001x", known)
+    assert len(nearest) <= SUGGEST_COMPARED
+
+
+def test_empty_block_calls_cost_work(tmp_path, monkeypatch):
+    """b30 calls b29 twice ... b1 is empty: 2**30 calls, refused (E408) after at most
+    MAX_STEPS / CALL_STEPS of them (it used to make 5 million, in 2.8 GB)."""
+    lines = ["block b1() { }"] + [f"block b{i}() {{ b{i - 1} b{i - 1} }}"
+                                  for i in range(2, 31)]
+    spec = tmp_path / "double.arch"
+    spec.write_text("\n".join(lines) + "\nnetwork net() {\n  input [3, 8, 8]\n  b30\n}\n")
+    calls = [0]
+    call_block = Expander.call_block
+    most = MAX_STEPS // CALL_STEPS
+
+    def spy(self, *args):
+        calls[0] += 1
+        if calls[0] > most:
+            pytest.fail(f"more than {most:,} block calls")
+        return call_block(self, *args)
+
+    monkeypatch.setattr(Expander, "call_block", spy)
+    assert "E408" in _codes(spec)
+
+
+def test_variants_share_one_budget(tmp_path, monkeypatch):
+    """2,000 variants of a 90,000-layer network: all together expand at most
+    MAX_STEPS / LAYER_STEPS layers before E408."""
+    lines = ["network big(w: int = 1) {", "  input [3, 8, 8]", "  repeat 90_000 { relu }", "}"]
+    lines += [f"variant v{i} = big(w={i})" for i in range(2000)]
+    spec = tmp_path / "variants.arch"
+    spec.write_text("\n".join(lines) + "\n")
+    layers = [0]
+    call_op = Expander.call_op
+    most = MAX_STEPS // LAYER_STEPS
+
+    def spy(self, *args):
+        layers[0] += 1
+        if layers[0] > most:
+            pytest.fail(f"more than {most:,} layers")
+        return call_op(self, *args)
+
+    monkeypatch.setattr(Expander, "call_op", spy)
+    assert "E408" in _codes(spec)
+
+
+def test_imported_bytes_are_capped(tmp_path):
+    """Three imports of 50 kB each pass MAX_IMPORT_BYTES together: E410, and the third file
+    is not parsed."""
+    size = MAX_IMPORT_BYTES // 2 - 10
+    imports = ""
+    for k in range(3):
+        (tmp_path / f"lib{k}.arch").write_text("#" * (size - 1) + "\n"
+                                               + f"block f{k}() {{ relu }}\n")
+        imports += f'import "lib{k}.arch"\n'
+    spec = tmp_path / "main.arch"
+    spec.write_text(imports + "network net() {\n  input [3, 8, 8]\n  relu\n}\n")
+    assert _codes(spec) == ["E410"]
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def many_errors(tmp_path):
+    """600 unknown calls on one line of about 4 kB."""
+    spec = tmp_path / "errors.arch"
+    spec.write_text("network net() { input [3, 8, 8] "
+                    + " ".join(f"zq{i}" for i in range(600)) + " }\n")
+    return spec
+
+
+def test_text_output_is_bounded(many_errors):
+    status, _, err = _run(["check", str(many_errors)])
+    assert status == 1
+    assert err.count("error[E201]") == MAX_PRINTED
+    assert f"... and {600 - MAX_PRINTED:,} more errors" in err
+    assert "600 error(s)" in err
+    assert len(err) < 100_000  # it was 600 copies of the 4 kB line and its marker: 5 MB
+
+
+def test_github_output_is_bounded(many_errors):
+    _, out, _ = _run(["check", "--format", "github", str(many_errors)])
+    assert out.count("::error ") == MAX_PRINTED
+    assert f"... and {600 - MAX_PRINTED:,} more errors" in out
+
+
+def test_json_output_has_every_diagnostic(many_errors):
+    _, out, _ = _run(["check", "--format", "json", str(many_errors)])
+    assert out.count('"code": "E201"') == 600
+
+
+def test_long_line_cut_around_the_marker(tmp_path):
+    spec = tmp_path / "long.arch"
+    spec.write_text("network net() { input [3, 8, 8] " + "relu " * 12_000 + "zz }\n")
+    _, _, err = _run(["check", str(spec)])
+    line, marker = err.splitlines()[1:3]
+    assert line.startswith(" 1 | ...") and len(line) < 200
+    assert line[marker.index("^"):].startswith("zz")
