@@ -22,6 +22,8 @@ CODES: dict[str, str] = {
     "E105": "import cycle",
     "E106": "name imported from a file that does not define it",
     "E107": "import outside the allowed folders",
+    "E108": "not a regular file",
+    "E109": "link that leads out of its folder",
     # names, arguments, types
     "E201": "unknown op or block",
     "E202": "unknown keyword argument",
