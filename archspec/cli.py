@@ -118,9 +118,12 @@ def add_target_arguments(parser) -> None:
     parser.add_argument("--net", help="network or variant (default: the first in the file)")
 
 
-def one_network(path: str, net: str | None, shape):
-    """Check a file and return (network, status); diagnostics are printed."""
+def one_network(path: str, net: str | None, shape, inputs: list[str] | None = None):
+    """Check a file and return (network, status); diagnostics are printed. The files read
+    (the spec and its imports) are added to `inputs`, which outputs may not replace."""
     result = check_file(path, net, shape, None, first_only=net is None)
+    if inputs is not None:
+        inputs.extend([path, *result.sources])
     _print_diagnostics(result)
     if result.errors or result.unreadable or not result.networks:
         if not result.errors and not result.unreadable:  # perhaps warnings, but no reason
@@ -178,7 +181,8 @@ def _print_diagnostics(result: CheckResult) -> None:
 
 
 def run_compile(args) -> int:
-    network, status = one_network(args.file, args.net, None)
+    inputs: list[str] = []
+    network, status = one_network(args.file, args.net, None, inputs)
     if network is None:
         return status
     if args.verify:
@@ -191,7 +195,7 @@ def run_compile(args) -> int:
     source = generate(network, args.file)
     if args.output:
         try:
-            write_atomic(args.output, source)
+            write_atomic(args.output, source, inputs)
         except OSError as exc:
             print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
                   file=sys.stderr)

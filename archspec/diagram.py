@@ -615,7 +615,8 @@ def run(args) -> int:
         print(f"archspec: error: cannot tell the format of `{args.output}`: use a .svg, .png, "
               ".pdf or .dot file", file=sys.stderr)
         return 2
-    network, status = one_network(args.file, args.net, args.input)
+    inputs: list[str] = []
+    network, status = one_network(args.file, args.net, args.input, inputs)
     if network is None:
         return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
@@ -624,7 +625,7 @@ def run(args) -> int:
             data = render(source, fmt, args.theme)
         except DotMissing:
             fallback = os.path.splitext(args.output)[0] + ".dot"
-            write_atomic(fallback, source.encode("utf-8"))
+            write_atomic(fallback, source.encode("utf-8"), inputs)
             print(f"archspec: error: Graphviz's `dot` was not found, so no {fmt.upper()} was "
                   f"drawn; wrote the DOT source to {fallback}\n  = hint: {INSTALL_HINT}, then "
                   f"run `dot -T{fmt} {fallback} -o {args.output}`", file=sys.stderr)
@@ -632,7 +633,7 @@ def run(args) -> int:
         except RenderError as exc:
             print(f"archspec: error: {exc}", file=sys.stderr)
             return 2
-        write_atomic(args.output, data)
+        write_atomic(args.output, data, inputs)
     except OSError as exc:
         print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
               file=sys.stderr)
