@@ -9,7 +9,14 @@ import sys
 
 from . import __version__
 from .check import CheckResult, allowed_dirs, check_file
-from .diagnostics import ArchError, Diagnostic, format_github, format_one, format_text
+from .diagnostics import (
+    ArchError,
+    Diagnostic,
+    format_github,
+    format_one,
+    format_text,
+    one_line,
+)
 from .ops import Shape, fmt_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -158,7 +165,7 @@ def run_diff(args) -> int:
         if network is None:
             return status
         summaries.append(summarize(network))
-    sys.stdout.write(format_diff(*summaries, args.first, args.second))
+    sys.stdout.write(format_diff(*summaries, one_line(args.first), one_line(args.second)))
     return EXIT_OK
 
 
@@ -197,17 +204,18 @@ def run_compile(args) -> int:
         try:
             write_atomic(args.output, source, inputs)
         except OSError as exc:
-            print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(f"archspec: error: cannot write {one_line(args.output)}: "
+                  f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{args.output}: {network.name} ({network.params:,} params)", file=sys.stderr)
+        print(f"{one_line(args.output)}: {one_line(network.name)} ({network.params:,} params)",
+              file=sys.stderr)
     else:
         sys.stdout.write(source)
     return EXIT_OK
 
 
 def _network_line(path: str, network) -> str:
-    return (f"{path}: {network.name}: ok  {fmt_shape(network.input_shape)} -> "
+    return (f"{one_line(path)}: {one_line(network.name)}: ok  {fmt_shape(network.input_shape)} -> "
             f"{fmt_shape(network.output_shape)}  {network.params:,} params  "
             f"{network.macs:,} MACs")
 
@@ -269,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC
     except OSError as exc:
-        print(f"archspec: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        print(f"archspec: error: {one_line(str(exc.strerror or exc))}: "
+              f"{one_line(str(exc.filename or ''))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -277,6 +286,6 @@ def main(argv: list[str] | None = None) -> int:
         print("archspec: error: the spec is nested too deeply to check", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug in archspec: say so, never a traceback
-        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+        print(f"archspec: internal error: {type(exc).__name__}: {one_line(str(exc))}\n"
               "please report this with the spec that caused it", file=sys.stderr)
         return EXIT_USAGE
