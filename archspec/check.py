@@ -404,14 +404,15 @@ def _checkable(target: Target, overrides: dict) -> bool:
     return all(p.default is not None or p.name in given for p in target.definition.params)
 
 
-def check_file(path: str, net: str | None = None, input_shape: Shape | None = None,
+def check_file(path: str | os.PathLike, net: str | None = None, input_shape: Shape | None = None,
                overrides: dict | None = None, first_only: bool = False,
                allow_dirs: Iterable[str] | None = None) -> CheckResult:
     """Check every network and variant of a file (or just `net`, or with `first_only` the
     first one that can be checked); never raises for spec problems, which all end up in the
     result's diagnostics. Imports may read from the file's folder (and below) and from
     `allow_dirs` (default: those of `allowed_dirs()`, the CLI's --allow-dir). The whole check
-    runs on one work budget (limits.MAX_STEPS)."""
+    runs on one work budget (limits.MAX_STEPS). `path` may be a str or any os.PathLike."""
+    path = os.fspath(path)  # spans hold str paths: they are compared and sorted
     with budget():
         if allow_dirs is None:
             return _check_file(path, net, input_shape, overrides, first_only)
@@ -451,10 +452,11 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
     return CheckResult(networks, diags, program.sources, program.unreadable)
 
 
-def load(path: str, net: str | None = None, **params) -> Network:
+def load(path: str | os.PathLike, net: str | None = None, **params) -> Network:
     """The checked network `net` of a file (default: the first network or variant that can be
     checked), with `params` overriding its parameters. Raises ArchError with every diagnostic
-    when the file has errors."""
+    when the file has errors. `path` may be a str or any os.PathLike."""
+    path = os.fspath(path)
     result = check_file(path, net, None, params or None, first_only=net is None)
     if result.errors or not result.networks:
         if not result.diagnostics:

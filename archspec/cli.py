@@ -262,7 +262,20 @@ def _summary_line(results, fmt: str) -> None:
               file=sys.stderr)
 
 
+def _degrade_streams() -> None:
+    """On a console that cannot show a character (an ASCII locale), print it escaped
+    (`\\xfc`) rather than fail with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or unusual stream: leave it be
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _degrade_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
