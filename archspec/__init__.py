@@ -11,8 +11,14 @@ __all__ = ["ArchError", "Diagnostic", "build", "check_file", "load"]
 
 
 def build(spec, net: str | None = None, verify: bool = False, **params):
-    """The nn.Module of a spec's network (imports torch; see archspec.torch_backend.build)."""
+    """The nn.Module of a spec's network (imports torch; see archspec.torch_backend.build).
+    `spec` is a path (str or os.PathLike) or a checked network from `load`."""
+    import os
+
     from .torch_backend import build as build_torch
+
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
 
     return build_torch(spec, net, verify, **params)
 __version__ = "0.1.0"

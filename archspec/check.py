@@ -4,6 +4,7 @@ definitions, and expand the selected networks and variants into checked IR."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -70,30 +71,104 @@ class CheckResult:
 # ---------------------------------------------------------------- loading
 
 
-def _read(path: str, span: Span | None) -> tuple[str | None, Diagnostic | None]:
+# Folders of the operating system's own files: their "files" (process environments, kernel
+# settings, devices) are never specs, whatever links lead there.
+SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+_BOM = b"\xef\xbb\xbf"
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is, in words; None for a regular file."""
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def _refusal(path: str, span: Span | None, allowed: tuple[str, ...]) -> Diagnostic | None:
+    """Why a file must not be read, from its metadata alone (a FIFO is never opened, so a
+    check cannot block), or None. Files named on the command line are as untrusted as
+    imports: a link may not lead out of the allowed folders (the link's own, --allow-dir)."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            return None, Diagnostic("E403", f"`{path}` is {size} bytes, larger than the "
-                                    f"limit of {MAX_FILE_BYTES}", span)
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)  # the size may have lied (or grown)
-        if len(data) > MAX_FILE_BYTES:
-            return None, Diagnostic("E403", f"`{path}` is larger than the limit of "
-                                    f"{MAX_FILE_BYTES} bytes", span)
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        # Point at the first bad byte, in the file's text decoded leniently for the marker.
-        start = data.rfind(b"\n", 0, exc.start) + 1
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
-        return data.decode("utf-8", "replace"), Diagnostic(
-            "E103", f"`{path}` is not UTF-8 text", Span(path, line, col, line, col + 1),
-            detail=f"byte {exc.start} cannot be decoded",
-            hint="save the file as UTF-8 (this byte looks like another encoding, e.g. Latin-1)",
-            notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
+        info = os.stat(path)
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return None  # reading says why (not found, permission denied)
+    if os.path.islink(path) and not _inside(real, allowed):
+        return Diagnostic(
+            "E109", f"`{path}` is a link to a file outside its folder", span,
+            detail=f"it leads to {real}; allowed: {', '.join(allowed)}",
+            hint="check the file itself, or allow its folder with --allow-dir DIR")
+    kind = _kind(info.st_mode)
+    if kind is None and _inside(real, SYSTEM_DIRS):
+        kind = "a file of the operating system"
+    if kind is not None:
+        return Diagnostic("E108", f"`{path}` is {kind}, not a spec file", span,
+                          hint="name a .arch file" if span is None else
+                          "import a .arch file (a path relative to this file)")
+    return None
+
+
+def _read(path: str, span: Span | None,
+          allowed: tuple[str, ...] = ()) -> tuple[str | None, Diagnostic | None]:
+    """A spec file's text, or why it cannot be had. Bytes of a file that is not a readable
+    spec are never returned (they would be echoed as "source lines" of a diagnostic), but
+    for text in another encoding, kept to point at the bad byte."""
+    refused = _refusal(path, span, allowed or (os.path.realpath(os.path.dirname(
+        os.path.abspath(path))),))
+    if refused:
+        return None, refused
+    try:
+        data, problem = _read_bytes(path, span)
     except OSError as exc:
         return None, Diagnostic("E103", f"cannot read `{path}`: {exc.strerror or exc}", span)
+    if problem:
+        return None, problem
+    offset = len(_BOM) if data.startswith(_BOM) else 0  # a BOM: invisible, so skipped
+    try:
+        return data[offset:].decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return _not_utf8(path, span, data[offset:], exc, offset)
+
+
+def _read_bytes(path: str, span: Span | None) -> tuple[bytes, Diagnostic | None]:
+    """The file's bytes, up to the size limit. Opened without blocking and checked again
+    once open, in case the file was swapped for a FIFO or device after the stat."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) |
+                         getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        kind = _kind(info.st_mode)
+        if kind is not None:
+            return b"", Diagnostic("E108", f"`{path}` is {kind}, not a spec file", span)
+        if info.st_size > MAX_FILE_BYTES:
+            return b"", Diagnostic("E403", f"`{path}` is {info.st_size} bytes, larger than "
+                                   f"the limit of {MAX_FILE_BYTES}", span)
+        data = handle.read(MAX_FILE_BYTES + 1)  # the size may have lied (or grown)
+    if len(data) > MAX_FILE_BYTES:
+        return b"", Diagnostic("E403", f"`{path}` is larger than the limit of "
+                               f"{MAX_FILE_BYTES} bytes", span)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        return b"", Diagnostic(
+            "E103", f"`{path}` is a binary file, not a spec", span,
+            detail=f"byte {nul} is a NUL", hint="name a .arch text file",
+            notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
+    return data, None
+
+
+def _not_utf8(path: str, span: Span | None, data: bytes, exc: UnicodeDecodeError,
+              offset: int) -> tuple[str, Diagnostic]:
+    """Point at the first bad byte, in the file's text decoded leniently for the marker."""
+    start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    col = len(data[start:exc.start].decode("utf-8", "replace")) + 1
+    return data.decode("utf-8", "replace"), Diagnostic(
+        "E103", f"`{path}` is not UTF-8 text", Span(path, line, col, line, col + 1),
+        detail=f"byte {exc.start + offset} cannot be decoded",
+        hint="save the file as UTF-8 (this byte looks like another encoding, e.g. Latin-1)",
+        notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
 
 
 def load_program(path: str) -> Program:
@@ -129,7 +204,7 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
 
 def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
               key: str) -> n.Module | None:
-    source, problem = _read(path, span)
+    source, problem = _read(path, span, program.allowed)
     if problem:
         if source is not None:  # readable but not UTF-8: kept to show the line with the marker
             program.sources[path] = source
@@ -200,7 +275,7 @@ def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
             imp.span, detail=" -> ".join(os.path.basename(c) for c in chain[-3:]) + " -> ...",
             hint="import the shared blocks directly from the file that uses them"))
         return
-    if real is None or not os.path.isfile(target):
+    if real is None or not os.path.exists(target):
         program.diagnostics.append(Diagnostic(
             "E104", f"imported file `{imp.path}` not found", imp.span,
             detail=f"looked for {target}", hint="import paths are relative to this file"))
@@ -366,14 +441,15 @@ def _checkable(target: Target, overrides: dict) -> bool:
     return all(p.default is not None or p.name in given for p in target.definition.params)
 
 
-def check_file(path: str, net: str | None = None, input_shape: Shape | None = None,
+def check_file(path: str | os.PathLike, net: str | None = None, input_shape: Shape | None = None,
                overrides: dict | None = None, first_only: bool = False,
                allow_dirs: Iterable[str] | None = None) -> CheckResult:
     """Check every network and variant of a file (or just `net`, or with `first_only` the
     first one that can be checked); never raises for spec problems, which all end up in the
     result's diagnostics. Imports may read from the file's folder (and below) and from
     `allow_dirs` (default: those of `allowed_dirs()`, the CLI's --allow-dir). The whole check
-    runs on one work budget (limits.MAX_STEPS)."""
+    runs on one work budget (limits.MAX_STEPS). `path` may be a str or any os.PathLike."""
+    path = os.fspath(path)  # spans hold str paths: they are compared and sorted
     with budget():
         if allow_dirs is None:
             return _check_file(path, net, input_shape, overrides, first_only)
@@ -413,10 +489,11 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
     return CheckResult(networks, diags, program.sources, program.unreadable)
 
 
-def load(path: str, net: str | None = None, **params) -> Network:
+def load(path: str | os.PathLike, net: str | None = None, **params) -> Network:
     """The checked network `net` of a file (default: the first network or variant that can be
     checked), with `params` overriding its parameters. Raises ArchError with every diagnostic
-    when the file has errors."""
+    when the file has errors. `path` may be a str or any os.PathLike."""
+    path = os.fspath(path)
     result = check_file(path, net, None, params or None, first_only=net is None)
     if result.errors or not result.networks:
         if not result.diagnostics:

@@ -16,6 +16,7 @@ from .diagnostics import (
     format_one,
     format_text,
     printed,
+    one_line,
 )
 from .ops import Shape, fmt_shape
 
@@ -125,9 +126,12 @@ def add_target_arguments(parser) -> None:
     parser.add_argument("--net", help="network or variant (default: the first in the file)")
 
 
-def one_network(path: str, net: str | None, shape):
-    """Check a file and return (network, status); diagnostics are printed."""
+def one_network(path: str, net: str | None, shape, inputs: list[str] | None = None):
+    """Check a file and return (network, status); diagnostics are printed. The files read
+    (the spec and its imports) are added to `inputs`, which outputs may not replace."""
     result = check_file(path, net, shape, None, first_only=net is None)
+    if inputs is not None:
+        inputs.extend([path, *result.sources])
     _print_diagnostics(result)
     if result.errors or result.unreadable or not result.networks:
         if not result.errors and not result.unreadable:  # perhaps warnings, but no reason
@@ -162,7 +166,7 @@ def run_diff(args) -> int:
         if network is None:
             return status
         summaries.append(summarize(network))
-    sys.stdout.write(format_diff(*summaries, args.first, args.second))
+    sys.stdout.write(format_diff(*summaries, one_line(args.first), one_line(args.second)))
     return EXIT_OK
 
 
@@ -198,7 +202,8 @@ def _print_github(result: CheckResult) -> None:
 
 
 def run_compile(args) -> int:
-    network, status = one_network(args.file, args.net, None)
+    inputs: list[str] = []
+    network, status = one_network(args.file, args.net, None, inputs)
     if network is None:
         return status
     if args.verify:
@@ -211,19 +216,20 @@ def run_compile(args) -> int:
     source = generate(network, args.file)
     if args.output:
         try:
-            write_atomic(args.output, source)
+            write_atomic(args.output, source, inputs)
         except OSError as exc:
-            print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(f"archspec: error: cannot write {one_line(args.output)}: "
+                  f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{args.output}: {network.name} ({network.params:,} params)", file=sys.stderr)
+        print(f"{one_line(args.output)}: {one_line(network.name)} ({network.params:,} params)",
+              file=sys.stderr)
     else:
         sys.stdout.write(source)
     return EXIT_OK
 
 
 def _network_line(path: str, network) -> str:
-    return (f"{path}: {network.name}: ok  {fmt_shape(network.input_shape)} -> "
+    return (f"{one_line(path)}: {one_line(network.name)}: ok  {fmt_shape(network.input_shape)} -> "
             f"{fmt_shape(network.output_shape)}  {network.params:,} params  "
             f"{network.macs:,} MACs")
 
@@ -268,7 +274,20 @@ def _summary_line(results, fmt: str) -> None:
               file=sys.stderr)
 
 
+def _degrade_streams() -> None:
+    """On a console that cannot show a character (an ASCII locale), print it escaped
+    (`\\xfc`) rather than fail with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or unusual stream: leave it be
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _degrade_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -283,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC
     except OSError as exc:
-        print(f"archspec: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        print(f"archspec: error: {one_line(str(exc.strerror or exc))}: "
+              f"{one_line(str(exc.filename or ''))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -291,6 +311,6 @@ def main(argv: list[str] | None = None) -> int:
         print("archspec: error: the spec is nested too deeply to check", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug in archspec: say so, never a traceback
-        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+        print(f"archspec: internal error: {type(exc).__name__}: {one_line(str(exc))}\n"
               "please report this with the spec that caused it", file=sys.stderr)
         return EXIT_USAGE

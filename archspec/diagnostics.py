@@ -24,6 +24,8 @@ CODES: dict[str, str] = {
     "E105": "import cycle",
     "E106": "name imported from a file that does not define it",
     "E107": "import outside the allowed folders",
+    "E108": "not a regular file",
+    "E109": "link that leads out of its folder",
     # names, arguments, types
     "E201": "unknown op or block",
     "E202": "unknown keyword argument",
@@ -248,6 +250,15 @@ def _window(text: str, col: int, end: int) -> tuple[str, int, int]:
             min(end, stop + 1 + len(suffix)) + shift)
 
 
+def one_line(text: str) -> str:
+    """Text that prints as one line: every control character, newlines too, shown escaped
+    (`\\n`). For paths and names in text output, so that a file called
+    `x\\n::error ...` cannot forge a line (a GitHub workflow command, a fake `ok`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _marker_lines(diag: Diagnostic, source: str | None) -> list[str]:
     span = diag.span
     if span is None or source is None:
@@ -283,15 +294,16 @@ def printed(diagnostics: list[Diagnostic]) -> tuple[list[Diagnostic], str | None
 
 def format_one(diag: Diagnostic, source: str | None) -> str:
     span = diag.span
-    where = f"{span.file}:{span.line}:{span.col}: " if span else ""
-    out = [f"{where}{diag.severity}[{diag.code}]: {diag.message}"]
-    out += _marker_lines(diag, source)
+    where = f"{one_line(span.file)}:{span.line}:{span.col}: " if span else ""
+    out = [f"{where}{diag.severity}[{diag.code}]: {one_line(diag.message)}"]
+    shown = Diagnostic(diag.code, diag.message, span, diag.detail and one_line(diag.detail))
+    out += _marker_lines(shown, source)
     if diag.formula:
-        out.append(f"  = formula: {diag.formula}")
+        out.append(f"  = formula: {one_line(diag.formula)}")
     if diag.hint:
-        out.append(f"  = hint: {diag.hint}")
-    out += [f"  = note: {note}" for note in diag.notes]
-    return printable("\n".join(out))
+        out.append(f"  = hint: {one_line(diag.hint)}")
+    out += [f"  = note: {one_line(note)}" for note in diag.notes]
+    return "\n".join(out)
 
 
 def format_text(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:

@@ -27,6 +27,7 @@ import sys
 from html import escape
 from typing import NamedTuple
 
+from .diagnostics import one_line
 from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
 from .output import write_atomic
 
@@ -612,10 +613,12 @@ def run(args) -> int:
 
     fmt = output_format(args.output)
     if fmt is None:
-        print(f"archspec: error: cannot tell the format of `{args.output}`: use a .svg, .png, "
+        print(f"archspec: error: cannot tell the format of `{one_line(args.output)}`: use a "
+              ".svg, .png, "
               ".pdf or .dot file", file=sys.stderr)
         return 2
-    network, status = one_network(args.file, args.net, args.input)
+    inputs: list[str] = []
+    network, status = one_network(args.file, args.net, args.input, inputs)
     if network is None:
         return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
@@ -624,20 +627,22 @@ def run(args) -> int:
             data = render(source, fmt, args.theme)
         except DotMissing:
             fallback = os.path.splitext(args.output)[0] + ".dot"
-            write_atomic(fallback, source.encode("utf-8"))
+            write_atomic(fallback, source.encode("utf-8"), inputs)
+            shown, target = one_line(fallback), one_line(args.output)
             print(f"archspec: error: Graphviz's `dot` was not found, so no {fmt.upper()} was "
-                  f"drawn; wrote the DOT source to {fallback}\n  = hint: {INSTALL_HINT}, then "
-                  f"run `dot -T{fmt} {fallback} -o {args.output}`", file=sys.stderr)
+                  f"drawn; wrote the DOT source to {shown}\n  = hint: {INSTALL_HINT}, then "
+                  f"run `dot -T{fmt} {shown} -o {target}`", file=sys.stderr)
             return 2
         except RenderError as exc:
-            print(f"archspec: error: {exc}", file=sys.stderr)
+            print(f"archspec: error: {one_line(str(exc))}", file=sys.stderr)
             return 2
-        write_atomic(args.output, data)
+        write_atomic(args.output, data, inputs)
     except OSError as exc:
-        print(f"archspec: error: cannot write {args.output}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"archspec: error: cannot write {one_line(args.output)}: "
+              f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
-    print(f"{args.output}: {network.name} ({fmt}, depth {_depth_text(args.depth)})",
+    print(f"{one_line(args.output)}: {one_line(network.name)} ({fmt}, depth "
+          f"{_depth_text(args.depth)})",
           file=sys.stderr)
     if fmt == "dot" and shutil.which("dot") is None:
         print(f"note: Graphviz's `dot` was not found; to draw this file, {INSTALL_HINT}",

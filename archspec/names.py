@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import unicodedata
 
 # Attributes of torch's module classes that a child module's name must not replace:
 # nn.Module, nn.Sequential, nn.ModuleDict and nn.ModuleList (compiled files hold children in
@@ -82,6 +83,36 @@ def python_class(base: str, taken: set[str]) -> str:
            or keyword.iskeyword(name)):
         name, count = f"{base}{count}", count + 1
     return name
+
+
+CLASS_PREFIX = "Spec"  # for names with no letter to start a class name (`_9` -> `Spec9`)
+
+
+def class_name(name: str, taken: set[str]) -> str:
+    """A block's or network's name as a class of a compiled file, camel-cased
+    (`dense_layer` -> `DenseLayer`). Always a valid identifier, in the NFKC form Python
+    reads it in (so two results never become one name), and never a keyword, builtin, a name
+    the file imports or defines (`nn`, `torch`, `F`, the helpers), or one of `taken`: clashes
+    get a number (`Bottleneck2`). `taken` is not changed; the caller adds the result."""
+    base = _camel(unicodedata.normalize("NFKC", name))
+    if not (base[:1].isidentifier() and base.isidentifier()) or base[:1] == "_":
+        base = CLASS_PREFIX + "".join(c for c in base if ("a" + c).isidentifier())
+    candidate, count = base, 2
+    while not _free_class(candidate, taken):
+        candidate, count = f"{base}{count}", count + 1
+    return candidate
+
+
+def _camel(name: str) -> str:
+    """`dense_layer` -> `DenseLayer`: words split at underscores, each capitalised, NFKC form
+    again (upper-casing `ǆ` gives `Ǆ`, which Python reads as `DŽ`)."""
+    words = [w for w in name.split("_") if w]
+    return unicodedata.normalize("NFKC", "".join(w[:1].upper() + w[1:] for w in words))
+
+
+def _free_class(name: str, taken: set[str]) -> bool:
+    return (name.isidentifier() and name not in PYTHON_NAMES and name not in GENERATED_GLOBALS
+            and name not in taken and not keyword.iskeyword(name))
 
 
 def python_function(name: str, taken: set[str]) -> str:

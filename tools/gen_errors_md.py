@@ -169,6 +169,8 @@ def _entry(code: str) -> str:
         return f"{title}\n{meaning}\n\n**Fix:** {fix}\n"
     if code == "E403":
         return title + "\n" + _file_too_large()
+    if code == "E109":
+        return title + "\n" + _link_out_of_folder()
     spec = _example_spec(code)
     if spec is None:
         raise LookupError(f"no broken spec expects {code}: add one to tests/broken/")
@@ -196,6 +198,28 @@ def _file_too_large() -> str:
             f"Example: `huge.arch`, {MAX_FILE_BYTES + 10:,} bytes of comments.\n\n"
             f"```text\n$ archspec check huge.arch\n{block}\n```\n\n"
             "**Fix:** split the file and import the parts, or generate less.\n")
+
+
+def _link_out_of_folder() -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "home").mkdir()
+        (root / "home" / "credentials").write_text("secret\n")
+        (root / "specs").mkdir()
+        (root / "specs" / "model.arch").symlink_to("../home/credentials")
+        output = _run(["check", "model.arch"], root / "specs")
+        for prefix in {folder, os.path.realpath(folder)}:
+            output = output.replace(prefix, "/repo")
+    block = _block_for(output, "E109")
+    return ("A file named on the command line is a symbolic link to a file outside the "
+            "link's folder (and outside every `--allow-dir`). Files named on the command "
+            "line are as untrusted as imports: a link in a pull request must not make CI "
+            "print a file it should not, such as a credentials file or "
+            "`/proc/self/environ`. Nothing of the target is read; the exit status is 2. "
+            "(An imported link that leads out of the allowed folders is E107.)\n\n"
+            "Example: `specs/model.arch` is a link to `../home/credentials`.\n\n"
+            f"```text\n$ archspec check model.arch\n{block}\n```\n\n"
+            "**Fix:** check the file itself, or allow its folder with `--allow-dir DIR`.\n")
 
 
 def _limits() -> str:
