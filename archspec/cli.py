@@ -15,8 +15,8 @@ from .diagnostics import (
     format_github,
     format_one,
     format_text,
-    printed,
     one_line,
+    printed,
 )
 from .ops import Shape, fmt_shape
 
