@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 
-from . import __version__
 from .check import CheckResult, allowed_dirs, check_file
 from .diagnostics import (
     ArchError,
@@ -19,6 +20,7 @@ from .diagnostics import (
     printed,
 )
 from .ops import Shape, fmt_shape
+from .version import __version__
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
@@ -171,15 +173,83 @@ def run_diff(args) -> int:
 
 
 def _add_diagram_parser(commands) -> None:
-    from .diagram import add_parser  # graphviz itself is imported only to draw
+    """Register `archspec diagram` (graphviz itself is imported only to draw)."""
+    from .diagram import THEMES, parse_depth
 
-    add_parser(commands)
+    diagram = commands.add_parser(
+        "diagram", help="draw a network with Graphviz (SVG, PNG, PDF or DOT)",
+        description="Draw one network or variant: block calls as nodes (consecutive identical "
+                    "ones as one node marked xN), or as labelled clusters up to --depth "
+                    "levels; merges as their own nodes; edges labelled with tensor shapes. "
+                    "The format follows OUT's suffix; the file is written atomically. Without "
+                    "Graphviz's `dot`, the DOT source is written instead (exit 0 for .dot, 2 "
+                    "otherwise).")
+    add_target_arguments(diagram)
+    diagram.add_argument("-o", "--output", required=True, metavar="OUT.{svg,png,pdf,dot}",
+                         help="where to write; the suffix picks the format")
+    diagram.add_argument("--depth", type=parse_depth, default=0, metavar="N",
+                         help="levels of block calls drawn as clusters (default 0: every "
+                              "block call one node; `all` expands everything)")
+    diagram.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
+                         help="top to bottom (default) or left to right")
+    diagram.add_argument("--theme", choices=sorted(THEMES), default="paper",
+                         help="paper: compact serif; slides: large sans-serif")
+    diagram.add_argument("--no-shapes", action="store_true",
+                         help="leave the tensor shapes off the edges")
+    diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
+                         help="draw at another input shape")
 
 
 def run_diagram(args) -> int:
-    from .diagram import run
+    """`archspec diagram`: 0 written, 1 spec errors, 2 usage, I/O or Graphviz errors."""
+    from .diagram import (
+        INSTALL_HINT,
+        DotMissing,
+        RenderError,
+        depth_text,
+        output_format,
+        render,
+        to_dot,
+    )
+    from .output import write_atomic
 
-    return run(args)
+    fmt = output_format(args.output)
+    if fmt is None:
+        print(f"archspec: error: cannot tell the format of `{one_line(args.output)}`: use a "
+              ".svg, .png, "
+              ".pdf or .dot file", file=sys.stderr)
+        return 2
+    inputs: list[str] = []
+    network, status = one_network(args.file, args.net, args.input, inputs)
+    if network is None:
+        return status
+    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
+    try:
+        try:
+            data = render(source, fmt, args.theme)
+        except DotMissing:
+            fallback = os.path.splitext(args.output)[0] + ".dot"
+            write_atomic(fallback, source.encode("utf-8"), inputs)
+            shown, target = one_line(fallback), one_line(args.output)
+            print(f"archspec: error: Graphviz's `dot` was not found, so no {fmt.upper()} was "
+                  f"drawn; wrote the DOT source to {shown}\n  = hint: {INSTALL_HINT}, then "
+                  f"run `dot -T{fmt} {shown} -o {target}`", file=sys.stderr)
+            return 2
+        except RenderError as exc:
+            print(f"archspec: error: {one_line(str(exc))}", file=sys.stderr)
+            return 2
+        write_atomic(args.output, data, inputs)
+    except OSError as exc:
+        print(f"archspec: error: cannot write {one_line(args.output)}: "
+              f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
+        return 2
+    print(f"{one_line(args.output)}: {one_line(network.name)} ({fmt}, depth "
+          f"{depth_text(args.depth)})",
+          file=sys.stderr)
+    if fmt == "dot" and shutil.which("dot") is None:
+        print(f"note: Graphviz's `dot` was not found; to draw this file, {INSTALL_HINT}",
+              file=sys.stderr)
+    return 0
 
 
 def _print_diagnostics(result: CheckResult) -> None:

@@ -139,14 +139,3 @@ def verify_network(network: ir.Network) -> None:
             f"the checker said {fmt_shape(layer.out_shape)}", layer.span,
             hint="this is a bug in archspec; please report it with the spec")
             for layer in wrong])
-
-
-def build(spec: str | ir.Network, net: str | None = None, verify: bool = False,
-          **params) -> nn.Module:
-    """Check a .arch file (or take a checked network) and return its nn.Module."""
-    from .check import load
-
-    network = spec if isinstance(spec, ir.Network) else load(spec, net, **params)
-    if verify:
-        verify_network(network)
-    return build_module(network)

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from . import __version__, ir
+from . import ir
 from .lowering import SEQUENTIAL, TorchModule, lower
 from .names import docstring_text, python_function
 from .ops import Training, fmt_shape
 from .pytext import INDENT, LINE, literal, wrap, wrap_def, wrap_line
 from .translate import ClassModel, Translation
+from .version import __version__
 
 
 @dataclass
