@@ -454,6 +454,7 @@ class Translator:
 
     def place_block(self, box: Container, name, module: str, state: State, span):
         """Add a block module whose output channels only the module itself knows."""
+        self.local_variable()  # a dry run cannot say them in the caller's terms
         if isinstance(name, str) and name.isidentifier():
             attr = self.place(box, name, module, span)
             state.channels = Sym(f"{attr}.out_channels", kind="int")
@@ -722,35 +723,49 @@ class Translator:
         return (stmt.kind, tuple(branches))
 
     def dense(self, stmt: n.Dense, state: State, box: Container):
-        """A dense block whose steps are one labelled block call each, and which is the
-        whole scope: the constructor loops, forward() runs the children in order (as
-        torchvision's _DenseBlock does)."""
+        """A dense block that is a whole scope of one call a step: the constructor loops,
+        forward() runs the children in order (as torchvision's _DenseBlock does)."""
         step = stmt.body[0] if len(stmt.body) == 1 else None
-        if not box.merges or box.index != 0 or not isinstance(step, n.Call) or \
-                step.label is None or self.op_named(step.name, state) is not None:
-            raise Unsupported("a dense block that is not a whole scope of labelled block "
-                              "calls", stmt.span)
+        if not box.merges or box.index != 0 or not isinstance(step, n.Call):
+            raise Unsupported("a dense block that is not a whole scope of one call a step",
+                              stmt.span)
         self.local_variable()
         count = self.expr(stmt.count, state)
-        var = python_parameter(stmt.var) if stmt.var else "_"
+        var = python_parameter(stmt.var) if stmt.var else self.temp_name(state, "step",
+                                                                          unique=True)
         channels = self.temp_name(state, "channels")
         box.emit(f"{channels} = {text(state.channels, self.classes)}")
         box.emit(f"for {var} in range({text(count, self.classes)}):")
         inner = state.copy(channels=Sym(channels, kind="int"))
         if stmt.var:
             inner.env[stmt.var] = Sym(var, kind="int")
-        value = inner.env.get(step.name)
-        ref = value if isinstance(value, BlockRef) else inner.namespace.get(step.name)
-        cls = self.classes.block(ref) if ref is not None else inner.env[step.name].text
-        layer = self.temp_name(state, "layer", unique=True)
+        label = self.label(step.label, inner) if step.label is not None else Sym(f"str({var})")
         body = Container(box.target, True, self, box.lines, box.depth + 1)
-        body.emit(f"{layer} = {self.block_text(cls, step, inner)}")
-        label = self.label(step.label, inner)
-        body.emit(f"{box.target}.add_module({text(label)}, {layer})")
-        body.emit(f"{channels} += {layer}.out_channels")
+        body.emit(f"{channels} += {text(self.dense_step(step, inner, body, label), self.classes)}")
         box.index = None
         state.channels, state.spatial = Sym(channels, kind="int"), LOST
         return ("dense_children",)
+
+    def dense_step(self, step: n.Call, state: State, box: Container, label):
+        """Add one step's module under `label`; its output channels."""
+        op = self.op_named(step.name, state)
+        if op is not None and op.functional is not None and step.label is None:
+            raise Unsupported("a dense step that is a function call", step.span)
+        if op is not None:
+            call = op.source(_SourceView(op, self.op_arguments(op, step, state), state, False,
+                                         self))
+            args = [text(a, self.classes) for a in call.args] + [
+                f"{k}={text(v, self.classes)}" for k, v in call.kwargs.items()]
+            box.emit(f"{box.target}.add_module({text(label)}, "
+                     f"{call.callee}({', '.join(args)}))")
+            return call.channels if call.channels is not KEEP else state.channels
+        value = state.env.get(step.name)
+        ref = value if isinstance(value, BlockRef) else state.namespace.get(step.name)
+        cls = self.classes.block(ref) if ref is not None else value.text
+        layer = self.temp_name(state, "layer", unique=True)
+        box.emit(f"{layer} = {self.block_text(cls, step, state)}")
+        box.emit(f"{box.target}.add_module({text(label)}, {layer})")
+        return Sym(f"{layer}.out_channels", kind="int")
 
     # ---- control flow
 

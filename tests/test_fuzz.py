@@ -185,7 +185,6 @@ def test_a_mistake_inside_a_long_loop_is_cheap(tmp_path, monkeypatch):
         calls.append(args[0])
         return original(*args, **kwargs)
 
-    diagnostics._did_you_mean.cache_clear()
     monkeypatch.setattr(diagnostics.difflib, "get_close_matches", counting)
     result = check_file(str(write(tmp_path, "network n() {\n  input [3, 8, 8]\n"
                                             "  repeat 5000 { rleu }\n}\n")))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import archspec
+from archspec.lowering import lower
 from archspec import check_file
 from archspec.cli import main
 from archspec.names import MODULE_ATTRIBUTES
@@ -38,7 +39,7 @@ def write(folder: Path, text: str, name: str = "spec.arch") -> Path:
 
 
 @pytest.mark.parametrize("label", ["forward", "training", "add_module", "state_dict", "to",
-                                   "plan", "block", "values", "_modules", "__class__", "_x"])
+                                   "out_channels", "values", "_modules", "__class__", "_x"])
 def test_reserved_label_is_refused_at_the_label(tmp_path, label):
     """These names would replace a method or attribute of the module: torch refuses them in
     add_module (`attribute already exists`) or, worse, they would shadow one silently."""
@@ -66,14 +67,13 @@ def test_reserved_labels_cover_torch_module_attributes():
     """A new torch version may add attributes: this test names them."""
     from torch import nn
 
-    from archspec.torch_backend import ArchModule, ArchNetwork
+    from archspec.torch_backend import ArchBlock
     from archspec.torch_helpers import DenseConcat
 
-    found = set()
+    found = {"out_channels"}  # every compiled block class records its output channels
     for module in (nn.Module(), nn.Sequential(), nn.ModuleDict(), nn.ModuleList(),
-                   DenseConcat(), ArchModule()):
+                   DenseConcat(), ArchBlock(("seq", ()))):
         found |= set(dir(module)) | set(vars(module))
-    found |= set(dir(ArchNetwork)) | {"spec_name", "input_shape"}
     public = {name for name in found if not name.startswith("_")}
     assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
 
@@ -143,14 +143,21 @@ def import_file(path: Path, name: str):
     return module
 
 
-def test_hostile_names_compile_to_safe_source_that_equals_build(tmp_path, capsys):
+# The same names where every definition translates (no per-side padding, a dense block of
+# labelled steps), so the classes take their parameters under Python-safe names.
+PARAMETRIC = HOSTILE.replace("p=((0, 0), (0, 1))", "p=(0, 1)").replace(
+    "dense 2 { conv(4, k=3, p=1) }", "dense k in 2 { l{k}: conv(4, k=3, p=1) }")
+
+
+@pytest.mark.parametrize("text", [HOSTILE, PARAMETRIC], ids=["written-out", "parametric"])
+def test_hostile_names_compile_to_safe_source_that_equals_build(tmp_path, capsys, text):
     """Parameters named like keywords, builtins and the file's own imports, blocks named like
     its classes and helpers, a network named like its class: before, `class` gave a file
     Python could not parse, a parameter `in_channels` was mixed up with the input channels,
     and a network `N` got a builder `N()` that called itself forever."""
     import torch
 
-    spec = write(tmp_path, HOSTILE)
+    spec = write(tmp_path, text)
     out = tmp_path / "hostile.py"
     assert main(["compile", str(spec), "-o", str(out)]) == 0, capsys.readouterr().err
     source = out.read_text()
@@ -176,7 +183,9 @@ def test_hostile_names_compile_to_safe_source_that_equals_build(tmp_path, capsys
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(written(x), built(x))
-    assert module.build_N(spec_class=7)(x).shape == (2, 7)  # renamed, and still overridable
+    if text is PARAMETRIC:
+        assert lower(archspec.load(str(spec))).translation is not None
+        assert module.build_N(spec_class=7)(x).shape == (2, 7)  # renamed, still a parameter
 
 
 def test_file_names_cannot_break_out_of_docstrings(tmp_path, capsys):
