@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from . import nodes as n
+from .binding import Signature, collect, python_args
 from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, unique
 from .evaluate import BUILTINS, BlockRef, Env, EvalError, Evaluator
 from .expand import SIMPLE_TYPES, Expander
@@ -43,12 +44,21 @@ def allowed_dirs(dirs: Iterable[str]) -> Iterator[None]:
 
 
 @dataclass
+class NetworkRef:
+    """An imported network: its definition and the blocks of its own file."""
+
+    definition: n.Definition
+    namespace: dict
+
+
+@dataclass
 class Program:
     """A main file with everything it imports, and the names each file can see."""
 
     main: n.Module | None = None
     sources: dict[str, str] = field(default_factory=dict)
     namespaces: dict[str, dict] = field(default_factory=dict)  # file -> name -> BlockRef
+    networks: dict[str, dict] = field(default_factory=dict)  # file -> imported NetworkRefs
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unreadable: bool = False  # the main file itself could not be read (exit status 2)
     allowed: tuple[str, ...] = ()  # folders imports may read from (real paths)
@@ -192,6 +202,7 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
         module, first_path = program.loaded[key]
         if module is not None:
             program.namespaces[path] = program.namespaces[first_path]
+            program.networks[path] = program.networks[first_path]
         return module
     if span is not None and len(program.loaded) > MAX_IMPORT_FILES:  # the main file + imports
         _refuse(program, _too_many_imports(span))
@@ -222,11 +233,13 @@ def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
     if module is None:
         return None
     namespace: dict = {}
+    networks: dict = {}
     for imp in module.imports:
-        _import(program, module, imp, namespace, chain + (key,))
+        _import(program, module, imp, namespace, networks, chain + (key,))
     for block in module.blocks:
         namespace[block.name] = BlockRef(block, namespace)
     program.namespaces[path] = namespace
+    program.networks[path] = networks
     return module
 
 
@@ -256,7 +269,7 @@ def _inside(path: str, folders: tuple[str, ...]) -> bool:
 
 
 def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
-            chain: tuple) -> None:
+            networks: dict, chain: tuple) -> None:
     target = os.path.normpath(os.path.join(os.path.dirname(module.file), imp.path))
     try:
         real = os.path.realpath(target)
@@ -283,17 +296,36 @@ def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
     imported = _load(program, target, imp.span, chain)
     if imported is None:
         return
-    theirs = {b.name: BlockRef(b, program.namespaces[target]) for b in imported.blocks}
+    _bind_imports(program, imp, imported, program.namespaces[target], namespace, networks)
+
+
+def _bind_imports(program: Program, imp: n.Import, imported: n.Module, theirs_ns: dict,
+                  namespace: dict, networks: dict) -> None:
+    """Make the imported file's own blocks (callable) and networks (variant bases) visible;
+    each keeps seeing the blocks of its own file."""
+    blocks = {b.name: BlockRef(b, theirs_ns) for b in imported.blocks}
+    nets = {d.name: NetworkRef(d, theirs_ns) for d in imported.networks}
     if imp.names is None:
-        namespace.update(theirs)
+        namespace.update(blocks)
+        networks.update(nets)
         return
     for name, span in imp.names:
-        if name in theirs:
-            namespace[name] = theirs[name]
+        if name in blocks:
+            namespace[name] = blocks[name]
+        elif name in nets:
+            networks[name] = nets[name]
         else:
-            program.diagnostics.append(Diagnostic(
-                "E106", f"`{imp.path}` defines no block `{name}`", span,
-                hint=did_you_mean(name, theirs) or f"it defines: {', '.join(theirs) or 'none'}"))
+            program.diagnostics.append(_not_importable(imp, imported, name, span, [*blocks, *nets]))
+
+
+def _not_importable(imp: n.Import, imported: n.Module, name: str, span: Span,
+                    names: list[str]) -> Diagnostic:
+    if any(v.name == name for v in imported.variants):
+        return Diagnostic("E106", f"`{name}` is a variant of `{imp.path}`; only blocks and "
+                          "networks can be imported", span,
+                          hint="import its network and define the variant in this file")
+    return Diagnostic("E106", f"`{imp.path}` defines no block or network `{name}`", span,
+                      hint=did_you_mean(name, names) or f"it defines: {', '.join(names) or 'none'}")
 
 
 # ---------------------------------------------------------------- static checks
@@ -369,30 +401,38 @@ def _unused_blocks(module: n.Module) -> list[Diagnostic]:
 
 @dataclass
 class Target:
-    """A network or variant that can be checked: a network definition and argument values."""
+    """A network or variant that can be checked: a network definition, the blocks its body
+    sees (those of the network's own file), and bound argument values with their spans."""
 
     name: str
     definition: n.Definition
+    namespace: dict
     args: dict
+    spans: dict
     span: Span
 
 
-def _targets(module: n.Module, namespace: dict, sink: list[Diagnostic]) -> dict[str, Target]:
-    networks = {d.name: d for d in module.networks}
-    variants = {v.name: v for v in module.variants}
+def _targets(module: n.Module, namespace: dict, imported: dict,
+             sink: list[Diagnostic]) -> dict[str, Target]:
+    """The file's own networks and variants; a variant may be based on an imported network."""
+    bases = {name: Target(name, ref.definition, ref.namespace, {}, {}, ref.definition.name_span)
+             for name, ref in imported.items()}
     targets: dict[str, Target] = {}
     for definition in module.networks:
-        targets[definition.name] = Target(definition.name, definition, {}, definition.name_span)
+        targets[definition.name] = bases[definition.name] = Target(
+            definition.name, definition, namespace, {}, {}, definition.name_span)
+    variants = {v.name: v for v in module.variants}
     for variant in module.variants:
-        resolved = _resolve_variant(variant, networks, variants, namespace, sink, ())
+        resolved = _resolve_variant(variant, bases, variants, namespace, sink, ())
         if resolved is not None:
-            targets[variant.name] = Target(variant.name, resolved[0], resolved[1],
-                                           variant.name_span)
+            targets[variant.name] = resolved
     return targets
 
 
-def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespace: dict,
-                     sink: list[Diagnostic], chain: tuple):
+def _resolve_variant(variant: n.Variant, bases: dict, variants: dict, namespace: dict,
+                     sink: list[Diagnostic], chain: tuple) -> Target | None:
+    """The variant as a target: its base's arguments overridden by its own, which bind like
+    a block call's (binding.collect)."""
     if len(chain) >= MAX_NESTING:
         if any(d.code == "E404" and d.message.startswith("variants") for d in sink):
             return None  # once is enough: every longer chain goes through the same variants
@@ -406,33 +446,33 @@ def _resolve_variant(variant: n.Variant, networks: dict, variants: dict, namespa
                                variant.name_span, detail=" -> ".join(chain + (variant.name,)),
                                hint="base one of these variants on the network itself"))
         return None
-    if variant.base in networks:
-        definition, args = networks[variant.base], {}
+    if variant.base in bases:
+        base = bases[variant.base]
     elif variant.base in variants:
-        base = _resolve_variant(variants[variant.base], networks, variants, namespace, sink,
+        base = _resolve_variant(variants[variant.base], bases, variants, namespace, sink,
                                 chain + (variant.name,))
         if base is None:
             return None
-        definition, args = base[0], dict(base[1])
     else:
         sink.append(Diagnostic("E211", f"unknown network or variant `{variant.base}`",
                                variant.base_span,
-                               hint=did_you_mean(variant.base, list(networks) + list(variants))
-                               or "a variant is based on a network or variant of this file"))
+                               hint=did_you_mean(variant.base, [*bases, *variants])
+                               or "a variant is based on a network or variant of this file, "
+                                  "or on a network it imports"))
         return None
-    evaluator = Evaluator(Env(), namespace, None, True)
-    params = [p.name for p in definition.params]
     try:
-        for position, arg in enumerate(variant.args):
-            name = arg.name or (params[position] if position < len(params) else None)
-            if name is None:
-                raise EvalError(Diagnostic(
-                    "E203", f"`{definition.name}` takes {len(params)} argument(s)", arg.span))
-            args[name] = evaluator(arg.value)
+        args, spans = _override(base, variant.args, Evaluator(Env(), namespace, None, True))
     except (EvalError, LimitError) as exc:
         sink.append(exc.diagnostic)
         return None
-    return definition, args
+    return Target(variant.name, base.definition, base.namespace, args, spans, variant.name_span)
+
+
+def _override(base: Target, args: list[n.Arg], evaluator: Evaluator) -> tuple[dict, dict]:
+    """The base's arguments with `args` bound over them: a variant's own, or the Python
+    API's **params."""
+    given, spans = collect(Signature.of(base.definition), args, evaluator)
+    return {**base.args, **given}, {**base.spans, **spans}
 
 
 def _checkable(target: Target, overrides: dict) -> bool:
@@ -465,8 +505,7 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
     module = program.main
     if module is not None and not diags:
         diags += lint(module)
-        namespace = program.namespaces[path]
-        targets = _targets(module, namespace, diags)
+        targets = _targets(module, program.namespaces[path], program.networks[path], diags)
         if net is not None and net not in targets:
             diags.append(Diagnostic("E211", f"`{path}` has no network or variant `{net}`",
                                     None, hint=did_you_mean(net, targets) or
@@ -478,15 +517,29 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
             selected = [t for t in targets.values() if _checkable(t, overrides or {})]
             selected = selected[:1] if first_only else selected
         for target in selected:
-            expander = Expander(diags, target.name)
-            args = dict(target.args, **(overrides or {}))
-            network = expander.instantiate(target.definition, namespace, args, target.span,
-                                           input_shape)
+            network = _expand(target, overrides or {}, input_shape, diags)
             if network is not None:
-                network.name = target.name
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
     return CheckResult(networks, diags, program.sources, program.unreadable)
+
+
+def _expand(target: Target, overrides: dict, input_shape: Shape | None,
+            sink: list[Diagnostic]) -> Network | None:
+    """Expand one target, with the Python API's overrides bound as keyword arguments written
+    at the target's name."""
+    expander = Expander(sink, target.name)
+    try:
+        args, spans = _override(target, python_args(overrides, target.span),
+                                Evaluator(Env(), {}, None, True))
+    except (EvalError, LimitError) as exc:
+        expander.report(exc.diagnostic)
+        return None
+    network = expander.instantiate(target.definition, target.namespace, args, target.span,
+                                   input_shape, spans)
+    if network is not None:
+        network.name = target.name
+    return network
 
 
 def load(path: str | os.PathLike, net: str | None = None, **params) -> Network:

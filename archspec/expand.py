@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 
 from . import ir
 from . import nodes as n
+from .binding import Signature, collect, complete
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .evaluate import (
     MAX_ITEMS,
@@ -120,19 +121,6 @@ def check_path(path: str, name: str, span: Span) -> None:
                    hint="use shorter labels, or nest fewer labelled scopes")
 
 
-def conforms(value, type_expr: n.TypeExpr) -> bool:
-    """Does a value have a declared parameter type? Ints are accepted for float."""
-    if type_expr.name is None:
-        return (isinstance(value, (list, tuple)) and len(value) == len(type_expr.items)
-                and all(conforms(v, t) for v, t in zip(value, type_expr.items)))
-    kind = type_name(value)
-    return {
-        "int": kind == "int", "float": kind in ("int", "float"), "bool": kind == "bool",
-        "str": kind == "str", "list": kind in ("list", "tuple"),
-        "tuple": kind in ("list", "tuple"), "block": kind == "block",
-    }.get(type_expr.name, True)
-
-
 def _as_tuples(value):
     """Op arguments take pairs as tuples; a user may write them as lists."""
     if isinstance(value, (list, tuple)):
@@ -164,11 +152,14 @@ class Expander:
     # ------------------------------------------------------------ networks
 
     def instantiate(self, definition: n.Definition, namespace: dict, args: dict,
-                    args_span: Span, input_override: Shape | None) -> ir.Network | None:
-        """The checked network, or None after errors. A limit (E404, E405, E408) stops the
-        expansion where it is reached."""
+                    args_span: Span, input_override: Shape | None,
+                    arg_spans: dict | None = None) -> ir.Network | None:
+        """The checked network, or None after errors. `args` are bound already (their names
+        checked); `arg_spans` says where each was written (default: `args_span`). A limit
+        (E404, E405, E408) stops the expansion where it is reached."""
         try:
-            network = self._instantiate(definition, namespace, args, args_span, input_override)
+            network = self._instantiate(definition, namespace, args, args_span, input_override,
+                                        arg_spans or {})
         except LimitError as exc:
             if not exc.reported:
                 self.report(exc.diagnostic)
@@ -181,10 +172,13 @@ class Expander:
         return network
 
     def _instantiate(self, definition: n.Definition, namespace: dict, args: dict,
-                     args_span: Span, input_override: Shape | None) -> ir.Network | None:
-        values = self.bind_values(definition, args, args_span, Evaluator(Env(), namespace,
-                                                                         None, True))
-        if values is None:
+                     args_span: Span, input_override: Shape | None,
+                     arg_spans: dict) -> ir.Network | None:
+        try:
+            values = complete(definition, args, arg_spans, args_span,
+                              Evaluator(Env(), namespace, None, True))
+        except EvalError as exc:
+            self.report(exc.diagnostic)
             return None
         body = definition.body
         if not body or not isinstance(body[0], n.Input):
@@ -238,95 +232,16 @@ class Expander:
 
     # ------------------------------------------------------------ argument binding
 
-    def bind_values(self, definition: n.Definition, given: dict, span: Span,
-                    evaluator: Evaluator) -> dict | None:
-        """Check named values against a definition's parameters and add the defaults."""
-        params = {p.name: p for p in definition.params}
-        ok = True
-        for name in given:
-            if name not in params:
-                ok = False
-                self.report(Diagnostic(
-                    "E202", f"`{definition.name}` has no parameter `{name}`", span,
-                    hint=did_you_mean(name, params) or
-                    f"parameters: {', '.join(params) or 'none'}"))
-        return self._complete(definition, given, span, evaluator) if ok else None
-
-    def _complete(self, definition: n.Definition, given: dict, span: Span,
-                  evaluator: Evaluator, arg_spans: dict | None = None) -> dict | None:
-        values: dict = {}
-        missing = []
-        for param in definition.params:
-            if param.name in given:
-                value = given[param.name]
-            elif param.default is not None:
-                scoped = Evaluator(Env(dict(values)), evaluator.namespace, evaluator.shape,
-                                   evaluator.shape_known)
-                try:
-                    value = scoped(param.default)
-                except EvalError as exc:
-                    self.report(exc.diagnostic)
-                    return None
-            else:
-                missing.append(param.name)
-                continue
-            if not conforms(value, param.type):
-                where = (arg_spans or {}).get(param.name, span)
-                self.report(Diagnostic(
-                    "E204", f"`{param.name}` of `{definition.name}` must be {param.type}, "
-                    f"got {type_name(value)}", where, detail=f"the value is {show(value)}",
-                    hint=f"declared at {param.span.file}:{param.span.line}:{param.span.col}"))
-                return None
-            if param.type.name is None:
-                value = tuple(value)
-            values[param.name] = value
-        if missing:
-            self.report(Diagnostic(
-                "E205", f"`{definition.name}` is missing "
-                f"{', '.join(f'`{m}`' for m in missing)}", span,
-                hint=f"pass {', '.join(f'{m}=...' for m in missing)}"))
-            return None
-        return values
-
-    def bind_call(self, definition: n.Definition, call: n.Call,
-                  evaluator: Evaluator) -> dict | None:
-        params = [p.name for p in definition.params]
-        given, spans = self._collect_args(call, params, params, {}, f"`{definition.name}`",
-                                          evaluator)
-        return self._complete(definition, given, call.span, evaluator, spans)
+    def bind_call(self, definition: n.Definition, call: n.Call, evaluator: Evaluator) -> dict:
+        """A block call's parameter values, bound by the one binder (binding.py)."""
+        given, spans = collect(Signature.of(definition), call.args, evaluator)
+        return complete(definition, given, spans, call.span, evaluator)
 
     def _collect_args(self, call: n.Call, positional: list[str], names: list[str],
                       aliases: dict, what: str, evaluator: Evaluator) -> tuple[dict, dict]:
-        """Map positional and keyword arguments to parameter names and evaluate them."""
-        given: dict = {}
-        spans: dict = {}
-        seen_keyword = False
-        position = 0
-        for arg in call.args:
-            if arg.name is None:
-                if seen_keyword:
-                    raise fail("E203", "a positional argument follows a keyword argument",
-                               arg.span, hint="put positional arguments first")
-                if position >= len(positional):
-                    listed = ", ".join(positional) or "none"
-                    raise fail("E203", f"{what} takes at most {len(positional)} positional "
-                               f"argument(s) ({listed}), got more", arg.span,
-                               hint="pass the others by name, e.g. `s=2`")
-                name = positional[position]
-                position += 1
-            else:
-                seen_keyword = True
-                name = aliases.get(arg.name, arg.name)
-                if name not in names:
-                    raise fail("E202", f"{what} has no parameter `{arg.name}`", arg.span,
-                               hint=did_you_mean(arg.name, list(names) + list(aliases))
-                               or f"parameters: {', '.join(names) or 'none'}")
-            if name in given:
-                raise fail("E210", f"`{name}` is given twice", arg.span,
-                           hint=f"pass `{name}` once, by position or by name")
-            given[name] = evaluator(arg.value)
-            spans[name] = arg.span
-        return given, spans
+        """An op's (or `init`'s) arguments by name; pydantic then checks and completes them."""
+        return collect(Signature(what, tuple(names), tuple(positional), aliases), call.args,
+                       evaluator)
 
     # ------------------------------------------------------------ statements
 
