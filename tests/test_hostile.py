@@ -179,6 +179,7 @@ def test_hostile_names_compile_to_safe_source_that_equals_build(tmp_path, capsys
     assert module.build_N(spec_class=7)(x).shape == (2, 7)  # renamed, and still overridable
 
 
+@pytest.mark.slow
 def test_file_names_cannot_break_out_of_docstrings(tmp_path, capsys):
     """The spec's path is written into the docstrings: quotes, backslashes and newlines in a
     file or folder name are escaped."""
@@ -339,6 +340,7 @@ json.dump(outputs, sys.stdout)
 """
 
 
+@pytest.mark.slow
 def test_outputs_are_identical_under_two_hash_seeds(tmp_path):
     """check (json, github, text), summary (every format), compile, diagram (DOT) and diff:
     byte for byte the same in two processes with different string hashing."""

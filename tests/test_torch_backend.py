@@ -37,6 +37,7 @@ def compiled(tmp_path: Path, spec: Path, net: str):
     return network, import_source(path, f"compiled_{net}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("spec", "net"), NETWORKS, ids=[n for _, n in NETWORKS])
 def test_build_and_compiled_source_agree(tmp_path, monkeypatch, spec, net):
     monkeypatch.chdir(ROOT)
@@ -79,6 +80,7 @@ def test_generated_file_reads_like_hand_written_code(tmp_path, monkeypatch, spec
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_compiled_source_is_byte_identical_across_runs_and_hash_seeds(tmp_path):
     outputs = []
     for seed in ("0", "1", "12345"):
