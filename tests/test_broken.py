@@ -218,6 +218,7 @@ def test_broken_spec_cli_github(spec: Path, capsys):
                    for line in lines), f"no `{start}...title={exp.code}` in:\n{out}"
 
 
+@pytest.mark.slow
 def test_all_broken_specs_in_one_process_run():
     """The real entry point, as a user runs it: every broken file in one call; no traceback,
     the worst status wins (2: one file cannot be read)."""

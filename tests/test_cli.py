@@ -83,6 +83,7 @@ def test_static_path_imports_no_torch():
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
+@pytest.mark.slow
 def test_compile_to_source_imports_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "compile",
                            "specs/googlenet.arch", "-o", str(tmp_path / "g.py")],

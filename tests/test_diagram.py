@@ -234,6 +234,7 @@ def test_options_theme_rankdir_and_no_shapes():
         diagram.to_dot(network, rankdir="BT")
 
 
+@pytest.mark.slow
 def test_every_library_network_draws_at_every_depth():
     for spec in sorted(SPECS.glob("*.arch")):
         for network in archspec.check_file(str(spec)).networks:
@@ -259,6 +260,7 @@ def test_helpers():
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_dot_output_is_deterministic_across_runs_and_hash_seeds(tmp_path):
     network = archspec.load(str(SPECS / "googlenet.arch"))
     first = diagram.to_dot(network, depth=2)

@@ -8,6 +8,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from archspec.diagnostics import CODES
 from archspec.limits import LIMITS
 
@@ -24,6 +26,7 @@ def _generator():
     return module
 
 
+@pytest.mark.slow
 def test_errors_md_is_up_to_date():
     assert DOC.read_text(encoding="utf-8") == _generator().render(), \
         "docs/errors.md is out of date: run python tools/gen_errors_md.py"

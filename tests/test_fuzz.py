@@ -59,6 +59,7 @@ def alarm():
     signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", range(CASES // fuzz.BATCH))
 def test_reduced_fuzz_run(folder, cases, monkeypatch, alarm, batch):
     """Cases 0..249 of seed 0, exactly as `python tools/fuzz.py --seed 0` runs them."""
@@ -70,6 +71,7 @@ def test_reduced_fuzz_run(folder, cases, monkeypatch, alarm, batch):
     assert failures == []
 
 
+@pytest.mark.slow
 def test_the_cases_are_reproducible(tmp_path, cases):
     """Whatever the hash seed; and every kind of case is there."""
     again = fuzz.load_cases(dump(tmp_path, 60, 0, hash_seed="12345"))
@@ -77,6 +79,7 @@ def test_the_cases_are_reproducible(tmp_path, cases):
     assert {kind for _, kind, _ in cases} == {"grammar", "mutation", "hostile"}
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @settings(max_examples=60, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
@@ -117,6 +120,7 @@ def test_no_usable_network_is_an_error_with_a_code(tmp_path, capsys):
         assert "error[E211]" in err and "has no network that can be used" in err
 
 
+@pytest.mark.slow
 def test_summary_of_a_long_dense_block_is_linear(tmp_path, capsys):
     """Found by the fuzzer: the receptive field of a dense block re-took the widest of all
     earlier steps at every step: `dense 50000` ran for minutes in `summary`."""

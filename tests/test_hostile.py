@@ -188,6 +188,7 @@ def test_hostile_names_compile_to_safe_source_that_equals_build(tmp_path, capsys
         assert module.build_N(spec_class=7)(x).shape == (2, 7)  # renamed, still a parameter
 
 
+@pytest.mark.slow
 def test_file_names_cannot_break_out_of_docstrings(tmp_path, capsys):
     """The spec's path is written into the docstrings: quotes, backslashes and newlines in a
     file or folder name are escaped."""
@@ -349,6 +350,7 @@ json.dump(outputs, sys.stdout)
 """
 
 
+@pytest.mark.slow
 def test_outputs_are_identical_under_two_hash_seeds(tmp_path):
     """check (json, github, text), summary (every format), compile, diagram (DOT) and diff:
     byte for byte the same in two processes with different string hashing."""

@@ -102,11 +102,13 @@ def expected_params(layer) -> dict[str, tuple[int, ...]]:
 TORCH_TYPES = {"conv": nn.Conv2d, "batchnorm": nn.BatchNorm2d, "linear": nn.Linear}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_parameter_count_matches_torchvision(file, name):
     assert spec(file, name).params == reference(name)["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_module_names_and_parameter_shapes_match_torchvision(file, name):
     ref = reference(name)
@@ -124,6 +126,7 @@ def test_module_names_and_parameter_shapes_match_torchvision(file, name):
             assert geometry == ref["convs"][path], path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_macs_match_torchvision_hooks(file, name):
     net = spec(file, name)
@@ -153,6 +156,7 @@ def give_batchnorms_real_statistics(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_torchvision_state_dict_loads_strictly_and_outputs_match(file, name):
     """torchvision's weights (random, seeded, batchnorm statistics included) load with
@@ -203,6 +207,7 @@ def generator():
     return module
 
 
+@pytest.mark.slow
 def test_networks_doc_table_is_what_the_generator_gives():
     """docs/networks.md lists every network and variant with the numbers archspec gives now:
     the part between its markers is exactly tools/gen_networks_md.py's table (run that script

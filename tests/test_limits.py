@@ -147,6 +147,7 @@ def test_source_nesting_limit(tmp_path):
     assert only(result, "E404") == (3, 3 + MAX_NESTING)  # the `relu`, one level too deep
 
 
+@pytest.mark.slow
 def test_deep_nesting_is_no_recursion_error(tmp_path):
     """Far past the limit, in the source and inside a label's template: E404, no RecursionError
     (the command line said `nested too deeply to check` without a code, or crashed)."""
@@ -198,6 +199,7 @@ def test_variant_chain_limit(tmp_path):
 # ---------------------------------------------------------------- E405 layers
 
 
+@pytest.mark.slow
 def test_too_many_layers(tmp_path):
     start = time.perf_counter()
     result = check(tmp_path, HEAD + f"  repeat {MAX_LAYERS // 2} {{\n    relu  relu  relu\n  }}"
@@ -295,6 +297,7 @@ def test_cli_input_beyond_int64(tmp_path, capsys):
 # ---------------------------------------------------------------- E408 work
 
 
+@pytest.mark.slow
 def test_work_budget(tmp_path):
     """Loops inside loops with empty bodies made no layers and never ended."""
     start = time.perf_counter()
@@ -310,6 +313,7 @@ def test_work_budget_counts_values_built(tmp_path):
     assert only(check(tmp_path, text), "E408") == (5, 5)
 
 
+@pytest.mark.slow
 def test_work_budget_is_per_file(tmp_path):
     """Two checks in a row each get the whole budget."""
     text = HEAD + "  repeat 1000 { repeat 1000 { } }\n  relu" + TAIL
@@ -328,6 +332,7 @@ def test_module_path_too_long(tmp_path):
     assert len(".".join([label] * 3)) > MAX_PATH
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["check", "summary", "compile", "diagram"])
 def test_limits_reach_every_command_as_diagnostics(tmp_path, capsys, command):
     path = tmp_path / "spec.arch"

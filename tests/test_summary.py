@@ -21,6 +21,7 @@ NETWORKS = [(spec, net) for spec in sorted((ROOT / "specs").glob("*.arch"))
             for net in check_file(str(spec)).networks]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_summary_totals_equal_torchvision(file, name):
     network = archspec.load(str(ROOT / "specs" / file), net=name)

@@ -150,6 +150,7 @@ def test_builder_parameters_have_the_effect_build_gives_them(tmp_path, monkeypat
         assert torch.equal(rebuilt(x), written(x))
 
 
+@pytest.mark.slow
 def test_compiled_source_is_byte_identical_across_runs_and_hash_seeds(tmp_path):
     outputs = []
     for seed in ("0", "1", "12345"):

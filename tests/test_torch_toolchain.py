@@ -16,6 +16,8 @@ import archspec
 from archspec.check import check_file
 from archspec.torch_backend import build_module
 
+pytestmark = pytest.mark.slow  # torch.compile, export, ONNX and DDP: minutes
+
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = [
     ("lenet.arch", "lenet", None), ("alexnet.arch", "alexnet", (3, 96, 96)),
