@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.lowering import lower
 from archspec import check_file
 from archspec.cli import main
+from archspec.lowering import lower
 from archspec.names import MODULE_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
