@@ -96,33 +96,8 @@ def _pair(value) -> tuple:
 
 
 def op_text(layer: Layer) -> str:
-    """The op as a paper would write it: `conv 7×7, 64, /2`, `maxpool 3×3, /2`, `linear 120`."""
-    op, attrs = layer.op.name, layer.attrs
-    if layer.op.family == "conv":
-        kh, kw = _pair(attrs.get("kernel", 1))
-        text = f"{op} {kh}×{kw}"
-        if op != "dwconv":
-            text += f", {attrs.get('out_channels')}"
-            if attrs.get("groups", 1) != 1:
-                text += f", g{attrs.get('groups')}"
-    elif op in ("maxpool", "avgpool"):
-        kh, kw = _pair(attrs.get("kernel", 1))
-        text = f"{op} {kh}×{kw}"
-    elif op in ("adaptive_avgpool", "adaptive_maxpool"):
-        h, w = _pair(attrs.get("size", 1))
-        return f"{op} → {h}×{w}"
-    elif op == "linear":
-        return f"linear {attrs.get('out_features')}"
-    elif op == "dropout":
-        return f"dropout {attrs.get('p')}"
-    elif op == "lrn":
-        return f"lrn {attrs.get('size')}"
-    else:
-        return op
-    sh, sw = _pair(attrs.get("stride", 1))
-    if (sh, sw) != (1, 1):
-        text += f", /{sh}" if sh == sw else f", /{sh}×{sw}"
-    return text
+    """The op as a paper would write it (the registry's label): `conv 7×7, 64, /2`."""
+    return layer.op.label(layer.attrs) if layer.op.label else layer.op.name
 
 
 def _family(layer: Layer) -> str:

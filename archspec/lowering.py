@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 from . import ir
 from .flow import labelled_scope_merges, merges_at_own_level
-from .names import python_class
+from .names import class_name
 from .ops import Default
-from .translate import Translation, Unsupported, camel, translate
+from .translate import Translation, Unsupported, translate
 
 SEQUENTIAL = "nn.Sequential"
 
@@ -59,7 +59,7 @@ class ClassNames:
 
     def get(self, key: tuple, wanted: str) -> str:
         if key not in self.names:
-            self.names[key] = python_class(camel(wanted), set(self.names.values()))
+            self.names[key] = class_name(wanted, set(self.names.values()))
         return self.names[key]
 
 

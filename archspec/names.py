@@ -75,16 +75,6 @@ def python_parameter(name: str) -> str:
     return name
 
 
-def python_class(base: str, taken: set[str]) -> str:
-    """A class name that is no keyword, builtin, import or helper, and not taken yet."""
-    name = base if base.isidentifier() else "Net"
-    count = 2
-    while (name in PYTHON_NAMES or name in GENERATED_GLOBALS or name in taken
-           or keyword.iskeyword(name)):
-        name, count = f"{base}{count}", count + 1
-    return name
-
-
 CLASS_PREFIX = "Spec"  # for names with no letter to start a class name (`_9` -> `Spec9`)
 
 

@@ -576,6 +576,45 @@ def linear_source(a) -> SourceCall:
 
 
 
+# ---------------------------------------------------------------- labels and windows
+#
+# How a diagram names a layer, as a paper writes it (`conv 7×7, 64, /2`, `linear 120`), and
+# how a layer widens the receptive field (`summary --rf`): "keep" (not at all), "window"
+# (its kernel, stride and dilation), "adaptive" (the window its output size implies) or
+# "flat" (after it there is no field to speak of).
+
+
+def _stride_text(attrs: dict) -> str:
+    sh, sw = pair(attrs.get("stride", 1))
+    if (sh, sw) == (1, 1):
+        return ""
+    return f", /{sh}" if sh == sw else f", /{sh}×{sw}"
+
+
+def window_label(name: str, channels: bool = False):
+    def label(attrs: dict) -> str:
+        kh, kw = pair(attrs.get("kernel", 1))
+        text = f"{name} {kh}×{kw}"
+        if channels:
+            text += f", {attrs['out_channels']}"
+            if attrs.get("groups", 1) != 1:
+                text += f", g{attrs['groups']}"
+        return text + _stride_text(attrs)
+    return label
+
+
+def adaptive_label(name: str):
+    def label(attrs: dict) -> str:
+        h, w = pair(attrs.get("size", 1))
+        return f"{name} → {h}×{w}"
+    return label
+
+
+def attribute_label(name: str, key: str):
+    return lambda attrs: f"{name} {attrs[key]}"
+
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -598,6 +637,9 @@ class OpSpec:
     functional: Callable[[dict, bool], FunctionalCall] | None = field(default=None,
                                                                        kw_only=True)
     source: Callable[..., SourceCall] = field(kw_only=True)  # see "source forms"
+    label: Callable[[dict], str] | None = field(default=None, kw_only=True)  # None: the name
+    receptive: Literal["keep", "window", "adaptive", "flat"] = field(default="keep",
+                                                                       kw_only=True)
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -607,18 +649,21 @@ _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
 _OPS = [
     OpSpec("conv", "conv", ConvArgs, conv_shape, ("out", "k", "s", "p"), conv_params, conv_macs,
            "2-D convolution (nn.Conv2d); input channels are inferred", _CONV_ALIASES,
+           label=window_label("conv", channels=True), receptive="window",
            source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("dwconv", "conv", DepthwiseArgs, dwconv_shape, ("k", "s", "p"), conv_params,
            conv_macs, "depthwise convolution: groups = input channels", _CONV_ALIASES,
+           label=window_label("dwconv"), receptive="window",
            source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
     OpSpec("pwconv", "conv", PointwiseArgs, pwconv_shape, ("out",), conv_params, conv_macs,
            "pointwise (1x1) convolution", _CONV_ALIASES,
+           label=window_label("pwconv", channels=True), receptive="window",
            source=conv_source,
            torch=conv_torch,
            other_ops=_bias_adds,
@@ -631,6 +676,7 @@ _OPS = [
            other_rule="2 per value: scale and shift (the inference form)"),
     OpSpec("lrn", "norm", LrnArgs, _map_preserving("lrn"), ("size",),
            doc="local response normalisation (AlexNet, GoogLeNet)",
+           label=attribute_label("lrn", "size"),
            source=module_source("LocalResponseNorm", ("size",), defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
            torch=_from_attrs("LocalResponseNorm", ("size",),
                              {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
@@ -689,18 +735,21 @@ _OPS = [
            functional=_function("F.softmax", dim=1)),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
+           label=window_label("maxpool"), receptive="window",
            source=pool_source("MaxPool2d", {"d": 1}),
            torch=maxpool_torch,
            other_ops=_window_ops(0),
            other_rule="kh x kw - 1 comparisons per output value"),
     OpSpec("avgpool", "pool", AvgPoolArgs, avgpool_shape, ("k", "s", "p"),
            doc="average pooling (nn.AvgPool2d)", aliases=_POOL_ALIASES,
+           label=window_label("avgpool"), receptive="window",
            source=pool_source("AvgPool2d", {"count_include_pad": True}),
            torch=avgpool_torch,
            other_ops=_window_ops(1),
            other_rule="kh x kw - 1 adds and a divide per output value"),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
            doc="average over all of H x W: C x 1 x 1",
+           receptive="adaptive",
            source=adaptive_source("AdaptiveAvgPool2d", (1, 1)),
            torch=_fixed("AdaptiveAvgPool2d", (1, 1)),
            other_ops=_whole_input,
@@ -708,6 +757,7 @@ _OPS = [
            functional=_function("F.adaptive_avg_pool2d", output_size=1)),
     OpSpec("global_maxpool", "pool", NoArgs, _global_shape("global_maxpool"),
            doc="maximum over all of H x W: C x 1 x 1",
+           receptive="adaptive",
            source=adaptive_source("AdaptiveMaxPool2d", (1, 1)),
            torch=_fixed("AdaptiveMaxPool2d", (1, 1)),
            other_ops=_whole_input,
@@ -715,24 +765,28 @@ _OPS = [
            functional=_function("F.adaptive_max_pool2d", output_size=1)),
     OpSpec("adaptive_avgpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_avgpool"),
            ("size",), doc="average pooling to a fixed output size",
+           label=adaptive_label("adaptive_avgpool"), receptive="adaptive",
            source=adaptive_source("AdaptiveAvgPool2d"),
            torch=_from_attrs("AdaptiveAvgPool2d", ("size",), {}),
            other_ops=_whole_input,
            other_rule="1 per input value (adds; windows may overlap a little: not counted)"),
     OpSpec("adaptive_maxpool", "pool", AdaptivePoolArgs, _adaptive_shape("adaptive_maxpool"),
            ("size",), doc="max pooling to a fixed output size",
+           label=adaptive_label("adaptive_maxpool"), receptive="adaptive",
            source=adaptive_source("AdaptiveMaxPool2d"),
            torch=_from_attrs("AdaptiveMaxPool2d", ("size",), {}),
            other_ops=_whole_input,
            other_rule="1 per input value (comparisons)"),
     OpSpec("dropout", "regularization", DropoutArgs, _any_preserving, ("p",),
            doc="zero each value with probability p while training",
+           label=attribute_label("dropout", "p"),
            source=module_source("Dropout", ("p",)),
            torch=_from_attrs("Dropout", ("p",), {}),
            other_ops=_per_output(0),
            other_rule="0: the identity at inference",
            functional=_function("F.dropout", ("p",), training=Training())),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
+           receptive="flat",
            source=flatten_source,
            torch=_fixed("Flatten"),
            other_ops=_per_output(0),
@@ -741,6 +795,7 @@ _OPS = [
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
            "fully connected layer (nn.Linear); input features are inferred",
            {"out_features": "out"},
+           label=attribute_label("linear", "out_features"), receptive="flat",
            source=linear_source,
            torch=linear_torch,
            other_ops=_bias_adds,

@@ -134,12 +134,13 @@ def _widest(fields: list) -> tuple | None:
 def _through_layer(layer: ir.Layer, before: tuple) -> tuple | None:
     rf_h, rf_w, j_h, j_w = before
     attrs, shape = layer.attrs, layer.in_shape
-    if len(shape) != 3 or len(layer.out_shape) != 3:
-        return None if layer.op.name in ("flatten", "linear") else before
-    if "kernel" in attrs:
+    kind = layer.op.receptive
+    if kind == "flat" or len(shape) != 3 or len(layer.out_shape) != 3:
+        return None if kind == "flat" else before
+    if kind == "window":
         (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
         dh, dw = attrs.get("dilation", (1, 1))
-    elif layer.op.name.startswith(("global", "adaptive")):
+    elif kind == "adaptive":
         (_, h, w), (_, oh, ow) = shape, layer.out_shape
         kh, kw, sh, sw, dh, dw = -(-h // oh), -(-w // ow), h // oh, w // ow, 1, 1
     else:

@@ -25,16 +25,10 @@ from . import ir
 from . import nodes as n
 from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
 from .flow import gives_fresh, labelled_scope_merges, merges_at_own_level
-from .names import PYTHON_NAMES, python_class, python_parameter
+from .names import GENERATED_GLOBALS, PYTHON_NAMES, class_name, python_parameter
 from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, pair
 
 INDENT = "    "
-
-
-def camel(name: str) -> str:
-    """`dense_layer` -> `DenseLayer`: the class name of a block."""
-    words = [w for w in re.split(r"_+", name) if w]
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Block"
 
 
 ATOM, POWER, UNARY, PRODUCT, SUM, COMPARE, NOT, AND, OR, CONDITION = (
@@ -158,7 +152,7 @@ class ClassTable:
 
     def name(self, key: tuple, wanted: str) -> str:
         if key not in self.names:
-            self.names[key] = python_class(camel(wanted), set(self.names.values()))
+            self.names[key] = class_name(wanted, set(self.names.values()))
         return self.names[key]
 
     def block(self, ref: BlockRef) -> str:
@@ -538,8 +532,9 @@ class Translator:
     def temp_name(self, state: State, base: str, unique: bool = False) -> str:
         """A local variable of the constructor: `channels` is the one running channel count;
         the others (`unique`) are new in the class."""
-        taken = ({python_parameter(k) for k in state.env} | PYTHON_NAMES | self.reserved
-                 | (self.locals if unique else set()))
+        base = base[:1].lower() + base[1:]  # capitalised names are the file's classes
+        taken = ({python_parameter(k) for k in state.env} | PYTHON_NAMES | GENERATED_GLOBALS
+                 | self.reserved | (self.locals if unique else set()))
         name, count = base, 2
         while name in taken:
             name, count = f"{base}{count}" if unique else f"{name}_", count + 1

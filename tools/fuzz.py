@@ -94,10 +94,16 @@ HOSTILE_STRINGS = ['"\\"\\"\\"; import os"', "'\"\"\"; import os; os.system(\"id
 ODD_UNICODE = ["\u202e", "\u200b", "\ufeff", "\u0301", "\u2028", "\u2029", "\x00", "\r", "\x0c",
                "\x1b[2J", "\t", "\u00a0", "😀", "ｃｏｎｖ", "ﬁ", "ı", "Ω", "\x7f", "\u0085",
                "\ud800"]
-OPS = ["conv", "dwconv", "pwconv", "batchnorm", "lrn", "relu", "relu6", "leaky_relu",
-       "sigmoid", "tanh", "gelu", "silu", "softmax", "maxpool", "avgpool", "global_avgpool",
-       "global_maxpool", "adaptive_avgpool", "adaptive_maxpool", "dropout", "flatten", "linear",
-       "identity", "init", "unknown_op"]
+def registry_ops() -> list[str]:
+    """The op names of archspec/ops.py's registry, read from its text: this process never
+    imports archspec (see run_all), and a new op must reach the fuzzer by itself."""
+    tree = ast.parse((ROOT / "archspec" / "ops.py").read_text(encoding="utf-8"))
+    return [node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "OpSpec"
+            and node.args and isinstance(node.args[0], ast.Constant)]
+
+
+OPS = [*registry_ops(), "init", "unknown_op"]
 TOKEN = re.compile(r'\s+|#[^\n]*|"[^"\n]*"|\'[^\'\n]*\'|[A-Za-z_][A-Za-z_0-9]*:?|'
                    r"[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\*\*|//|[=!<>]=|.",
                    re.DOTALL)
