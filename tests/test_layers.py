@@ -13,7 +13,7 @@ STAGES = {
                 "torch_helpers"],
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
-    "front end": ["parse", "evaluate", "infer", "expand", "check"],
+    "front end": ["parse", "evaluate", "binding", "infer", "expand", "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes",
                  "sequential_classes", "torch_source", "summary", "diagram"],
     "api": ["__init__", "cli", "__main__"],
