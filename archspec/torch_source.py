@@ -218,8 +218,7 @@ def model_text(model: ClassModel, parts: FileParts) -> str:
     """A translated class: its parameters, its constructor, its forward()."""
     base = "nn.Sequential" if model.base == "sequential" else "nn.Module"
     head = wrap_def(f"{INDENT}def __init__(", ", ".join(["self", *model.params]), ") -> None:")
-    lines = [f"class {model.name}({base}):", f'{INDENT}"""{docstring_text(model.doc)}"""', "",
-             head]
+    lines = [f"class {model.name}({base}):", _docstring(model.doc), "", head]
     for line in model.init:
         if "init_weights(" in line:
             parts.helpers.add("init_weights")
@@ -228,6 +227,16 @@ def model_text(model: ClassModel, parts: FileParts) -> str:
         lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
         lines += Forward(parts).lines(model.forward)
     return "\n".join(lines)
+
+
+def _docstring(text: str) -> str:
+    """A class docstring: paragraphs of `text`, the closing quotes on their own line when
+    there are several."""
+    paragraphs = [docstring_text(p) for p in text.split("\n\n")]
+    if len(paragraphs) == 1:
+        return f'{INDENT}"""{paragraphs[0]}"""'
+    body = f"\n\n{INDENT}".join(paragraphs)
+    return f'{INDENT}"""{body}\n{INDENT}"""'
 
 
 def _wrapped(line: str) -> str:

@@ -26,7 +26,7 @@ from . import nodes as n
 from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
 from .flow import gives_fresh, labelled_scope_merges, merges_at_own_level
 from .names import GENERATED_GLOBALS, PYTHON_NAMES, class_name, python_parameter
-from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, pair
+from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, fmt_shape, pair
 
 INDENT = "    "
 
@@ -266,7 +266,9 @@ class Translator:
         if network.init:
             lines.append(self._init_call())
         model = ClassModel(name, "module" if merges else "sequential",
-                           f"Network `{source.name}` from {_where(source.span)}.", params,
+                           f"Network `{source.name}` from {_where(source.span)}.\n\nAs "
+                           f"`{network.name}`: {fmt_shape(network.input_shape)} -> "
+                           f"{fmt_shape(network.output_shape)}.", params,
                            lines, forward)
         self.classes.models[name] = model
         return model
@@ -289,8 +291,16 @@ class Translator:
         forward = self._body_into(definition.body, state, "self", merges, lines,
                                   definition.span, record_out=True)
         return ClassModel(name, "module" if merges else "sequential",
-                          f"Block `{definition.name}` from {_where(definition.span)}.", params,
-                          lines, forward)
+                          f"Block `{definition.name}` from {_where(definition.span)}."
+                          f"{self._first_use(definition)}", params, lines, forward)
+
+    def _first_use(self, definition: n.Definition) -> str:
+        """The shapes of the block's first call, for a reader of the class."""
+        for seq in _block_calls(self.network.body):
+            if seq.block.definition is definition:
+                return (f"\n\nFirst called at {_where(seq.span)}: {fmt_shape(seq.in_shape)} -> "
+                        f"{fmt_shape(seq.out_shape)}.")
+        return ""
 
     def _rank_of(self, definition: n.Definition) -> int:
         """The input rank of a block: the same in every call, or Unsupported."""
