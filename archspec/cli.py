@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print diagnostics only, not the per-network lines")
     compile_ = commands.add_parser(
         "compile", help="write a network as a standalone PyTorch file",
-        description="Compile one network or variant to readable PyTorch source that needs "
-                    "only torch. Prints to stdout unless -o is given; the file is written "
+        description="Compile a file's networks and variants (or the one --net names) to "
+                    "a PyTorch model definition that needs only torch: a class per block, a "
+                    "network class taking the network's parameters, a builder per network "
+                    "and variant. Prints to stdout unless -o is given; the file is written "
                     "atomically (on any error an existing file is left untouched).")
     add_target_arguments(compile_)
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here, not to stdout")
@@ -131,7 +133,15 @@ def add_target_arguments(parser) -> None:
 def one_network(path: str, net: str | None, shape, inputs: list[str] | None = None):
     """Check a file and return (network, status); diagnostics are printed. The files read
     (the spec and its imports) are added to `inputs`, which outputs may not replace."""
-    result = check_file(path, net, shape, None, first_only=net is None)
+    networks, status = some_networks(path, net, shape, inputs, first_only=net is None)
+    return (networks[0] if networks else None), status
+
+
+def some_networks(path: str, net: str | None, shape, inputs: list[str] | None = None,
+                  first_only: bool = False):
+    """(networks, status): `net`, or every network and variant of the file that needs no
+    arguments (the first only with `first_only`); diagnostics are printed."""
+    result = check_file(path, net, shape, None, first_only=first_only)
     if inputs is not None:
         inputs.extend([path, *result.sources])
     _print_diagnostics(result)
@@ -141,8 +151,8 @@ def one_network(path: str, net: str | None, shape, inputs: list[str] | None = No
                 "E211", f"`{path}` has no network that can be used without arguments", None,
                 hint="name a network or variant with --net, or give every parameter of the "
                      "network a default"), None) + "\n", file=sys.stderr)
-        return None, _status(result) or EXIT_SPEC
-    return result.networks[0], EXIT_OK
+        return [], _status(result) or EXIT_SPEC
+    return result.networks, EXIT_OK
 
 
 def run_summary(args) -> int:
@@ -273,17 +283,18 @@ def _print_github(result: CheckResult) -> None:
 
 def run_compile(args) -> int:
     inputs: list[str] = []
-    network, status = one_network(args.file, args.net, None, inputs)
-    if network is None:
+    networks, status = some_networks(args.file, args.net, None, inputs)
+    if not networks:
         return status
     if args.verify:
         from .torch_backend import verify_network
 
-        verify_network(network)
+        for network in networks:
+            verify_network(network)
     from .output import write_atomic
     from .torch_source import generate
 
-    source = generate(network, args.file)
+    source = generate(networks, args.file)
     if args.output:
         try:
             write_atomic(args.output, source, inputs)
@@ -291,8 +302,8 @@ def run_compile(args) -> int:
             print(f"archspec: error: cannot write {one_line(args.output)}: "
                   f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{one_line(args.output)}: {one_line(network.name)} ({network.params:,} params)",
-              file=sys.stderr)
+        names = ", ".join(one_line(n.name) for n in networks)
+        print(f"{one_line(args.output)}: {names}", file=sys.stderr)
     else:
         sys.stdout.write(source)
     return EXIT_OK

@@ -200,25 +200,53 @@ class Forward:
 # ---------------------------------------------------------------- the file
 
 
-def generate(network: ir.Network, spec_path: str) -> str:
-    """The Python source of a checked network."""
-    lowered, parts = lower(network), FileParts()
+def generate(networks: ir.Network | list[ir.Network], spec_path: str) -> str:
+    """The Python source of checked networks (those of one file): their classes once, a
+    builder for each. A network whose classes differ from ones already written under the
+    same names is left out, and the file says so (compile it with --net)."""
+    networks = [networks] if isinstance(networks, ir.Network) else list(networks)
+    parts, several = FileParts(), len(networks) > 1
+    classes: dict[str, str] = {}
+    builders: list[str] = []
+    written, left_out, notes = [], [], []
+    for network in networks:
+        own, builder, why_not = _network_parts(network, parts, several, set(classes))
+        if any(classes.get(name, text) != text for name, text in own.items()):
+            left_out.append(network.name)
+            continue
+        classes.update(own)
+        builders.append(builder)
+        written.append(network)
+        if why_not is not None:
+            notes.append(f"`{network.name}` is written out for its argument values: "
+                         f"{_comment(why_not)}.")
+    if left_out:
+        notes.append(f"Not here (their classes differ under the same names; compile them "
+                     f"with --net): {', '.join(left_out)}.")
+    return _file(written, spec_path, parts, [*classes.values(), *builders], notes)
+
+
+def _network_parts(network: ir.Network, parts: FileParts, several: bool,
+                   taken: set[str]) -> tuple[dict[str, str], str, str | None]:
+    """One network's classes (name -> text), its builder and why it is written out."""
+    lowered = lower(network)
     if lowered.translation is not None:
-        classes = [model_text(m, parts) for m in lowered.translation.models]
-        builder = _parametric_builder(network, lowered.translation)
-        return _file(network, spec_path, parts, classes, builder, None)
+        models = lowered.translation.models
+        own = {m.name: model_text(m, parts, several) for m in models}
+        return own, _parametric_builder(network, lowered.translation, taken | set(own)), None
     printer = Printer(parts)
     root_class = printer.class_for(lowered.tree, _init_call(network, parts))
-    builder = _builder(network, root_class, set(printer.classes))
-    return _file(network, spec_path, parts, list(printer.classes.values()), builder,
-                 lowered.why_not)
+    own = dict(printer.classes)
+    return own, _builder(network, root_class, taken | set(own)), lowered.why_not
 
 
-def model_text(model: ClassModel, parts: FileParts) -> str:
-    """A translated class: its parameters, its constructor, its forward()."""
+def model_text(model: ClassModel, parts: FileParts, several: bool = False) -> str:
+    """A translated class: its parameters, its constructor, its forward(). In a file of
+    several networks the docstring leaves out the shapes of one network's use."""
     base = "nn.Sequential" if model.base == "sequential" else "nn.Module"
     head = wrap_def(f"{INDENT}def __init__(", ", ".join(["self", *model.params]), ") -> None:")
-    lines = [f"class {model.name}({base}):", _docstring(model.doc), "", head]
+    doc = model.doc.split("\n\n")[0] if several else model.doc
+    lines = [f"class {model.name}({base}):", _docstring(doc), "", head]
     for line in model.init:
         if "init_weights(" in line:
             parts.helpers.add("init_weights")
@@ -248,15 +276,22 @@ def _wrapped(line: str) -> str:
     return wrap(indent, line.lstrip())
 
 
-def _parametric_builder(network: ir.Network, translation: Translation) -> str:
+def _parametric_builder(network: ir.Network, translation: Translation,
+                        taken: set[str]) -> str:
     root = translation.root.name
-    func = python_function(network.name, {m.name for m in translation.models})
     arguments = ", ".join(f"{literal(k)}: {v}" for k, v in translation.arguments.items())
-    doc = (f'{INDENT}"""`{network.name}` as specified in {docstring_text(network.span.file)}; '
-           f'`overrides` may change any argument of {root}."""')
-    return "\n".join([f"def {func}(**overrides) -> {root}:", doc,
-                      wrap(f"{INDENT}arguments = ", f"{{{arguments}}}"),
+    doc = _builder_doc(network, f"`overrides` may change any argument of {root}.")
+    return "\n".join([f"def {python_function(network.name, taken)}(**overrides) -> {root}:",
+                      doc, wrap(f"{INDENT}arguments = ", f"{{{arguments}}}"),
                       f"{INDENT}return {root}(**{{**arguments, **overrides}})"])
+
+
+def _builder_doc(network: ir.Network, last: str) -> str:
+    return (f'{INDENT}"""`{docstring_text(network.name)}` as specified in '
+            f"{docstring_text(_where(network.span))}.\n\n{INDENT}"
+            f"{fmt_shape(network.input_shape)} -> {fmt_shape(network.output_shape)}, "
+            f"{network.params:,} parameters, {network.macs:,} MACs.{' ' + last if last else ''}"
+            f"\n{INDENT}\"\"\"")
 
 
 def _init_call(network: ir.Network, parts: FileParts) -> list[str]:
@@ -272,33 +307,44 @@ def _init_call(network: ir.Network, parts: FileParts) -> list[str]:
 
 
 def _builder(network: ir.Network, root_class: str, taken: set[str]) -> str:
-    func = python_function(network.name, taken)
-    head = wrap_def(f"def {func}(", "", f") -> {root_class}:")
-    return (f"{head}\n{INDENT}\"\"\"`{network.name}` as specified in "
-            f"{docstring_text(network.span.file)}.\"\"\"\n{INDENT}return {root_class}()")
+    head = wrap_def(f"def {python_function(network.name, taken)}(", "", f") -> {root_class}:")
+    return f"{head}\n{_builder_doc(network, '')}\n{INDENT}return {root_class}()"
 
 
-def _file(network: ir.Network, spec_path: str, parts: FileParts, classes: list[str],
-          builder: str, why_not: str | None) -> str:
+def _file(networks: list[ir.Network], spec_path: str, parts: FileParts, code: list[str],
+          notes: list[str]) -> str:
     helpers = [helper_source(h) for h in sorted(parts.helpers)]
-    code = "\n\n\n".join([*helpers, *classes, builder])
-    note = "" if why_not is None else (
-        "\n# The classes are written out for this network's argument values: "
-        f"{_comment(why_not)}.\n")
-    return f"{_header(network, spec_path)}\n{note}\n{_imports(code)}\n\n\n{code}\n"
+    text = "\n\n\n".join([*helpers, *code])
+    comments = "\n".join(f"# {line}" for note in notes for line in _wrapped_words(note, 2))
+    top = "\n\n".join([_header(networks, spec_path), *([comments] if comments else [])])
+    return f"{top}\n\n{_imports(text)}\n\n\n{text}\n"
+
+
+def _wrapped_words(text: str, margin: int) -> list[str]:
+    """Text as lines of at most LINE - margin characters, broken between words."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > LINE - margin:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return lines + [line]
 
 
 def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
-def _header(network: ir.Network, spec_path: str) -> str:
+def _header(networks: list[ir.Network], spec_path: str) -> str:
     path, command = docstring_text(spec_path), docstring_text(shlex.quote(spec_path))
-    return (f'"""`{network.name}`, compiled by archspec {__version__} from {path}.\n\n'
-            f"Input {fmt_shape(network.input_shape)} (batch first), output "
-            f"{fmt_shape(network.output_shape)}; {network.params:,} parameters, "
-            f"{network.macs:,} MACs.\nNeeds only PyTorch. Regenerate with: archspec compile "
-            f'{command} --net {network.name}\n"""')
+    names = ", ".join(f"`{docstring_text(n.name)}`" for n in networks)
+    one = len(networks) == 1
+    regenerate = f"archspec compile {command}" + (
+        f" --net {docstring_text(shlex.quote(networks[0].name))}" if one else "")
+    listed = "\n".join(_wrapped_words(f"{'Network' if one else 'Networks'}: {names}.", 0))
+    return (f'"""Compiled by archspec {__version__} from {path}.\n\n{listed}\n'
+            f"Needs only PyTorch. Regenerate with: {regenerate}\n\"\"\"")
 
 
 def _imports(code: str) -> str:

@@ -318,3 +318,29 @@ def test_a_built_model_reaches_a_spawned_worker(tmp_path, monkeypatch):
     with torch.no_grad():
         assert queue.get(timeout=5) == pytest.approx(model(torch.ones(1, 3, 224, 224)).sum()
                                                      .item(), rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["resnet.arch", "densenet.arch", "googlenet.arch",
+                                  "vgg.arch", "lenet.arch"])
+def test_a_file_compiles_to_its_classes_once_and_a_builder_per_network(tmp_path, monkeypatch,
+                                                                       spec):
+    """`archspec compile FILE`: every network and variant of the file has its builder (or is
+    named in a comment as left out), and each builder builds what build() builds."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "all.py"
+    assert main(["compile", f"specs/{spec}", "-o", str(out)]) == 0
+    text = out.read_text()
+    module = import_source(out, f"all_{spec[:-5]}")
+    classes = parse_classes(text)
+    assert len(classes) == len(set(classes))
+    for network in check_file(f"specs/{spec}").networks:
+        builder = getattr(module, network.name, None)
+        if builder is None:  # left out, and said so
+            assert network.name in text.split('"""', 2)[2].split("import")[0]
+            continue
+        assert structure(builder()) == structure(build_module(network)), network.name
+    for args in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        proc = subprocess.run([sys.executable, "-m", "ruff", *args, str(out)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
