@@ -31,7 +31,7 @@ from .evaluate import (
     show,
     type_name,
 )
-from .flow import gives_fresh
+from .flow import gives_fresh, is_init
 from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
 from .limits import (
     CALL_STEPS,
@@ -70,9 +70,6 @@ INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, 
               source=lambda a: None,
               other_ops=lambda attrs, shape, out: 0, other_rule="not an op")
 
-
-def _is_init(stmt: n.Stmt) -> bool:
-    return isinstance(stmt, n.Call) and stmt.name == "init" and stmt.label is None
 
 
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
@@ -198,8 +195,8 @@ class Expander:
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None
-        stmts = [s for s in body[1:] if not _is_init(s)]
-        init = self.init_choices([s for s in body[1:] if _is_init(s)], env, namespace)
+        stmts = [s for s in body[1:] if not is_init(s)]
+        init = self.init_choices([s for s in body[1:] if is_init(s)], env, namespace)
         nodes, out = self.body(stmts, env, namespace, shape, Scope(""))
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,

@@ -72,3 +72,8 @@ def labelled_scope_merges(stmt: n.Stmt) -> bool:
     if isinstance(stmt, n.If):
         return any(merges_at_own_level(body) for body in _if_bodies(stmt))
     return isinstance(stmt, n.Group | n.Repeat | n.For) and merges_at_own_level(stmt.body)
+
+
+def is_init(stmt: n.Stmt) -> bool:
+    """The network's `init(...)` choices: a statement of the network, not a layer."""
+    return isinstance(stmt, n.Call) and stmt.name == "init" and stmt.label is None

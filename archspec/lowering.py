@@ -30,6 +30,9 @@ from .ops import Default
 from .translate import Translation, Unsupported, translate
 
 SEQUENTIAL = "nn.Sequential"
+# What built networks and compiled files say when an input has the wrong rank.
+INPUT_ERROR = ("expected a batch of {shape} inputs ({dims} dimensions), "
+               "got a tensor of shape {got}")
 
 
 @dataclass

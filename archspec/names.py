@@ -33,8 +33,8 @@ MODULE_ATTRIBUTES = frozenset({
     "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
     "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty",
     "train", "training", "type", "update", "values", "xpu", "zero_grad",
-    # what compiled block classes record (their output channels)
-    "out_channels",
+    # what compiled block classes record (their output channels), and built networks
+    "out_channels", "input_shape",
 })
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from . import ir, torch_helpers
 from .diagnostics import ArchError, Diagnostic
-from .lowering import TorchModule, lower
+from .lowering import INPUT_ERROR, TorchModule, lower
 from .ops import Training, fmt_shape
 
 
@@ -102,11 +102,25 @@ def instantiate(spec: TorchModule) -> nn.Module:
 
 def build_module(network: ir.Network) -> nn.Module:
     """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
-    defaults otherwise)."""
+    defaults otherwise). It refuses inputs of the wrong rank, as compiled files do: an
+    unbatched 3x8x8 tensor would otherwise be concatenated along H without a word."""
     module = instantiate(lower(network).tree)
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
+    module.input_shape = tuple(network.input_shape)
+    module.register_forward_pre_hook(check_input)
     return module
+
+
+def check_input(module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook of built networks (module level, so that it pickles)."""
+    expected = len(module.input_shape) + 1
+    if args[0].dim() != expected:
+        raise ValueError(input_error(module.input_shape, tuple(args[0].shape)))
+
+
+def input_error(shape: tuple, got: tuple) -> str:
+    return INPUT_ERROR.format(shape=fmt_shape(shape), dims=len(shape) + 1, got=got)
 
 
 def init_arguments(network: ir.Network) -> dict:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 
 from . import ir
-from .lowering import SEQUENTIAL, TorchModule, lower
+from .lowering import INPUT_ERROR, SEQUENTIAL, TorchModule, lower
 from .names import docstring_text, python_function
 from .ops import Training, fmt_shape
 from .pytext import INDENT, LINE, literal, wrap, wrap_def, wrap_line
@@ -92,11 +92,15 @@ class Printer:
         pairs = [f"({literal(name)}, {item})" for name, item in zip(module.children, items)]
         return f"nn.Sequential(OrderedDict([{', '.join(pairs)}]))"
 
-    def class_for(self, module: TorchModule, extra_init: list[str] = ()) -> str:
+    def class_for(self, module: TorchModule, extra_init: list[str] = (),
+                  check: list[str] = ()) -> str:
         body = self.init_lines(module) + list(extra_init)
         if module.base == "module":
-            body += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+            body += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                     *check]
             body += Forward(self.parts).lines(with_attributes(module.program))
+        else:
+            body += list(check)
         if module.cls not in self.classes:  # the lowering gave each structure its name
             self.classes[module.cls] = self.class_text(module.cls, module, body)
         return module.cls
@@ -232,28 +236,50 @@ def _network_parts(network: ir.Network, parts: FileParts, several: bool,
     lowered = lower(network)
     if lowered.translation is not None:
         models = lowered.translation.models
-        own = {m.name: model_text(m, parts, several) for m in models}
+        root = lowered.translation.root
+        own = {m.name: model_text(m, parts, several, network if m is root else None)
+               for m in models}
         return own, _parametric_builder(network, lowered.translation, taken | set(own)), None
     printer = Printer(parts)
-    root_class = printer.class_for(lowered.tree, _init_call(network, parts))
+    shape_line, check = input_check(network, lowered.tree.base)
+    root_class = printer.class_for(lowered.tree, _init_call(network, parts)
+                                   + [INDENT * 2 + shape_line[0]], check)
     own = dict(printer.classes)
     return own, _builder(network, root_class, taken | set(own)), lowered.why_not
 
 
-def model_text(model: ClassModel, parts: FileParts, several: bool = False) -> str:
+def input_check(network: ir.Network, base: str) -> tuple[list[str], list[str]]:
+    """The network class's input shape (an __init__ line) and the check forward() starts
+    with: an input of the wrong rank is refused as build()'s networks refuse it."""
+    shape = tuple(network.input_shape)
+    message = INPUT_ERROR.format(shape=fmt_shape(shape), dims=len(shape) + 1,
+                                 got="{tuple(x.shape)}")
+    check = [f"{INDENT * 2}if x.dim() != {len(shape) + 1}:",
+             f"{INDENT * 3}raise ValueError(", f'{INDENT * 4}f"{message}"', f"{INDENT * 3})"]
+    if base == "sequential":
+        check = ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *check,
+                 f"{INDENT * 2}return super().forward(x)"]
+    return [f"self.input_shape = {literal(shape)}"], check
+
+
+def model_text(model: ClassModel, parts: FileParts, several: bool = False,
+               network: ir.Network | None = None) -> str:
     """A translated class: its parameters, its constructor, its forward(). In a file of
     several networks the docstring leaves out the shapes of one network's use."""
     base = "nn.Sequential" if model.base == "sequential" else "nn.Module"
     head = wrap_def(f"{INDENT}def __init__(", ", ".join(["self", *model.params]), ") -> None:")
     doc = model.doc.split("\n\n")[0] if several else model.doc
     lines = [f"class {model.name}({base}):", _docstring(doc), "", head]
-    for line in model.init:
+    shape_line, check = input_check(network, model.base) if network else ([], [])
+    for line in model.init + shape_line:
         if "init_weights(" in line:
             parts.helpers.add("init_weights")
         lines.append(_wrapped(INDENT * 2 + line))
     if model.forward is not None:
-        lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *check]
         lines += Forward(parts).lines(model.forward)
+    elif check:
+        lines += check
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from . import ir
 from . import nodes as n
 from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
-from .flow import gives_fresh, labelled_scope_merges, merges_at_own_level
+from .flow import gives_fresh, is_init, labelled_scope_merges, merges_at_own_level
 from .names import GENERATED_GLOBALS, PYTHON_NAMES, class_name, python_parameter
 from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, fmt_shape, pair
 
@@ -261,7 +261,7 @@ class Translator:
         channels = self._input_channels(source, env)
         state = State(env, channels, len(network.input_shape), network.input_shape[1:],
                       network.namespace)
-        stmts = [s for s in source.body[1:] if not _is_init(s)]
+        stmts = [s for s in source.body[1:] if not is_init(s)]
         forward = self._body_into(stmts, state, "self", merges, lines, source.span)
         if network.init:
             lines.append(self._init_call())
@@ -1086,9 +1086,6 @@ def _differs(a, b) -> bool:
 def _where(span) -> str:
     return f"{span.file}:{span.line}"
 
-
-def _is_init(stmt: n.Stmt) -> bool:
-    return isinstance(stmt, n.Call) and stmt.name == "init" and stmt.label is None
 
 
 def _spec_names(node) -> set[str]:

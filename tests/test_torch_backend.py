@@ -344,3 +344,24 @@ def test_a_file_compiles_to_its_classes_once_and_a_builder_per_network(tmp_path,
         proc = subprocess.run([sys.executable, "-m", "ruff", *args, str(out)],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_input_of_the_wrong_rank_is_refused_by_both_backends(tmp_path, monkeypatch):
+    """Found in issue 16: an unbatched 3x8x8 tensor went through a concat along H and came
+    out 4x16x8, silently. Both backends now refuse it with the same message."""
+    monkeypatch.chdir(ROOT)
+    spec = tmp_path / "cat.arch"
+    spec.write_text("network n() {\n  input [3, 8, 8]\n  concat { conv(2, k=1) identity }\n"
+                    "  global_avgpool flatten\n}\n")
+    network = archspec.load(str(spec))
+    out = tmp_path / "cat.py"
+    out.write_text(generate(network, str(spec)))
+    built, written = build_module(network), import_source(out, "cat_model").n()
+    messages = []
+    for model in (built, written, pickle.loads(pickle.dumps(built))):
+        with pytest.raises(ValueError) as info:
+            model(torch.randn(3, 8, 8))
+        messages.append(str(info.value))
+        assert model(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+    assert messages[0] == messages[1] == messages[2]
+    assert "3x8x8" in messages[0] and "(3, 8, 8)" in messages[0]
