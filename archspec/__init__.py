@@ -18,13 +18,15 @@ __all__ = ["ArchError", "Diagnostic", "__version__", "build", "check_file", "loa
 
 
 def build(spec: str | os.PathLike | Network, net: str | None = None, verify: bool = False,
-          **params):
+          max_bytes: int | None = None, **params):
     """The nn.Module of a spec's network (imports torch). `spec` is a path or a checked
     network from `load`; `params` set the network's parameters; `verify` runs it once on
-    PyTorch's meta device and confirms every layer's shape."""
-    from .torch_backend import build_module, verify_network
+    PyTorch's meta device and confirms every layer's shape. A network that needs more than
+    `max_bytes` (default: the memory free now) is refused with E502 before torch allocates."""
+    from .torch_backend import available_memory, build_module, refuse_if_too_large, verify_network
 
     network = spec if isinstance(spec, Network) else load(os.fspath(spec), net, **params)
+    refuse_if_too_large(network, available_memory() if max_bytes is None else max_bytes)
     if verify:
         verify_network(network)
     return build_module(network)

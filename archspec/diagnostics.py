@@ -70,6 +70,7 @@ CODES: dict[str, str] = {
     "E410": "too many or too large imports",
     # backends
     "E501": "PyTorch and the checker disagree on a shape",
+    "E502": "network too large to build",
     # warnings
     "W001": "unused parameter",
     "W002": "unused block",

@@ -10,6 +10,9 @@ nothing here infers them again.
 
 from __future__ import annotations
 
+import os
+from math import prod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,9 +132,55 @@ def init_arguments(network: ir.Network) -> dict:
     return {**choices, "zero_bn": tuple(network.residual_batchnorms()) if zero else ()}
 
 
+INDEX_LIMIT = 2**63 - 1  # elements of one tensor torch can index
+
+
+def memory_needed(network: ir.Network) -> int:
+    """Bytes a built network holds and one forward pass of one sample writes: float32
+    weights, batchnorm statistics (two per feature and a counter), every layer's output."""
+    total = 0
+    for layer in network.layers():
+        total += 4 * layer.params + 4 * prod(layer.out_shape or ())
+        if layer.op.name == "batchnorm":
+            total += 8 * layer.attrs["features"] + 8
+    return total
+
+
+def available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def refuse_if_too_large(network: ir.Network, max_bytes: int | None, batch: int = 1) -> None:
+    """E502 before torch allocates: beyond the memory budget (default: what is free now),
+    or a tensor beyond what torch can index (on the meta device too)."""
+    biggest = max((prod(layer.out_shape or ()) for layer in network.layers()), default=0)
+    largest_layer = max((layer.params for layer in network.layers()), default=0)
+    if max(biggest * batch, largest_layer) > INDEX_LIMIT // 8:
+        raise ArchError([Diagnostic(
+            "E502", "network too large to build: a tensor would have more elements than "
+            "torch can index", network.span,
+            detail=f"largest output {biggest:,} values a sample, largest layer "
+                   f"{largest_layer:,} parameters",
+            hint="make the input or the widths smaller")])
+    if max_bytes is None:
+        return
+    needed = memory_needed(network)
+    if needed > max_bytes:
+        raise ArchError([Diagnostic(
+            "E502", "network too large to build", network.span,
+            detail=f"it needs about {needed / 2**30:,.1f} GiB (weights, batchnorm statistics "
+                   f"and one sample's activations); {max_bytes / 2**30:,.1f} GiB are allowed",
+            hint="make the network smaller, or pass max_bytes= to archspec.build when you "
+                 "know it fits")])
+
+
 def verify_network(network: ir.Network) -> None:
     """Run the network once on the meta device (no memory, no arithmetic) and confirm that
     every layer module's real output shape is the statically inferred one."""
+    refuse_if_too_large(network, None, batch=2)
     with torch.device("meta"):
         meta = build_module(network).eval()
     modules = dict(meta.named_modules())

@@ -365,3 +365,27 @@ def test_an_input_of_the_wrong_rank_is_refused_by_both_backends(tmp_path, monkey
         assert model(torch.randn(2, 3, 8, 8)).shape == (2, 5)
     assert messages[0] == messages[1] == messages[2]
     assert "3x8x8" in messages[0] and "(3, 8, 8)" in messages[0]
+
+
+def test_a_network_too_large_for_the_memory_budget_is_refused_before_allocating(tmp_path):
+    spec = tmp_path / "wide.arch"
+    spec.write_text("network n() {\n  input [100]\n  fc: linear(250000000)\n}\n")
+    network = archspec.load(str(spec))  # 25 G parameters: 100 GB of float32
+    with pytest.raises(archspec.ArchError) as info:
+        archspec.build(network, max_bytes=2**30)
+    (diag,) = info.value.diagnostics
+    assert diag.code == "E502" and "GiB" in diag.detail
+    tiny = tmp_path / "tiny.arch"
+    tiny.write_text("network n() {\n  input [100]\n  fc: linear(10)\n}\n")
+    assert archspec.build(str(tiny), max_bytes=1_000_000).fc.out_features == 10
+
+
+def test_verify_of_a_tensor_beyond_int64_is_a_diagnostic(tmp_path, capsys):
+    """Found in issue 16: `compile --verify` of a spec that checks clean ended in
+    "internal error: RuntimeError: Storage size calculation overflowed"."""
+    spec = tmp_path / "huge.arch"
+    spec.write_text("network n() {\n  input [9223372036854775807]\n  relu\n}\n")
+    assert main(["check", str(spec)]) == 0
+    assert main(["compile", str(spec), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E502]" in err and "internal error" not in err

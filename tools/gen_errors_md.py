@@ -42,6 +42,16 @@ NO_SPEC = {
          "module once on PyTorch's meta device to catch this; no spec can cause it on purpose."),
         "this is a bug in archspec: please report it with the spec.",
     ),
+    "E502": (
+        ("`archspec.build()` (and `--verify`) estimates what a network needs before torch "
+         "allocates anything: 4 bytes a parameter, its batchnorm statistics, and every "
+         "layer's output for one sample. Beyond the memory available (or `max_bytes=`), or "
+         "beyond what a tensor can index, it refuses the network instead of letting "
+         "torch's allocator fail; `archspec check` cannot know the machine, so no spec "
+         "gives it there."),
+        "make the network smaller (widths, input size), or pass `max_bytes=` to "
+        "`archspec.build` when you know it fits.",
+    ),
 }
 
 HEADER = """# Diagnostics and limits
