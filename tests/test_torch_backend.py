@@ -185,7 +185,8 @@ def test_compile_prints_to_stdout_without_output(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     assert main(["compile", "specs/lenet.arch", "--net", "lenet5", "--verify"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith('"""`lenet5`, compiled by archspec') and "def lenet5(" in text
+    assert text.startswith('"""Compiled by archspec') and "Network: `lenet5`." in text
+    assert "def lenet5(" in text and "def lenet(" not in text
 
 
 def test_verify_reports_a_shape_the_checker_got_wrong(monkeypatch):
