@@ -93,11 +93,20 @@ def class_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
+# Network families as their papers and torchvision spell them, for the word of a name that
+# is one of them (`resnet` -> `ResNet`, `wide_resnet` -> `WideResNet`).
+SPELLINGS = {word.lower(): word for word in [
+    "AlexNet", "ConvNeXt", "DenseNet", "EfficientNet", "GoogLeNet", "LeNet", "MNASNet",
+    "MobileNet", "NiN", "RegNet", "ResNet", "ResNeXt", "ShuffleNet", "SqueezeNet", "UNet",
+    "VGG", "ViT"]}
+
+
 def _camel(name: str) -> str:
-    """`dense_layer` -> `DenseLayer`: words split at underscores, each capitalised, NFKC form
-    again (upper-casing `ǆ` gives `Ǆ`, which Python reads as `DŽ`)."""
-    words = [w for w in name.split("_") if w]
-    return unicodedata.normalize("NFKC", "".join(w[:1].upper() + w[1:] for w in words))
+    """`dense_layer` -> `DenseLayer`, `resnet` -> `ResNet`: words split at underscores, each
+    capitalised (or spelt as SPELLINGS has it), NFKC form again (upper-casing `ǆ` gives `Ǆ`,
+    which Python reads as `DŽ`)."""
+    words = [SPELLINGS.get(w.lower(), w[:1].upper() + w[1:]) for w in name.split("_") if w]
+    return unicodedata.normalize("NFKC", "".join(words))
 
 
 def _free_class(name: str, taken: set[str]) -> bool:

@@ -250,8 +250,8 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("bottleneck", "Bottleneck"), ("dense_layer", "DenseLayer"), ("resnet", "Resnet"),
-    ("resNet", "ResNet"), ("vgg_16", "Vgg16")])
+    ("bottleneck", "Bottleneck"), ("dense_layer", "DenseLayer"), ("resnet", "ResNet"), ("googlenet", "GoogLeNet"), ("vgg", "VGG"),
+    ("resNet", "ResNet"), ("vgg_16", "VGG16")])
 def test_class_name_camel_cases(name, expected):
     assert class_name(name, set()) == expected
 
