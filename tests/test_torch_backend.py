@@ -271,7 +271,10 @@ def test_compiled_files_pass_ruff(tmp_path, monkeypatch, spec, net):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-ROUND_TRIP_NETWORKS = ["googlenet", "resnet18", "densenet121", "vgg11_bn", "lenet"]
+FAST_ROUND_TRIPS = {"googlenet", "resnet18", "densenet121", "vgg11_bn", "lenet"}
+ROUND_TRIP_NETWORKS = [net if net in FAST_ROUND_TRIPS else
+                       pytest.param(net, marks=pytest.mark.slow)
+                       for _, net in NETWORKS]
 
 
 def _spec_of(net: str) -> Path:
