@@ -73,6 +73,19 @@ def test_a_lookup_compares_a_bounded_number_of_names():
     assert len(nearest) <= SUGGEST_COMPARED
 
 
+def limit_calls(monkeypatch, method: str, most: int) -> None:
+    """Fail the test as soon as Expander.`method` runs more than `most` times."""
+    original, calls = getattr(Expander, method), [0]
+
+    def spy(self, *args):
+        calls[0] += 1
+        if calls[0] > most:
+            pytest.fail(f"more than {most:,} calls of {method}")
+        return original(self, *args)
+
+    monkeypatch.setattr(Expander, method, spy)
+
+
 def test_empty_block_calls_cost_work(tmp_path, monkeypatch):
     """b30 calls b29 twice ... b1 is empty: 2**30 calls, refused (E408) after at most
     MAX_STEPS / CALL_STEPS of them (it used to make 5 million, in 2.8 GB)."""
@@ -80,17 +93,7 @@ def test_empty_block_calls_cost_work(tmp_path, monkeypatch):
                                   for i in range(2, 31)]
     spec = tmp_path / "double.arch"
     spec.write_text("\n".join(lines) + "\nnetwork net() {\n  input [3, 8, 8]\n  b30\n}\n")
-    calls = [0]
-    call_block = Expander.call_block
-    most = MAX_STEPS // CALL_STEPS
-
-    def spy(self, *args):
-        calls[0] += 1
-        if calls[0] > most:
-            pytest.fail(f"more than {most:,} block calls")
-        return call_block(self, *args)
-
-    monkeypatch.setattr(Expander, "call_block", spy)
+    limit_calls(monkeypatch, "call_block", MAX_STEPS // CALL_STEPS)
     assert "E408" in _codes(spec)
 
 
@@ -101,17 +104,7 @@ def test_variants_share_one_budget(tmp_path, monkeypatch):
     lines += [f"variant v{i} = big(w={i})" for i in range(2000)]
     spec = tmp_path / "variants.arch"
     spec.write_text("\n".join(lines) + "\n")
-    layers = [0]
-    call_op = Expander.call_op
-    most = MAX_STEPS // LAYER_STEPS
-
-    def spy(self, *args):
-        layers[0] += 1
-        if layers[0] > most:
-            pytest.fail(f"more than {most:,} layers")
-        return call_op(self, *args)
-
-    monkeypatch.setattr(Expander, "call_op", spy)
+    limit_calls(monkeypatch, "call_op", MAX_STEPS // LAYER_STEPS)
     assert "E408" in _codes(spec)
 
 
