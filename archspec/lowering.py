@@ -162,10 +162,3 @@ def layer_module(layer: ir.Layer) -> TorchModule:
     name, args, kwargs = layer.op.torch(layer.attrs, layer.in_shape, layer.fresh)
     kept = {k: v for k, v in kwargs.items() if not isinstance(v, Default)}
     return TorchModule(name if name == "PaddedConv2d" else f"nn.{name}", layer, args, kept)
-
-
-def iter_modules(module: TorchModule, prefix: str = ""):
-    """(path, module) for the tree, as torch's named_modules() lists them."""
-    yield prefix, module
-    for name, child in module.children.items():
-        yield from iter_modules(child, f"{prefix}.{name}" if prefix else name)

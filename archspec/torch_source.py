@@ -22,7 +22,7 @@ from .lowering import INPUT_ERROR, SEQUENTIAL, TorchModule, lower
 from .names import docstring_text, python_function
 from .ops import Training, fmt_shape
 from .pytext import INDENT, LINE, literal, wrap, wrap_def, wrap_line
-from .translate import ClassModel, Translation
+from .translate import ClassModel, Translation, where
 from .version import __version__
 
 
@@ -119,12 +119,9 @@ class Printer:
         base = "nn.Sequential" if module.base == "sequential" else "nn.Module"
         node = module.node
         shapes = f"{fmt_shape(node.in_shape)} -> {fmt_shape(node.out_shape)}"
-        doc = f'{INDENT}"""{shapes}, as called at {docstring_text(_where(node.span))}."""'
+        doc = f'{INDENT}"""{shapes}, as called at {docstring_text(where(node.span))}."""'
         return "\n".join([f"class {name}({base}):", doc, ""] + body)
 
-
-def _where(span) -> str:
-    return f"{span.file}:{span.line}"
 
 
 class Forward:
@@ -314,7 +311,7 @@ def _parametric_builder(network: ir.Network, translation: Translation,
 
 def _builder_doc(network: ir.Network, last: str) -> str:
     return (f'{INDENT}"""`{docstring_text(network.name)}` as specified in '
-            f"{docstring_text(_where(network.span))}.\n\n{INDENT}"
+            f"{docstring_text(where(network.span))}.\n\n{INDENT}"
             f"{fmt_shape(network.input_shape)} -> {fmt_shape(network.output_shape)}, "
             f"{network.params:,} parameters, {network.macs:,} MACs.{' ' + last if last else ''}"
             f"\n{INDENT}\"\"\"")

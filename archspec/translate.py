@@ -240,7 +240,6 @@ class Translator:
         self.classes = ClassTable(self)
         self.outs: dict[tuple, object] = {}  # block_out's answers
         self.dry = False  # inside a dry run (block_out): no variables of its own allowed
-        self.steps = 0  # work done, bounded like the checker's
         self.locals: set[str] = set()  # local variables of the class being written
         self.reserved: set[str] = set()  # the spec's names in it (loop variables, lets)
 
@@ -266,7 +265,7 @@ class Translator:
         if network.init:
             lines.append(self._init_call())
         model = ClassModel(name, "module" if merges else "sequential",
-                           f"Network `{source.name}` from {_where(source.span)}.\n\nAs "
+                           f"Network `{source.name}` from {where(source.span)}.\n\nAs "
                            f"`{network.name}`: {fmt_shape(network.input_shape)} -> "
                            f"{fmt_shape(network.output_shape)}.", params,
                            lines, forward)
@@ -291,14 +290,14 @@ class Translator:
         forward = self._body_into(definition.body, state, "self", merges, lines,
                                   definition.span, record_out=True)
         return ClassModel(name, "module" if merges else "sequential",
-                          f"Block `{definition.name}` from {_where(definition.span)}."
+                          f"Block `{definition.name}` from {where(definition.span)}."
                           f"{self._first_use(definition)}", params, lines, forward)
 
     def _first_use(self, definition: n.Definition) -> str:
         """The shapes of the block's first call, for a reader of the class."""
         for seq in _block_calls(self.network.body):
             if seq.block.definition is definition:
-                return (f"\n\nFirst called at {_where(seq.span)}: {fmt_shape(seq.in_shape)} -> "
+                return (f"\n\nFirst called at {where(seq.span)}: {fmt_shape(seq.in_shape)} -> "
                         f"{fmt_shape(seq.out_shape)}.")
         return ""
 
@@ -690,7 +689,7 @@ class Translator:
                                       record_out=True)
             params = ["in_channels: int"] + [_annotated(f, _kind(state.env[f])) for f in free]
             self.classes.models[cls] = ClassModel(
-                cls, "module", f"Scope `{stem}` from {_where(stmt.span)}.", params, lines,
+                cls, "module", f"Scope `{stem}` from {where(stmt.span)}.", params, lines,
                 forward)
             self.locals, self.reserved = saved
         args = [text(state.channels, self.classes)] + [
@@ -1083,7 +1082,8 @@ def _differs(a, b) -> bool:
     return text(a) != text(b)
 
 
-def _where(span) -> str:
+def where(span) -> str:
+    """`file:line`, as docstrings of generated classes say where a definition is."""
     return f"{span.file}:{span.line}"
 
 
