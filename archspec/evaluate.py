@@ -271,11 +271,75 @@ def _b_zip(args, span):
 
 
 # name -> (function, fewest arguments, most arguments)
+def _number(value, span: Span, func: str):
+    if not _is_number(value):
+        raise fail("E204", f"`{func}` needs a number, got {type_name(value)}", span,
+                   detail=f"the value is {show(value)}")
+    return value
+
+
+def _to_int(func: str, convert: Callable[[float], int]) -> Callable:
+    """int, ceil, floor, round: a number to an int, within int64."""
+    def builtin(args, span):
+        value = _number(args[0], span, func)
+        if len(args) == 2:  # round(x, digits) stays a float, as in Python
+            return check_int(round(value, check_int(_integer(args[1], span, func), span)), span)
+        return check_int(convert(value), span)
+    return builtin
+
+
+def _integer(value, span: Span, func: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise fail("E204", f"`{func}` needs an int here, got {type_name(value)}", span,
+                   detail=f"the value is {show(value)}")
+    return value
+
+
+def _b_float(args, span):
+    return float(_number(args[0], span, "float"))
+
+
+def _b_sqrt(args, span):
+    value = _number(args[0], span, "sqrt")
+    if value < 0:
+        raise fail("E216", "`sqrt` of a negative number", span, detail=f"the value is {value}")
+    return math.sqrt(value)
+
+
+def _b_log(args, span):
+    values = [_number(a, span, "log") for a in args]
+    if values[0] <= 0 or (len(values) == 2 and (values[1] <= 0 or values[1] == 1)):
+        raise fail("E216", "`log` needs a positive number (and a positive base other than 1)",
+                   span, detail=", ".join(str(v) for v in values))
+    return math.log(*values)
+
+
 BUILTINS: dict[str, tuple[Callable, int, int]] = {
     "len": (_b_len, 1, 1), "min": (_b_min, 1, 64), "max": (_b_max, 1, 64),
     "sum": (_b_sum, 1, 1), "abs": (_b_abs, 1, 1), "range": (_b_range, 1, 3),
     "enumerate": (_b_enumerate, 1, 2), "zip": (_b_zip, 1, 8),
+    "int": (_to_int("int", int), 1, 1), "float": (_b_float, 1, 1),
+    "round": (_to_int("round", round), 1, 2), "ceil": (_to_int("ceil", math.ceil), 1, 1),
+    "floor": (_to_int("floor", math.floor), 1, 1), "sqrt": (_b_sqrt, 1, 1),
+    "log": (_b_log, 1, 2),
 }
+
+
+def unpack(target: n.Target, value, bound: dict) -> None:
+    """Bind a loop target (`i, (n, c)`) to one item, into `bound`."""
+    if len(target.names) == 1 and isinstance(target.names[0], str):
+        bound[target.names[0]] = value
+        return
+    if not isinstance(value, (list, tuple)) or len(value) != len(target.names):
+        count = len(value) if isinstance(value, (list, tuple)) else 1
+        raise fail("E218", f"cannot unpack {show(value)} into {len(target.names)} names",
+                   target.span, detail=f"the item has {count} value(s)",
+                   hint=f"give every item {len(target.names)} values, or change the names")
+    for name, item in zip(target.names, value):
+        if isinstance(name, n.Target):
+            unpack(name, item, bound)
+        else:
+            bound[name] = item
 
 
 # ---------------------------------------------------------------- the interpreter
@@ -408,6 +472,21 @@ class Evaluator:
                        hint=f"indices run from 0 to {len(target) - 1}, or from -1 backwards"
                        if target else "the sequence is empty")
         return target[index]
+
+    def _ListComp(self, e: n.ListComp):
+        items = self(e.items)
+        if not isinstance(items, (list, tuple)):
+            raise fail("E204", f"a comprehension needs a list or tuple, got {type_name(items)}",
+                       e.items.span, detail=f"the value is {show(items)}")
+        result = []
+        for item in items:
+            bound: dict = {}
+            unpack(e.target, item, bound)
+            inner = Evaluator(self.env.child(bound), self.namespace, self.shape,
+                              self.shape_known)
+            if e.condition is None or inner.truth(inner(e.condition), e.condition.span):
+                result.append(inner(e.item))
+        return check_value(result, e.span)
 
     def _FunCall(self, e: n.FunCall):
         if e.func not in BUILTINS:

@@ -30,6 +30,7 @@ from .evaluate import (
     fail,
     show,
     type_name,
+    unpack,
 )
 from .flow import gives_fresh, is_init
 from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
@@ -574,25 +575,10 @@ class Expander:
         out: list[ir.Node] = []
         for item in items:
             bound: dict = {}
-            self.unpack(stmt.target, item, bound)
+            unpack(stmt.target, item, bound)
             nodes, shape = self.body(stmt.body, env.child(bound), ns, shape, scope)
             out.extend(nodes)
         return out, shape
-
-    def unpack(self, target: n.Target, value, bound: dict) -> None:
-        if len(target.names) == 1 and isinstance(target.names[0], str):
-            bound[target.names[0]] = value
-            return
-        if not isinstance(value, (list, tuple)) or len(value) != len(target.names):
-            count = len(value) if isinstance(value, (list, tuple)) else 1
-            raise fail("E218", f"cannot unpack {show(value)} into {len(target.names)} names",
-                       target.span, detail=f"the item has {count} value(s)",
-                       hint=f"give every item {len(target.names)} values, or change the names")
-        for name, item in zip(target.names, value):
-            if isinstance(name, n.Target):
-                self.unpack(name, item, bound)
-            else:
-                bound[name] = item
 
     def conditional(self, stmt: n.If, env, ns, shape, scope):
         evaluator = self._evaluator(env, ns, shape)

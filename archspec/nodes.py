@@ -99,6 +99,16 @@ class FunCall(Expr):
     args: list[Arg]
 
 
+@dataclass
+class ListComp(Expr):
+    """`[item for target in items if condition]`: one list from another."""
+
+    item: Expr
+    target: Target
+    items: Expr
+    condition: Expr | None
+
+
 # ---------------------------------------------------------------- statements
 
 

@@ -111,6 +111,10 @@ class _ToAst(Transformer):
         return n.ListExpr(self._s(meta), [x for x in c if x is not None])
 
     @v_args(meta=True)
+    def list_comp(self, meta, c):
+        return n.ListComp(self._s(meta), c[0], c[1], c[2], c[3])
+
+    @v_args(meta=True)
     def binop(self, meta, c):
         return n.BinOp(self._s(meta), str(c[1]), c[0], c[2])
 

@@ -976,14 +976,23 @@ class Translator:
         if not any(is_sym(a) for a in args):
             return self.fold(lambda *a: BUILTINS[e.func][0](list(a[:-1]), a[-1]), *args,
                              e.span)
+        if e.func in NOT_PYTHON_BUILTINS:
+            raise Unsupported(f"`{e.func}` of a parameter (it is not a Python built-in)")
         kind = "int" if e.func in ("len", "sum") else "any"
         return Sym(f"{e.func}({', '.join(text(a, self.classes) for a in args)})", ATOM, kind)
+
+    def _ListComp(self, e, state):
+        raise Unsupported("a list comprehension")
 
     def fold(self, function, *args):
         try:
             return function(*args)
         except EvalError as exc:
             raise Unsupported(exc.diagnostic.message) from None
+
+
+# spec functions a generated file cannot call by the same name
+NOT_PYTHON_BUILTINS = frozenset({"ceil", "floor", "log", "sqrt"})
 
 
 # ---------------------------------------------------------------- the op view
