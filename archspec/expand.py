@@ -9,7 +9,6 @@ run reports every independent mistake.
 
 from __future__ import annotations
 
-import keyword
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,21 +87,24 @@ class Scope:
     labels: dict[str, Span] = field(default_factory=dict)
 
     def take(self, label: str | None, span: Span) -> str:
+        """The module's name: its label, or its position. A label may be a number
+        (`"0": ...`), so positions and labels share one set of names."""
         index = self.counter
         self.counter += 1
         name = label if label is not None else str(index)
         check_path(self.path, name, span)
-        if label is None:
-            return str(index)
-        if label in self.labels:
-            first = self.labels[label]
-            raise fail("E206", f"duplicate label `{label}`", span,
-                       detail=f"`{label}` is already a module here",
+        if name in self.labels:
+            first = self.labels[name]
+            what = "label" if label is not None else "position of this statement"
+            title = "label" if label is not None else "module name"
+            raise fail("E206", f"duplicate {title} `{name}`", span,
+                       detail=f"`{name}` is already a module here (the {what} repeats it)",
                        hint="labels name modules and must be unique within a block; "
-                            "in a loop, put the index in the label: `name{i}:`",
+                            "in a loop, put the index in the label: `name{i}:`; an unlabelled "
+                            "statement is named by its position",
                        notes=[f"first used at {first.file}:{first.line}:{first.col}"])
-        self.labels[label] = span
-        return label
+        self.labels[name] = span
+        return name
 
     def child(self, name: str) -> Scope:
         return Scope(f"{self.path}.{name}" if self.path else name)
@@ -323,11 +325,12 @@ class Expander:
                 check_path(path, "".join(parts) + part, label.span)
             parts.append(part)
         text = "".join(parts)
-        if not text.isidentifier() or keyword.iskeyword(text) or not text.isascii():
+        if not text or "." in text or not text.isprintable() or not text.isascii():
             shown = text if text.isprintable() and len(text) <= 80 else show(text, 80)
             raise fail("E216", f"label `{shown}` is not a valid module name",
-                       label.span, hint="labels are identifiers: ASCII letters, digits and "
-                       "`_`, not starting with a digit")
+                       label.span, hint="a module name is printable ASCII without `.` (PyTorch "
+                       "joins names with dots); quote names that are not identifiers: "
+                       '`"block1-0": ...`')
         problem = label_problem(text)
         if problem is not None:
             raise fail("E220", f"label `{text}` is reserved", label.span, detail=problem,

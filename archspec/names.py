@@ -17,9 +17,9 @@ import unicodedata
 
 # Attributes of torch's module classes that a child module's name must not replace:
 # nn.Module, nn.Sequential, nn.ModuleDict and nn.ModuleList (compiled files hold children in
-# those), with archspec's own ArchModule/ArchNetwork attributes. tests/test_hostile.py checks
-# that this covers dir() of those classes in the installed torch. Labels starting with `_`
-# are refused as well (torch's private attributes, Python's name mangling).
+# those), with archspec's ArchBlock. PyTorch's add_module refuses these names itself.
+# tests/test_hostile.py checks that this covers dir() and vars() of those classes in the
+# installed torch, private names included.
 MODULE_ATTRIBUTES = frozenset({
     "T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init",
     "children", "clear", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extend",
@@ -33,18 +33,34 @@ MODULE_ATTRIBUTES = frozenset({
     "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
     "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty",
     "train", "training", "type", "update", "values", "xpu", "zero_grad",
-    # what compiled block classes record (their output channels), and built networks
-    "out_channels", "input_shape",
+    # private ones
+    "_apply", "_backward_hooks", "_backward_pre_hooks", "_buffers", "_call_impl",
+    "_compiled_call_impl", "_forward_hooks", "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+    "_get_backward_hooks", "_get_backward_pre_hooks", "_get_item_by_idx", "_get_name",
+    "_is_full_backward_hook", "_load_from_state_dict", "_load_state_dict_post_hooks",
+    "_load_state_dict_pre_hooks", "_maybe_warn_non_full_backward_hook", "_modules",
+    "_named_members", "_non_persistent_buffers_set", "_parameters", "_program", "_run",
+    "_function", "_get_abs_string_index",
+    "_register_load_state_dict_pre_hook", "_register_state_dict_hook",
+    "_replicate_for_data_parallel", "_save_to_state_dict", "_slow_forward",
+    "_state_dict_hooks", "_state_dict_pre_hooks", "_version", "_wrapped_call_impl",
 })
 
 
 def label_problem(label: str) -> str | None:
-    """Why a label cannot name a module, or None. (Identifier rules are checked before.)"""
-    if label.startswith("_"):
-        return "labels starting with `_` are reserved for PyTorch's own attributes"
+    """Why PyTorch would refuse a label as a child module's name, or None."""
+    if label.startswith("__") and label.endswith("__"):
+        return "Python's special names (`__name__`) belong to the module object"
     if label in MODULE_ATTRIBUTES:
         return f"`{label}` is an attribute of PyTorch's modules, so a child cannot have it"
     return None
+
+
+def is_attribute_name(name: str) -> bool:
+    """Can generated code write `self.NAME` for this child? (Otherwise `add_module`.)"""
+    return (name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
+            and not name.startswith("__"))
 
 
 # ---------------------------------------------------------------- compiled files

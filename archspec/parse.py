@@ -176,17 +176,20 @@ class _ToAst(Transformer):
 
     def _label(self, tok: Token) -> n.LabelPart:
         text = str(tok)[:-1]
+        quoted = text.startswith('"')
+        if quoted:
+            text = text[1:-1]
         pieces: list = []
         pos = 0
         for match in re.finditer(r"\{([^{}]*)\}", text):
             if match.start() > pos:
                 pieces.append(text[pos:match.start()])
-            inner_col = tok.column + match.start(1)
+            inner_col = tok.column + match.start(1) + quoted
             pieces.append(parse_expr(match.group(1), self.file, tok.line, inner_col))
             pos = match.end()
         if pos < len(text):
             pieces.append(text[pos:])
-        end = Span(self.file, tok.line, tok.column, tok.line, tok.column + len(text))
+        end = Span(self.file, tok.line, tok.column, tok.line, tok.column + len(tok) - 1)
         return n.LabelPart(pieces, end)
 
     @v_args(meta=True)

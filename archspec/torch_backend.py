@@ -10,6 +10,7 @@ nothing here infers them again.
 
 from __future__ import annotations
 
+import functools
 import os
 from math import prod
 
@@ -110,16 +111,17 @@ def build_module(network: ir.Network) -> nn.Module:
     module = instantiate(lower(network).tree)
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
-    module.input_shape = tuple(network.input_shape)
-    module.register_forward_pre_hook(check_input)
+    shape = tuple(network.input_shape)
+    if "input_shape" not in module._modules:  # a label may have taken the name
+        module.input_shape = shape
+    module.register_forward_pre_hook(functools.partial(check_input, shape))
     return module
 
 
-def check_input(module: nn.Module, args: tuple) -> None:
+def check_input(shape: tuple, module: nn.Module, args: tuple) -> None:
     """A forward pre-hook of built networks (module level, so that it pickles)."""
-    expected = len(module.input_shape) + 1
-    if args[0].dim() != expected:
-        raise ValueError(input_error(module.input_shape, tuple(args[0].shape)))
+    if args[0].dim() != len(shape) + 1:
+        raise ValueError(input_error(shape, tuple(args[0].shape)))
 
 
 def input_error(shape: tuple, got: tuple) -> str:

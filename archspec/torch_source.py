@@ -19,7 +19,7 @@ from importlib import resources
 
 from . import ir
 from .lowering import INPUT_ERROR, SEQUENTIAL, TorchModule, lower
-from .names import docstring_text, python_function
+from .names import docstring_text, is_attribute_name, python_function
 from .ops import Training, fmt_shape
 from .pytext import INDENT, LINE, literal, wrap, wrap_def, wrap_line
 from .translate import ClassModel, Translation, where
@@ -38,7 +38,7 @@ class FileParts:
 
 def attribute(name: str) -> str:
     """`self.conv1`, or `self._modules["0"]` for a name that is no identifier."""
-    return f"self.{name}" if name.isidentifier() else f'self._modules["{name}"]'
+    return f"self.{name}" if is_attribute_name(name) else f"self._modules[{literal(name)}]"
 
 
 def call_text(callee: str, args: tuple, kwargs: dict) -> str:
@@ -109,7 +109,7 @@ class Printer:
         lines = [f"{INDENT}def __init__(self) -> None:", f"{INDENT * 2}super().__init__()"]
         for name, child in module.children.items():
             text = self.constructor(child)
-            if name.isidentifier():
+            if is_attribute_name(name):
                 lines.append(wrap(f"{INDENT * 2}self.{name} = ", text))
             else:
                 lines.append(wrap(INDENT * 2, f"self.add_module({literal(name)}, {text})"))
@@ -240,7 +240,7 @@ def _network_parts(network: ir.Network, parts: FileParts, several: bool,
     printer = Printer(parts)
     shape_line, check = input_check(network, lowered.tree.base)
     root_class = printer.class_for(lowered.tree, _init_call(network, parts)
-                                   + [INDENT * 2 + shape_line[0]], check)
+                                   + [INDENT * 2 + line for line in shape_line], check)
     own = dict(printer.classes)
     return own, _builder(network, root_class, taken | set(own)), lowered.why_not
 
@@ -256,7 +256,9 @@ def input_check(network: ir.Network, base: str) -> tuple[list[str], list[str]]:
     if base == "sequential":
         check = ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *check,
                  f"{INDENT * 2}return super().forward(x)"]
-    return [f"self.input_shape = {literal(shape)}"], check
+    taken = any(child.name == "input_shape" for child in network.body.children
+                if isinstance(child, (ir.Layer, ir.Seq)))
+    return ([] if taken else [f"self.input_shape = {literal(shape)}"]), check
 
 
 def model_text(model: ClassModel, parts: FileParts, several: bool = False,

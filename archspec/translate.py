@@ -25,7 +25,13 @@ from . import ir
 from . import nodes as n
 from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
 from .flow import gives_fresh, is_init, labelled_scope_merges, merges_at_own_level
-from .names import GENERATED_GLOBALS, PYTHON_NAMES, class_name, python_parameter
+from .names import (
+    GENERATED_GLOBALS,
+    PYTHON_NAMES,
+    class_name,
+    is_attribute_name,
+    python_parameter,
+)
 from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, fmt_shape, pair
 
 INDENT = "    "
@@ -200,11 +206,13 @@ class Container:
         if isinstance(name, Sym):
             self.emit(f"{self.target}.add_module({name.text}, {module})")
             return f"getattr({self.target}, {name.text})"
-        if name.isidentifier():
+        if name == "out_channels":  # what translated block classes record
+            raise Unsupported("a module named `out_channels`", span)
+        if is_attribute_name(name):
             self.emit(f"{self.target}.{name} = {module}")
             return f"{self.target}.{name}"
         self.emit(f"{self.target}.add_module({json.dumps(name)}, {module})")
-        return f'{self.target}._modules["{name}"]'
+        return f"{self.target}._modules[{json.dumps(name)}]"
 
     def skip(self) -> None:
         """An unlabelled statement that is no module (a function call in forward())."""
@@ -458,7 +466,7 @@ class Translator:
     def place_block(self, box: Container, name, module: str, state: State, span):
         """Add a block module whose output channels only the module itself knows."""
         self.local_variable()  # a dry run cannot say them in the caller's terms
-        if isinstance(name, str) and name.isidentifier():
+        if isinstance(name, str) and is_attribute_name(name):
             attr = self.place(box, name, module, span)
             state.channels = Sym(f"{attr}.out_channels", kind="int")
         else:
@@ -652,7 +660,7 @@ class Translator:
                 box.maybe_empty = True
                 return None
             return ("call", self.sequential_scope(body, name, state, box, stmt.span))
-        if isinstance(name, Sym) or name is None or not name.isidentifier():
+        if isinstance(name, Sym) or name is None or not is_attribute_name(name):
             raise Unsupported("an optional scope without a plain label", stmt.span)
         box.maybe_empty = True
         attr = f"{box.target}.{name}"

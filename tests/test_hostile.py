@@ -39,13 +39,37 @@ def write(folder: Path, text: str, name: str = "spec.arch") -> Path:
 
 
 @pytest.mark.parametrize("label", ["forward", "training", "add_module", "state_dict", "to",
-                                   "out_channels", "values", "_modules", "__class__", "_x"])
+                                   "values", "_modules", "_program", "__class__"])
 def test_reserved_label_is_refused_at_the_label(tmp_path, label):
     """These names would replace a method or attribute of the module: torch refuses them in
     add_module (`attribute already exists`) or, worse, they would shadow one silently."""
     result = check_file(str(write(tmp_path, HEAD + f"  ok: relu\n  {label}: relu" + TAIL)))
     assert [(d.code, d.span.line, d.span.col) for d in result.diagnostics] == [("E220", 4, 3)]
     assert label in result.diagnostics[0].message and result.diagnostics[0].hint
+
+
+LABELS_TORCH_ACCEPTS = ['block', '"block1-0"', '"0"', 'out_channels', 'input_shape', '_x',
+                        'class', '"with space"', '"block{1 + 1}-{0}"']
+
+
+def test_labels_that_pytorch_accepts_are_state_dict_keys(tmp_path):
+    """Any name add_module takes is a label, quoted when it is no identifier; build() and
+    compiled files agree (even on names archspec's own classes use), and state_dict keys are
+    the labels. The reference is torch itself: these names work in nn.Sequential."""
+    torch = pytest.importorskip("torch")
+    body = "".join(f"  {label}: conv(4, k=1)\n" for label in LABELS_TORCH_ACCEPTS)
+    path = write(tmp_path, HEAD + body + "  merged: add { {} b: { inner: conv(4, k=1) } }" +
+                 TAIL.replace("global_avgpool", "global_avgpool"))
+    built = archspec.build(str(path))
+    expected = ["block", "block1-0", "0", "out_channels", "input_shape", "_x", "class",
+                "with space", "block2-0"]
+    reference = torch.nn.Sequential()
+    for name in expected:
+        reference.add_module(name, torch.nn.Conv2d(3 if name == "block" else 4, 4, 1))
+    keys = [k for k in built.state_dict() if not k.startswith(("merged", "3."))]
+    assert keys[:len(reference.state_dict())] == list(reference.state_dict())
+    out = tmp_path / "net.py"
+    assert main(["compile", str(path), "-o", str(out), "--verify"]) == 0
 
 
 def test_label_from_a_template_is_checked_too(tmp_path):
@@ -70,12 +94,12 @@ def test_reserved_labels_cover_torch_module_attributes():
     from archspec.torch_backend import ArchBlock
     from archspec.torch_helpers import DenseConcat
 
-    found = {"out_channels"}  # every compiled block class records its output channels
+    found = set()
     for module in (nn.Module(), nn.Sequential(), nn.ModuleDict(), nn.ModuleList(),
                    DenseConcat(), ArchBlock(("seq", ()))):
         found |= set(dir(module)) | set(vars(module))
-    public = {name for name in found if not name.startswith("_")}
-    assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
+    ordinary = {name for name in found if not (name.startswith("__") and name.endswith("__"))}
+    assert ordinary <= MODULE_ATTRIBUTES, sorted(ordinary - MODULE_ATTRIBUTES)
 
 
 # ---------------------------------------------------------------- compiled source is safe
