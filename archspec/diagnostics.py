@@ -57,6 +57,9 @@ CODES: dict[str, str] = {
     "E307": "op needs a flat input",
     "E308": "pooling padding larger than half the kernel",
     "E309": "incoming shape has no such field",
+    "E310": "gate does not broadcast against its input",
+    "E311": "split needs channels divisible by its branches",
+    "E312": "op cannot run inside channels_last",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",

@@ -50,7 +50,7 @@ FAMILY_COLORS = {
     "block": "#dcdcdc",
     "other": "#f4f4f4",  # reshape, regularization, identity
 }
-_OTHER_FAMILIES = ("reshape", "regularization", "identity")
+_OTHER_FAMILIES = ("reshape", "regularization", "identity", "scale")
 _SHORT_OPS = {"batchnorm": "bn", "global_avgpool": "gap", "global_maxpool": "gmp"}
 
 
@@ -186,6 +186,10 @@ def summary(scope: Seq) -> str:
         elif isinstance(item, Merge) and item.kind == "add":
             identity = any(not _items(b) for b in item.branches)
             text = "residual add" + ("" if identity else ", projection")
+        elif isinstance(item, Merge) and item.kind == "gate":
+            text = "gate ×"
+        elif isinstance(item, Merge) and item.kind == "split":
+            text = f"split ÷{len(item.branches)}, concat"
         elif isinstance(item, Merge):
             widths = [str(b.out_shape[0]) if b.out_shape else "?" for b in item.branches]
             text = "concat " + "+".join(widths)
@@ -301,8 +305,8 @@ class _Builder:
         count = self.merges[scope_path] = self.merges.get(scope_path, 0) + 1
         node_id = f"M.{scope_path or '<net>'}/{kind}{count}{suffix}"
         t = self.theme
-        if kind == "add":
-            attrs = {"label": "+", "shape": "circle", "width": f"{0.3 * t.fontsize / 11:.2f}",
+        if kind in ("add", "gate"):
+            attrs = {"label": "+" if kind == "add" else "×", "shape": "circle", "width": f"{0.3 * t.fontsize / 11:.2f}",
                      "fixedsize": "true", "fontsize": f"{t.fontsize + 4:g}",
                      "margin": "0"}
         else:
@@ -343,9 +347,18 @@ class _Builder:
                 return self.sequence(_items(node), into, level, src, scope_path)
             return self.cluster(node, into, level, src)
         if isinstance(node, Merge):
-            ends = [self.sequence(_items(b), into, level, src, scope_path)
+            start = src
+            if node.kind == "split":  # the branches get shares of the channels
+                split_id = self.merge_node(scope_path, "split", into,
+                                           f"split ÷{len(node.branches)}")
+                self.edge(src, split_id)
+                start = _Tensor(split_id, node.branches[0].in_shape)
+            ends = [self.sequence(_items(b), into, level, start, scope_path)
                     for b in node.branches]
-            merge_id = self.merge_node(scope_path, node.kind, into)
+            if node.kind == "gate":
+                ends.insert(0, src)  # the input, multiplied by the gate
+            merge_id = self.merge_node(scope_path, "concat" if node.kind == "split"
+                                       else node.kind, into)
             for end in ends:
                 self.edge(end, merge_id)
             return _Tensor(merge_id, node.out_shape)

@@ -32,7 +32,15 @@ from .evaluate import (
     unpack,
 )
 from .flow import gives_fresh, is_init
-from .infer import add_shape, apply_op, check_tensor, concat_shape, dense_step_shape
+from .infer import (
+    add_shape,
+    apply_op,
+    check_tensor,
+    concat_shape,
+    dense_step_shape,
+    gate_shape,
+    split_shape,
+)
 from .limits import (
     CALL_STEPS,
     INT_LIMIT,
@@ -46,7 +54,7 @@ from .limits import (
     measure,
 )
 from .names import label_problem
-from .ops import REGISTRY, Args, OpSpec, Shape, ShapeError, fmt_shape, need_map
+from .ops import PERMUTE, REGISTRY, Args, OpSpec, Shape, ShapeError, fmt_shape, need_map
 
 
 class InitArgs(Args):
@@ -140,6 +148,7 @@ class Expander:
         self.max_nodes = max_nodes
         self.depth = 0  # statements being expanded inside each other
         self.fresh_input = False  # the statement being expanded gets a fresh tensor
+        self.positions: tuple[int, int] | None = None  # H x W inside channels_last
 
     # ------------------------------------------------------------ reporting
 
@@ -344,6 +353,8 @@ class Expander:
             return self.body(stmt.body, env, ns, shape, scope)
         if isinstance(stmt, n.Parallel):
             return self.parallel(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.ChannelsLast):
+            return self.channels_last(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.Dense):
             return self.dense(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.Repeat):
@@ -426,6 +437,12 @@ class Expander:
 
     def call_op(self, spec: OpSpec, stmt: n.Call, evaluator: Evaluator,
                 shape: Shape | None, name: str, scope: Scope) -> ir.Layer:
+        if self.positions is not None and not spec.pointwise:
+            raise fail("E312", f"`{spec.name}` cannot run inside channels_last",
+                       stmt.name_span, detail="inside channels_last each position's channels "
+                       "are a vector of their own: only layers that act on one position "
+                       "run there", hint=f"move `{spec.name}` before or after the "
+                       "channels_last; inside it go linear, layernorm, activations and dropout")
         fields = list(spec.args.model_fields)
         given, spans = self._collect_args(stmt, list(spec.positional), fields, spec.aliases,
                                           f"`{spec.name}`", evaluator)
@@ -488,15 +505,60 @@ class Expander:
 
     # ------------------------------------------------------------ connection patterns
 
+    def channels_last(self, stmt: n.ChannelsLast, env, ns, shape, scope):
+        """The body sees each position's channels, (C,), as linear and layernorm do; the IR
+        gets the shapes torch sees (H x W x C) between the two permutes."""
+        if self.positions is not None:
+            raise fail("E312", "channels_last cannot run inside channels_last", stmt.span,
+                       hint="the channels are last already: remove the inner channels_last")
+        if shape is None:
+            return self.body(stmt.body, env, ns, None, scope)
+        try:
+            need_map(shape, "channels_last")
+        except ShapeError as exc:
+            raise self._at(exc, stmt.span) from None
+        c, h, w = shape
+        enter = self.permute(stmt, (1, 2, 0), shape, scope)
+        self.positions = (h, w)
+        try:
+            nodes, out = self.body(stmt.body, env, ns, (c,), scope)
+        finally:
+            self.positions = None
+        for node in (node for top in nodes for node in ir.iter_nodes(top)):
+            node.in_shape = None if node.in_shape is None else (h, w, *node.in_shape)
+            node.out_shape = None if node.out_shape is None else (h, w, *node.out_shape)
+            if isinstance(node, ir.Layer):
+                node.macs *= h * w
+                check_tensor(node.out_shape or (), node.params, node.macs)
+        if out is None:
+            return [enter, *nodes], None
+        leave = self.permute(stmt, (2, 0, 1), (h, w, out[0]), scope)
+        return [enter, *nodes, leave], leave.out_shape
+
+    def permute(self, stmt: n.Stmt, dims: tuple[int, ...], shape: Shape,
+                scope: Scope) -> ir.Layer:
+        """A permute that channels_last writes, named by its position like a layer."""
+        name = scope.take(None, stmt.span)
+        self.node_count += 1
+        path = f"{scope.path}.{name}" if scope.path else name
+        out, attrs, _, _ = apply_op(PERMUTE, PERMUTE.args(dims=dims), shape)
+        return ir.Layer(stmt.span, shape, out, PERMUTE, attrs, name, path)
+
     def parallel(self, stmt: n.Parallel, env, ns, shape, scope):
+        if self.positions is not None:
+            raise fail("E312", f"`{stmt.kind}` cannot run inside channels_last", stmt.span,
+                       hint="merge before or after the channels_last: inside it the channels "
+                            "are the last dimension, and merges work on channels first")
+        branch_shape = self.split_shape(stmt, shape) if stmt.kind == "split" else shape
         branches: list[ir.Seq] = []
         names: list[str] = []
         for branch_stmt in stmt.branches:
             self.fresh_input = False  # every branch reads the merge's input
-            nodes, out = self.stmt(branch_stmt, env, ns, shape, scope)
+            nodes, out = self.stmt(branch_stmt, env, ns, branch_shape, scope)
             if isinstance(branch_stmt, n.Let):
                 continue  # a `let` binds a name for the later branches; it is not a branch
-            branch = ir.Seq(branch_stmt.span, shape, out if nodes else shape, nodes)
+            branch = ir.Seq(branch_stmt.span, branch_shape, out if nodes else branch_shape,
+                            nodes)
             branches.append(branch)
             scoped = nodes[0] if len(nodes) == 1 and getattr(nodes[0], "name", None) else None
             names.append(scoped.name if scoped else f"branch {len(branches)}")
@@ -506,6 +568,10 @@ class Expander:
         if not branches:
             raise fail("E203", f"`{stmt.kind}` needs at least one branch", stmt.span)
         identity = [not any(ir.iter_layers(b)) for b in branches]
+        if stmt.kind == "gate" and identity[0]:
+            raise fail("E203", "`gate` needs layers that compute the gate", stmt.span,
+                       hint="e.g. gate { global_avgpool conv(c // 4, k=1) relu conv(c, k=1) "
+                            "sigmoid }")
         names = ["the shortcut" if ident and stmt.kind == "add" else name
                  for name, ident in zip(names, identity)]
         node = ir.Merge(stmt.span, shape, None, stmt.kind, branches)
@@ -513,12 +579,24 @@ class Expander:
         if shape is None or any(s is None for s in shapes):
             return [node], None
         try:
-            node.out_shape = (concat_shape(names, shapes) if stmt.kind == "concat"
+            node.out_shape = (concat_shape(names, shapes) if stmt.kind in ("concat", "split")
+                              else gate_shape(shape, shapes[0]) if stmt.kind == "gate"
                               else add_shape(names, shapes, identity))
         except ShapeError as exc:
             raise self._at(exc, Span(stmt.span.file, stmt.span.line, stmt.span.col,
                                      stmt.span.line, stmt.span.col + len(stmt.kind))) from None
         return [node], node.out_shape
+
+    def split_shape(self, stmt: n.Parallel, shape: Shape | None) -> Shape | None:
+        """What each branch of a split gets: an equal share of the channels."""
+        count = sum(not isinstance(b, n.Let) for b in stmt.branches)
+        if shape is None or count == 0:
+            return shape
+        try:
+            return split_shape(shape, count)
+        except ShapeError as exc:
+            raise self._at(exc, Span(stmt.span.file, stmt.span.line, stmt.span.col,
+                                     stmt.span.line, stmt.span.col + len(stmt.kind))) from None
 
     def _at(self, exc: ShapeError, span: Span) -> EvalError:
         return EvalError(Diagnostic(exc.code, exc.message, span, detail=exc.detail,

@@ -28,6 +28,8 @@ def gives_fresh(stmt: n.Stmt, before: bool, op_of: OpLookup) -> bool:
         return True
     if isinstance(stmt, n.Group):
         return ends_fresh(stmt.body, before, op_of)
+    if isinstance(stmt, n.ChannelsLast):
+        return False  # it ends with a permute: a view of the tensor before
     if isinstance(stmt, n.If):
         bodies = [body for _, body in stmt.tests]
         rest = ends_fresh(stmt.orelse, before, op_of) if stmt.orelse is not None else before
@@ -43,16 +45,26 @@ def ends_fresh(stmts: list[n.Stmt], before: bool, op_of: OpLookup) -> bool:
     return before
 
 
+SEQUENCES = n.Group | n.Repeat | n.For | n.ChannelsLast  # bodies run in sequence
+
+
+def is_parameter(stmt: n.Stmt) -> bool:
+    """A `scale`: a parameter of the scope it is in, which a Sequential cannot hold."""
+    return isinstance(stmt, n.Call) and stmt.name == "scale"
+
+
 def merges_at_own_level(stmts: list[n.Stmt]) -> bool:
-    """Does this statement list combine tensors itself (concat, add, dense), rather than only
-    inside the modules it calls? Such a scope needs a forward() of its own; the others are
-    sequences of modules (nn.Sequential)."""
+    """Does this statement list combine tensors itself (concat, add, split, gate, dense) or
+    hold a parameter (`scale`), rather than only inside the modules it calls? Such a scope
+    needs a forward() of its own; the others are sequences of modules (nn.Sequential)."""
     for stmt in stmts:
+        if is_parameter(stmt):
+            return True
         if stmt.label is not None:
             continue  # a labelled statement is a module scope of its own
         if isinstance(stmt, n.Parallel | n.Dense):
             return True
-        if isinstance(stmt, n.Group | n.Repeat | n.For) and merges_at_own_level(stmt.body):
+        if isinstance(stmt, SEQUENCES) and merges_at_own_level(stmt.body):
             return True
         if isinstance(stmt, n.If) and any(
                 merges_at_own_level(body) for body in _if_bodies(stmt)):
@@ -71,7 +83,7 @@ def labelled_scope_merges(stmt: n.Stmt) -> bool:
         return True
     if isinstance(stmt, n.If):
         return any(merges_at_own_level(body) for body in _if_bodies(stmt))
-    return isinstance(stmt, n.Group | n.Repeat | n.For) and merges_at_own_level(stmt.body)
+    return isinstance(stmt, SEQUENCES) and merges_at_own_level(stmt.body)
 
 
 def is_init(stmt: n.Stmt) -> bool:

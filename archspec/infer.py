@@ -73,3 +73,36 @@ def dense_step_shape(step: int, block_in: Shape, current: Shape, step_out: Shape
     out = (current[0] + step_out[0], *current[1:])
     check_tensor(out)
     return out
+
+
+def split_shape(shape: Shape, count: int) -> Shape:
+    """Each branch of a split gets C / count channels (torch.chunk of equal parts)."""
+    if len(shape) != 3 or shape[0] % count:
+        raise ShapeError(
+            "E311", f"split needs channels divisible by its {count} branches",
+            detail=f"incoming shape is {fmt_shape(shape)}",
+            formula=f"{shape[0]} % {count} = {shape[0] % count}" if len(shape) == 3 else None,
+            hint=f"make the channels before the split a multiple of {count} (they are "
+                 f"{shape[0]})" if len(shape) == 3 else
+                 "split divides the channels of a C x H x W map: split before `flatten`")
+    return (shape[0] // count, *shape[1:])
+
+
+def gate_shape(shape: Shape, gate: Shape) -> Shape:
+    """The input times the gate: every gate dimension equals the input's or is 1 (a
+    per-channel gate is C x 1 x 1, a spatial one 1 x H x W); the output is the input's."""
+    if len(gate) == len(shape) and all(g in (s, 1) for s, g in zip(shape, gate)):
+        return shape
+    detail = f"the input is {fmt_shape(shape)}, the gate gives {fmt_shape(gate)}"
+    if len(gate) != len(shape):
+        hint = ("the gate must keep the input's rank: use 1x1 convs (conv(c, k=1)) rather "
+                "than flatten and linear, as squeeze-excitation does")
+    elif gate[0] not in (shape[0], 1):
+        hint = (f"end the gate with {shape[0]} channels (or 1), e.g. conv({shape[0]}, k=1) "
+                "before its sigmoid")
+    else:
+        hint = (f"the gate's height and width must be the input's "
+                f"({fmt_shape(shape[1:])}) or 1x1: pool globally (global_avgpool) or keep "
+                "the size (stride 1, padding k // 2)")
+    raise ShapeError("E310", "the gate does not broadcast against its input", detail=detail,
+                     hint=hint)

@@ -15,7 +15,10 @@ has a forward() of its own, given here as a small program of plain tuples:
     ("fn", function, args, kwargs)   a functional op, e.g. ("F.relu", (), {"inplace": True})
     ("seq", steps)                   one after the other
     ("concat", branches), ("add", branches)
+    ("split", branches)              branch i gets the i-th equal share of the channels
+    ("gate", (branch,))              the input times what the branch gives
     ("dense", steps)                 step k sees the input and every earlier step's output
+    ("scale", name)                  multiply by the module's parameter `name`
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from . import ir
 from .flow import labelled_scope_merges, merges_at_own_level
 from .names import class_name
-from .ops import Default
+from .ops import HELPER_CLASSES, Default
 from .translate import Translation, Unsupported, translate
 
 SEQUENTIAL = "nn.Sequential"
@@ -46,6 +49,8 @@ class TorchModule:
     children: dict[str, TorchModule] = field(default_factory=dict)
     base: str | None = None  # generated classes: "sequential" or "module"
     program: tuple | None = None  # forward() of a merging scope
+    # parameters of a merging scope itself (`scale`): name -> (shape, initial value)
+    parameters: dict[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
 
     @property
     def is_leaf(self) -> bool:
@@ -104,7 +109,7 @@ def _name_copies(module: TorchModule, names: ClassNames, seen: dict) -> tuple:
     children = tuple((name, _name_copies(child, names, seen))
                      for name, child in module.children.items())
     signature = (module.cls, module.base, module.args, tuple(module.kwargs.items()),
-                 children, module.program)
+                 children, module.program, tuple(module.parameters.items()))
     if module.base is not None:
         copies = seen.setdefault(module.cls, [])
         if signature not in copies:
@@ -127,6 +132,9 @@ def _fill(module: TorchModule, children: list[ir.Node], merges: bool,
 def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames):
     """The forward step of one IR node, adding the modules it needs to `module`."""
     if isinstance(node, ir.Layer):
+        if node.op.name == "scale":
+            module.parameters[node.name] = (node.attrs["shape"], node.attrs["init"])
+            return ("scale", node.name)
         if merges and node.name.isdigit() and node.op.functional is not None:
             return ("fn", *node.op.functional(node.attrs, node.fresh))
         module.children[node.name] = layer_module(node)
@@ -161,4 +169,4 @@ def layer_module(layer: ir.Layer) -> TorchModule:
     """The torch module the op registry names for a layer, PyTorch's defaults left out."""
     name, args, kwargs = layer.op.torch(layer.attrs, layer.in_shape, layer.fresh)
     kept = {k: v for k, v in kwargs.items() if not isinstance(v, Default)}
-    return TorchModule(name if name == "PaddedConv2d" else f"nn.{name}", layer, args, kept)
+    return TorchModule(name if name in HELPER_CLASSES else f"nn.{name}", layer, args, kept)

@@ -67,7 +67,8 @@ def is_attribute_name(name: str) -> bool:
 
 # Module-level names every compiled file may use: imports, copied helpers, torch's globals.
 GENERATED_GLOBALS = frozenset({"torch", "nn", "F", "OrderedDict", "PaddedConv2d",
-                               "DenseConcat", "init_weights"})
+                               "DenseConcat", "LayerNorm2d", "StochasticDepth", "Permute",
+                               "init_weights"})
 PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(
     dir(builtins))
 _LOCAL_NAMES = frozenset({"self", "in_channels", "overrides", "x"})

@@ -140,8 +140,18 @@ class Group(Stmt):
 
 @dataclass
 class Parallel(Stmt):
-    kind: str  # 'concat' | 'add'
+    """Branches on one input, merged: 'concat', 'add', 'split' (each branch gets its share
+    of the channels, the results concatenated) or 'gate' (one branch, the input times it)."""
+
+    kind: str
     branches: list[Stmt]
+
+
+@dataclass
+class ChannelsLast(Stmt):
+    """Layers that act on each position's channels, run with the channels moved last."""
+
+    body: list[Stmt]
 
 
 @dataclass

@@ -129,6 +129,42 @@ class DropoutArgs(Args):
     p: Probability = Field(0.5, description="probability of zeroing, in [0, 1)")
 
 
+class GroupNormArgs(Args):
+    groups: PosInt = Field(description="number of channel groups, dividing the channels")
+    eps: PositiveFloat = Field(1e-5, description="added to the variance")
+    affine: bool = Field(True, description="learn a per-channel scale and shift")
+
+
+class InstanceNormArgs(Args):
+    eps: PositiveFloat = Field(1e-5, description="added to the variance")
+    momentum: Probability = Field(0.1, description="running-statistics momentum")
+    affine: bool = Field(False, description="learn a per-channel scale and shift")
+    track: bool = Field(False, description="keep running statistics (track_running_stats)")
+
+
+class LayerNormArgs(Args):
+    eps: PositiveFloat = Field(1e-5, description="added to the variance")
+    affine: bool = Field(True, description="learn a scale and shift (elementwise_affine)")
+
+
+class ShuffleArgs(Args):
+    groups: PosInt = Field(description="channel groups to interleave, dividing the channels")
+
+
+class StochasticDepthArgs(Args):
+    p: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        description="probability of dropping the branch while training, in [0, 1]")
+    mode: Literal["row", "batch"] = Field("row", description="'row': per sample; 'batch'")
+
+
+class ScaleArgs(Args):
+    init: float = Field(1.0, description="initial value of every channel's scale")
+
+
+class PermuteArgs(Args):
+    dims: tuple[NonNegInt, ...] = Field(description="the new order of the sample's dimensions")
+
+
 class LinearArgs(Args):
     out: PosInt = Field(description="output features")
     bias: bool = Field(True, description="learn an additive bias")
@@ -305,6 +341,59 @@ def batchnorm_shape(a: BatchNormArgs, shape: Shape):
     return shape, dict(a.model_dump(), features=shape[0], dims=2 if len(shape) == 3 else 1)
 
 
+def _divides(op: str, shape: Shape, groups: int) -> None:
+    if shape[0] % groups:
+        raise ShapeError(
+            "E305", f"`{op}` groups={groups} must divide the channels",
+            detail=f"incoming shape is {fmt_shape(shape)}",
+            formula=f"{shape[0]} % {groups} = {shape[0] % groups}",
+            hint=f"pick groups that divide {shape[0]}")
+
+
+def groupnorm_shape(a: GroupNormArgs, shape: Shape):
+    if len(shape) == 1:
+        raise ShapeError("E306", f"`groupnorm` needs a C x H x W input, got {fmt_shape(shape)}",
+                         detail=f"incoming shape is {fmt_shape(shape)}",
+                         hint="use layernorm or batchnorm on flat features")
+    _divides("groupnorm", shape, a.groups)
+    return shape, dict(a.model_dump(), features=shape[0])
+
+
+def instancenorm_shape(a: InstanceNormArgs, shape: Shape):
+    need_map(shape, "instancenorm")
+    return shape, dict(a.model_dump(), features=shape[0])
+
+
+def layernorm_shape(a: LayerNormArgs, shape: Shape):
+    if len(shape) != 1:
+        raise ShapeError(
+            "E307", f"`layernorm` normalises features, got {fmt_shape(shape)}",
+            detail=f"incoming shape is {fmt_shape(shape)}; nn.LayerNorm would normalise "
+                   f"the last dimension ({shape[-1]}), not the channels",
+            hint="use `layernorm2d` for the channels of a map (ConvNeXt's LayerNorm2d), or "
+                 "put `layernorm` inside `channels_last { ... }`")
+    return shape, dict(a.model_dump(), features=shape[0])
+
+
+def layernorm2d_shape(a: LayerNormArgs, shape: Shape):
+    need_map(shape, "layernorm2d")
+    return shape, dict(a.model_dump(), features=shape[0])
+
+
+def shuffle_shape(a: ShuffleArgs, shape: Shape):
+    need_map(shape, "channel_shuffle")
+    _divides("channel_shuffle", shape, a.groups)
+    return shape, dict(a.model_dump())
+
+
+def scale_shape(a: ScaleArgs, shape: Shape):
+    return shape, {"init": a.init, "shape": (shape[0], *[1] * (len(shape) - 1))}
+
+
+def permute_shape(a: PermuteArgs, shape: Shape):
+    return tuple(shape[d] for d in a.dims), {"dims": (0, *[d + 1 for d in a.dims])}
+
+
 def flatten_shape(a: NoArgs, shape: Shape):
     return (prod(shape),), {}
 
@@ -342,8 +431,13 @@ def linear_macs(attrs: dict, out: Shape) -> int:
     return attrs["in_features"] * attrs["out_features"]
 
 
-def batchnorm_params(attrs: dict, out: Shape) -> int:
+def affine_params(attrs: dict, out: Shape) -> int:
+    """A per-channel scale and shift (groupnorm, instancenorm, layernorm)."""
     return 2 * attrs["features"] if attrs["affine"] else 0
+
+
+def scale_params(attrs: dict, out: Shape) -> int:
+    return attrs["shape"][0]
 
 
 def _zero(attrs: dict, out: Shape) -> int:
@@ -418,6 +512,27 @@ def batchnorm_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
                                 "affine": attrs["affine"]},
                                {"eps": 1e-5, "momentum": 0.1, "affine": True})
     return f"BatchNorm{attrs['dims']}d", (attrs["features"],), kwargs
+
+
+def instancenorm_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = _without_defaults({"eps": attrs["eps"], "momentum": attrs["momentum"],
+                                "affine": attrs["affine"],
+                                "track_running_stats": attrs["track"]},
+                               {"eps": 1e-5, "momentum": 0.1, "affine": False,
+                                "track_running_stats": False})
+    return "InstanceNorm2d", (attrs["features"],), kwargs
+
+
+def layernorm_torch(name: str) -> Callable[[dict, Shape, bool], TorchCtor]:
+    def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+        kwargs = _without_defaults({"eps": attrs["eps"], "elementwise_affine": attrs["affine"]},
+                                   {"eps": 1e-5, "elementwise_affine": True})
+        return name, (attrs["features"],), kwargs
+    return ctor
+
+
+def _parameter(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    raise AssertionError("`scale` is a parameter of its scope, not a module (lowering.py)")
 
 
 def linear_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
@@ -506,6 +621,8 @@ def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
 # a.refuse(reason). Both this and `torch` above describe the same module; tests build both.
 
 KEEP = "keep"  # H x W unchanged
+# torch_helpers.py classes that ops use (ops.py does not import torch to look)
+HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute"})
 LOST = "lost"  # H x W depend on the input size
 
 
@@ -554,14 +671,29 @@ def adaptive_source(name: str, size=None):
 
 def module_source(name: str, positional: tuple[str, ...] = (), inplace: bool = False,
                   defaults: dict | None = None, **fixed):
-    """An op whose module keeps channels and size: arguments straight from the call."""
+    """An op whose module keeps channels and size: arguments straight from the call.
+    `name` is torch.nn's, or a helper's of torch_helpers.py (HELPER_CLASSES)."""
+    callee = name if name in HELPER_CLASSES else f"nn.{name}"
+
     def source(a) -> SourceCall:
         kwargs = a.keywords({k: (a.value(k), d) for k, d in (defaults or {}).items()})
         if inplace and a.fresh:
             kwargs["inplace"] = True
-        return SourceCall(f"nn.{name}", tuple(a.value(p) for p in positional),
-                          {**fixed, **kwargs})
+        return SourceCall(callee, tuple(a.value(p) for p in positional), {**fixed, **kwargs})
     return source
+
+
+def norm_source(name: str, keywords: dict[str, tuple[str, object]], groups: bool = False):
+    """A normalisation over the channels: (groups,) channels, then keywords
+    {torch keyword: (spec argument, PyTorch's default)}."""
+    callee = name if name in HELPER_CLASSES else f"nn.{name}"
+
+    def source(a) -> SourceCall:
+        kwargs = a.keywords({k: (a.value(arg), d) for k, (arg, d) in keywords.items()})
+        head = (a.value("groups"),) if groups else ()
+        return SourceCall(callee, (*head, a.channels), kwargs)
+    return source
+
 
 
 def flatten_source(a) -> SourceCall:
@@ -640,6 +772,9 @@ class OpSpec:
     label: Callable[[dict], str] | None = field(default=None, kw_only=True)  # None: the name
     receptive: Literal["keep", "window", "adaptive", "flat"] = field(default="keep",
                                                                        kw_only=True)
+    internal: bool = field(default=False, kw_only=True)  # made by the expander, not callable
+    # acts on each position's channel vector alone, so it may run inside channels_last
+    pointwise: bool = field(default=False, kw_only=True)
 
 
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
@@ -668,7 +803,7 @@ _OPS = [
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
-    OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), batchnorm_params,
+    OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), affine_params,
            doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
            source=batchnorm_source,
            torch=batchnorm_torch,
@@ -682,50 +817,112 @@ _OPS = [
                              {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
            other_ops=_lrn_ops,
            other_rule="2 x size + 3 per value: squares and sum over the window, k + alpha x sum, the power and the divide"),
+    OpSpec("groupnorm", "norm", GroupNormArgs, groupnorm_shape, ("groups",), affine_params,
+           doc="group normalisation over channel groups (nn.GroupNorm)",
+           label=attribute_label("groupnorm", "groups"),
+           source=norm_source("GroupNorm", {"eps": ("eps", 1e-5), "affine": ("affine", True)},
+                              groups=True),
+           torch=_from_attrs("GroupNorm", ("groups", "features"), {"eps": 1e-5, "affine": True}),
+           other_ops=_per_output(2),
+           other_rule="2 per value: scale and shift (statistics not counted)"),
+    OpSpec("instancenorm", "norm", InstanceNormArgs, instancenorm_shape, (), affine_params,
+           doc="instance normalisation of each channel of each sample (nn.InstanceNorm2d)",
+           source=norm_source("InstanceNorm2d", {
+               "eps": ("eps", 1e-5), "momentum": ("momentum", 0.1), "affine": ("affine", False),
+               "track_running_stats": ("track", False)}),
+           torch=instancenorm_torch,
+           other_ops=_per_output(2),
+           other_rule="2 per value: scale and shift (statistics not counted)"),
+    OpSpec("layernorm", "norm", LayerNormArgs, layernorm_shape, (), affine_params,
+           doc="layer normalisation of flat features, or of channels inside channels_last "
+               "(nn.LayerNorm)",
+           source=norm_source("LayerNorm", {"eps": ("eps", 1e-5),
+                                            "elementwise_affine": ("affine", True)}),
+           torch=layernorm_torch("LayerNorm"),
+           other_ops=_per_output(2),
+           other_rule="2 per value: scale and shift (statistics not counted)",
+           pointwise=True),
+    OpSpec("layernorm2d", "norm", LayerNormArgs, layernorm2d_shape, (), affine_params,
+           doc="layer normalisation over the channels of a map (torchvision's LayerNorm2d)",
+           source=norm_source("LayerNorm2d", {"eps": ("eps", 1e-5),
+                                              "elementwise_affine": ("affine", True)}),
+           torch=layernorm_torch("LayerNorm2d"),
+           other_ops=_per_output(2),
+           other_rule="2 per value: scale and shift (statistics not counted)"),
     OpSpec("relu", "activation", NoArgs, _any_preserving, doc="max(x, 0)",
            source=module_source("ReLU", inplace=True),
            torch=_inplace("ReLU"),
            other_ops=_per_output(1),
            other_rule="1 per value (a comparison)",
-           functional=_function("F.relu", inplace=True)),
+           functional=_function("F.relu", inplace=True),
+           pointwise=True),
     OpSpec("relu6", "activation", NoArgs, _any_preserving, doc="min(max(x, 0), 6)",
            source=module_source("ReLU6", inplace=True),
            torch=_inplace("ReLU6"),
            other_ops=_per_output(2),
            other_rule="2 per value (two comparisons)",
-           functional=_function("F.relu6", inplace=True)),
+           functional=_function("F.relu6", inplace=True),
+           pointwise=True),
     OpSpec("leaky_relu", "activation", LeakyReluArgs, _any_preserving, ("slope",),
            doc="x, or slope * x for x < 0",
            source=module_source("LeakyReLU", ("slope",)),
            torch=_from_attrs("LeakyReLU", ("slope",), {}),
            other_ops=_per_output(2),
            other_rule="2 per value (a comparison and a multiply)",
-           functional=_function("F.leaky_relu", ("slope",))),
+           functional=_function("F.leaky_relu", ("slope",)),
+           pointwise=True),
     OpSpec("sigmoid", "activation", NoArgs, _any_preserving, doc="1 / (1 + exp(-x))",
            source=module_source("Sigmoid"),
            torch=_fixed("Sigmoid"),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
-           functional=_function("torch.sigmoid")),
+           functional=_function("torch.sigmoid"),
+           pointwise=True),
     OpSpec("tanh", "activation", NoArgs, _any_preserving, doc="hyperbolic tangent",
            source=module_source("Tanh"),
            torch=_fixed("Tanh"),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
-           functional=_function("torch.tanh")),
+           functional=_function("torch.tanh"),
+           pointwise=True),
     OpSpec("gelu", "activation", GeluArgs, _any_preserving, ("approximate",),
            doc="Gaussian error linear unit",
            source=module_source("GELU", defaults={"approximate": "none"}),
            torch=_from_attrs("GELU", (), {"approximate": "none"}),
            other_ops=_per_output(1),
            other_rule="1 per value (the function counted as one operation)",
-           functional=_function("F.gelu", (), {"approximate": "none"})),
+           functional=_function("F.gelu", (), {"approximate": "none"}),
+           pointwise=True),
     OpSpec("silu", "activation", NoArgs, _any_preserving, doc="x * sigmoid(x) (swish)",
            source=module_source("SiLU", inplace=True),
            torch=_inplace("SiLU"),
            other_ops=_per_output(2),
            other_rule="2 per value (sigmoid and a multiply)",
-           functional=_function("F.silu", inplace=True)),
+           functional=_function("F.silu", inplace=True),
+           pointwise=True),
+    OpSpec("hardswish", "activation", NoArgs, _any_preserving,
+           doc="x * relu6(x + 3) / 6 (MobileNetV3)",
+           source=module_source("Hardswish", inplace=True),
+           torch=_inplace("Hardswish"),
+           other_ops=_per_output(4),
+           other_rule="4 per value: add, clamp, multiply, divide",
+           functional=_function("F.hardswish", inplace=True),
+           pointwise=True),
+    OpSpec("hardsigmoid", "activation", NoArgs, _any_preserving,
+           doc="relu6(x + 3) / 6 (MobileNetV3's gates)",
+           source=module_source("Hardsigmoid", inplace=True),
+           torch=_inplace("Hardsigmoid"),
+           other_ops=_per_output(3),
+           other_rule="3 per value: add, clamp, divide",
+           functional=_function("F.hardsigmoid", inplace=True),
+           pointwise=True),
+    OpSpec("mish", "activation", NoArgs, _any_preserving, doc="x * tanh(softplus(x))",
+           source=module_source("Mish", inplace=True),
+           torch=_inplace("Mish"),
+           other_ops=_per_output(3),
+           other_rule="3 per value: softplus, tanh, multiply (each counted as one)",
+           functional=_function("F.mish", inplace=True),
+           pointwise=True),
     OpSpec("softmax", "activation", NoArgs, _any_preserving,
            doc="softmax over channels (maps) or features (flat)",
            source=module_source("Softmax", dim=1),
@@ -784,7 +981,56 @@ _OPS = [
            torch=_from_attrs("Dropout", ("p",), {}),
            other_ops=_per_output(0),
            other_rule="0: the identity at inference",
-           functional=_function("F.dropout", ("p",), training=Training())),
+           functional=_function("F.dropout", ("p",), training=Training()),
+           pointwise=True),
+    OpSpec("dropout2d", "regularization", DropoutArgs, _map_preserving("dropout2d"), ("p",),
+           doc="zero whole channels with probability p while training",
+           label=attribute_label("dropout2d", "p"),
+           source=module_source("Dropout2d", ("p",)),
+           torch=_from_attrs("Dropout2d", ("p",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: the identity at inference",
+           functional=_function("F.dropout2d", ("p",), training=Training())),
+    OpSpec("alpha_dropout", "regularization", DropoutArgs, _any_preserving, ("p",),
+           doc="dropout that keeps SELU's mean and variance",
+           label=attribute_label("alpha_dropout", "p"),
+           source=module_source("AlphaDropout", ("p",)),
+           torch=_from_attrs("AlphaDropout", ("p",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: the identity at inference",
+           functional=_function("F.alpha_dropout", ("p",), training=Training()),
+           pointwise=True),
+    OpSpec("stochastic_depth", "regularization", StochasticDepthArgs, _any_preserving,
+           ("p", "mode"),
+           doc="drop the whole branch per sample with probability p while training, scaling "
+               "by 1 / (1 - p); the identity at inference (torchvision's StochasticDepth)",
+           label=attribute_label("stochastic_depth", "p"),
+           source=module_source("StochasticDepth", ("p", "mode")),
+           torch=_from_attrs("StochasticDepth", ("p", "mode"), {}),
+           other_ops=_per_output(0),
+           other_rule="0: the identity at inference"),
+    OpSpec("scale", "scale", ScaleArgs, scale_shape, ("init",), scale_params,
+           doc="a learnable scale per channel, a parameter of the enclosing module "
+               "(ConvNeXt's layer_scale)",
+           label=attribute_label("scale", "init"),
+           source=module_source("Identity"),  # never written: translate.py refuses it
+           torch=_parameter,
+           other_ops=_per_output(1),
+           other_rule="1 per value (a multiply)"),
+    OpSpec("channel_shuffle", "reshape", ShuffleArgs, shuffle_shape, ("groups",),
+           doc="interleave the channels of `groups` groups (ShuffleNet)",
+           label=attribute_label("channel_shuffle", "groups"),
+           source=module_source("ChannelShuffle", ("groups",)),
+           torch=_from_attrs("ChannelShuffle", ("groups",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: a copy, no arithmetic",
+           functional=_function("F.channel_shuffle", ("groups",))),
+    OpSpec("permute", "reshape", PermuteArgs, permute_shape, ("dims",), internal=True,
+           doc="reorders the dimensions; written by `channels_last`, not callable",
+           source=module_source("Permute", ("dims",)),
+           torch=_from_attrs("Permute", ("dims",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: a view, no arithmetic"),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
            receptive="flat",
            source=flatten_source,
@@ -799,12 +1045,16 @@ _OPS = [
            source=linear_source,
            torch=linear_torch,
            other_ops=_bias_adds,
-           other_rule="one add per output value for the bias, if any"),
+           other_rule="one add per output value for the bias, if any",
+           pointwise=True),
     OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through",
            source=module_source("Identity"),
            torch=_fixed("Identity"),
            other_ops=_per_output(0),
-           other_rule="0: passes its input through"),
+           other_rule="0: passes its input through",
+           pointwise=True),
 ]
 
-REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS}
+REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS if not op.internal}
+PERMUTE = next(op for op in _OPS if op.name == "permute")  # what channels_last writes
+

@@ -201,6 +201,19 @@ class _ToAst(Transformer):
         return n.Group(self._s(meta), list(c))
 
     @v_args(meta=True)
+    def gate_stmt(self, meta, c):
+        span = self._s(meta)
+        return n.Parallel(span, "gate", [n.Group(span, list(c))])
+
+    @v_args(meta=True)
+    def split_stmt(self, meta, c):
+        return n.Parallel(self._s(meta), "split", list(c))
+
+    @v_args(meta=True)
+    def channels_last_stmt(self, meta, c):
+        return n.ChannelsLast(self._s(meta), list(c))
+
+    @v_args(meta=True)
     def concat_stmt(self, meta, c):
         return n.Parallel(self._s(meta), "concat", list(c))
 

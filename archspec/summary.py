@@ -21,6 +21,10 @@ BYTES_PER_VALUE = 4  # float32
 JSON_SCHEMA_VERSION = 1
 
 
+# what `--count all` calls a merge whose operations are a copy, counted as 0
+MERGE_NAMES = {"concat": "concat", "split": "split and concat", "dense": "dense concat"}
+
+
 @dataclass
 class Row:
     name: str  # module path; a folded repeat shows its first and last index
@@ -96,11 +100,12 @@ class _Counter:
 
     def merge(self, node: ir.Node) -> _Totals:
         out = prod(node.out_shape)
-        if isinstance(node, ir.Merge) and node.kind == "add":
-            extra = (len(node.branches) - 1) * out if self.count_all else 0
+        if isinstance(node, ir.Merge) and node.kind in ("add", "gate"):
+            products = len(node.branches) - (node.kind == "add")  # a gate multiplies once
+            extra = products * out if self.count_all else 0
             return _Totals(0, 0, extra * self.batch, out * self.batch)
-        zero = {"concat" if isinstance(node, ir.Merge) else "dense concat"} \
-            if self.count_all else set()
+        kind = node.kind if isinstance(node, ir.Merge) else "dense"
+        zero = {MERGE_NAMES[kind]} if self.count_all else set()
         return _Totals(0, 0, 0, out * self.batch, zero)
 
     def receptive(self, node: ir.Node, before: tuple | None) -> tuple | None:
@@ -116,7 +121,7 @@ class _Counter:
             return before
         if isinstance(node, ir.Merge):
             ends = [self.receptive(b, before) for b in node.branches]
-            return _widest(ends)
+            return _widest(ends + [before] * (node.kind == "gate"))
         widest = before  # of the input and every step so far: linear in the steps
         for step in node.steps:
             widest = _widest([widest, self.receptive(step, widest)])
@@ -135,6 +140,8 @@ def _through_layer(layer: ir.Layer, before: tuple) -> tuple | None:
     rf_h, rf_w, j_h, j_w = before
     attrs, shape = layer.attrs, layer.in_shape
     kind = layer.op.receptive
+    if kind == "flat" and len(shape) == 3 and len(layer.out_shape) == 3:
+        return before  # a linear inside channels_last: each position on its own
     if kind == "flat" or len(shape) != 3 or len(layer.out_shape) != 3:
         return None if kind == "flat" else before
     if kind == "window":

@@ -52,6 +52,13 @@ class ArchBlock(nn.Module):
             for branch in step[1][1:]:
                 out = out + self._run(branch, x)
             return out
+        if kind == "gate":
+            return x * self._run(step[1][0], x)
+        if kind == "split":
+            parts = x.chunk(len(step[1]), 1)
+            return torch.cat([self._run(b, part) for b, part in zip(step[1], parts)], 1)
+        if kind == "scale":
+            return self._parameters[step[1]] * x
         features = [x]  # dense: each step sees everything before it
         for inner in step[1]:
             features.append(self._run(inner, torch.cat(features, 1)))
@@ -93,6 +100,8 @@ def instantiate(spec: TorchModule) -> nn.Module:
     children = {name: instantiate(child) for name, child in spec.children.items()}
     if spec.base == "module":
         module = made_class("archspec.block_classes", spec.cls, ArchBlock)(spec.program)
+        for name, (shape, value) in spec.parameters.items():
+            module.register_parameter(name, nn.Parameter(torch.full(shape, value)))
         for name, child in children.items():
             module.add_module(name, child)
         return module

@@ -30,6 +30,49 @@ class DenseConcat(nn.ModuleDict):
         return torch.cat(features, 1)
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an N x C x H x W map (ConvNeXt's): the channels are
+    moved last for the norm and back after it. Parameters as nn.LayerNorm(C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class StochasticDepth(nn.Module):
+    """Drops its input while training, per sample ("row") or for the whole batch
+    ("batch"), with probability p, and scales what survives by 1 / (1 - p); the identity at
+    inference. The residual branch it ends then counts for the expected depth only."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        mask = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * (mask / keep if keep > 0.0 else mask)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
+class Permute(nn.Module):
+    """Reorders a tensor's dimensions (batch included), e.g. (0, 2, 3, 1) for channels last."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
 def init_weights(
     model: nn.Module,
     conv: str = "default",

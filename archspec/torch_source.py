@@ -57,9 +57,9 @@ def function_text(step: tuple, x: str, parts: FileParts) -> str:
 
 def with_attributes(step: tuple) -> tuple:
     """A lowered program with child names as attribute texts (`self.conv1`)."""
-    if step[0] == "call":
-        return ("call", attribute(step[1]))
-    if step[0] in ("seq", "concat", "add", "dense"):
+    if step[0] in ("call", "scale"):
+        return (step[0], attribute(step[1]))
+    if step[0] in ("seq", "concat", "add", "split", "gate", "dense"):
         return (step[0], tuple(with_attributes(s) for s in step[1]))
     return step
 
@@ -107,6 +107,12 @@ class Printer:
 
     def init_lines(self, module: TorchModule) -> list[str]:
         lines = [f"{INDENT}def __init__(self) -> None:", f"{INDENT * 2}super().__init__()"]
+        for name, (shape, value) in module.parameters.items():
+            text = f"nn.Parameter(torch.full({literal(shape)}, {literal(value)}))"
+            if is_attribute_name(name):
+                lines.append(wrap(f"{INDENT * 2}self.{name} = ", text))
+            else:
+                lines.append(wrap(INDENT * 2, f"self.register_parameter({literal(name)}, {text})"))
         for name, child in module.children.items():
             text = self.constructor(child)
             if is_attribute_name(name):
@@ -168,6 +174,18 @@ class Forward:
             return self.emit(target, f"torch.cat({features}, 1)")
         if kind == "fn":
             return self.emit(target, function_text(step, x, self.parts))
+        if kind == "scale":
+            return self.emit(target, f"{step[1]} * {x}")
+        if kind == "gate":
+            gate = self.branch(step[1][0], x, 0, kind)
+            return self.emit(target, f"{x} * {gate}")
+        if kind == "split":
+            shares = [self.fresh(f"{x}_{i + 1}") for i in range(len(step[1]))]
+            self.emit(", ".join(shares) + ("," if len(shares) == 1 else ""),
+                      f"{x}.chunk({len(shares)}, 1)")
+            branches = [self.branch(b, share, i, kind)
+                        for i, (b, share) in enumerate(zip(step[1], shares))]
+            return self.emit(target, f"torch.cat([{', '.join(branches)}], 1)")
         if kind == "seq":
             for inner in step[1]:
                 x = self.run(inner, x, target)
@@ -190,7 +208,8 @@ class Forward:
             return x  # the identity
         if step[0] == "seq" and len(step[1]) == 1:
             return self.branch(step[1][0], x, index, kind)
-        name = ("out" if index == 0 else "identity") if kind == "add" else f"branch{index + 1}"
+        name = (("out" if index == 0 else "identity") if kind == "add" else
+                "scale" if kind == "gate" else f"branch{index + 1}")
         if step[0] == "maybe":
             return self.emit(self.fresh(name), f"{x} if {step[1]} is None else {step[1]}({x})")
         if step[0] == "call":
@@ -271,8 +290,7 @@ def model_text(model: ClassModel, parts: FileParts, several: bool = False,
     lines = [f"class {model.name}({base}):", _docstring(doc), "", head]
     shape_line, check = input_check(network, model.base) if network else ([], [])
     for line in model.init + shape_line:
-        if "init_weights(" in line:
-            parts.helpers.add("init_weights")
+        parts.helpers.update(h for h in (*helper_names(), "init_weights") if f"{h}(" in line)
         lines.append(_wrapped(INDENT * 2 + line))
     if model.forward is not None:
         lines += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *check]

@@ -330,12 +330,14 @@ class Translator:
             hint = _HINTS.get(kind, "object")
             if param.default is None:
                 params.append(f"{python}: {hint}")
-            elif isinstance(param.default, n.Literal) or not _names_in(param.default):
+            elif isinstance(param.default, n.Literal) or not (
+                    _names_in(param.default) or _reads_in(param.default)):
                 default = self.expr(param.default, State(env, None, 3, LOST, {}))
                 params.append(f"{python}: {hint} = {text(default, self.classes)}")
-            else:
+            else:  # it depends on other parameters or the input: filled in the constructor
                 params.append(f"{python}: {hint} | None = None")
-                default = self.expr(param.default, State(env, None, 3, LOST, {}))
+                entry = Sym(first_channels, kind="int") if first_channels else None
+                default = self.expr(param.default, State(env, entry, 3, LOST, {}))
                 prologue.append(f"if {python} is None:")
                 prologue.append(f"{INDENT}{python} = {text(default, self.classes)}")
             env[param.name] = Sym(python, kind=kind)
@@ -414,6 +416,8 @@ class Translator:
             return ("seq", tuple(self.stmts(stmt.body, state, box)))
         if isinstance(stmt, n.Parallel):
             return self.parallel(stmt, state, box)
+        if isinstance(stmt, n.ChannelsLast):
+            return self.channels_last(stmt, state, box)
         if isinstance(stmt, n.Dense):
             return self.dense(stmt, state, box)
         if isinstance(stmt, n.If):
@@ -448,6 +452,8 @@ class Translator:
         if ref is not None:
             return self.block_call(self.classes.block(ref), stmt, state, box, label, ref)
         op = REGISTRY.get(stmt.name)
+        if op is not None and op.name == "scale":
+            return self.scale(stmt, state, box, label)
         if op is None:
             raise Unsupported(f"call of `{stmt.name}`", stmt.span)
         return self.op_call(op, stmt, state, box, fresh, label)
@@ -578,6 +584,30 @@ class Translator:
         attr = self.place(box, name, f"{call.callee}({', '.join(args)})", stmt.span)
         self.advance(call, state)
         return ("call", attr)
+
+    def scale(self, stmt: n.Call, state: State, box: Container, label) -> tuple:
+        """`scale`: a parameter of the (merging) module, one value per channel."""
+        init = self.op_arguments(REGISTRY["scale"], stmt, state).get("init", 1.0)
+        name = box.take(label, stmt.span)
+        if not isinstance(name, str) or not is_attribute_name(name) or is_sym(init):
+            raise Unsupported("a `scale` without a plain label or with a run-time value",
+                              stmt.span)
+        shape = ", ".join([text(state.channels, self.classes)] + ["1"] * (state.rank - 1))
+        shape += "," if state.rank == 1 else ""
+        box.emit(f"{box.target}.{name} = nn.Parameter(torch.full(({shape}), {float(init)!r}))")
+        return ("scale", f"{box.target}.{name}")
+
+    def channels_last(self, stmt: n.ChannelsLast, state: State, box: Container):
+        """Permute, the body on each position's channels (as on features), permute back."""
+        steps = [self.unlabelled_module(box, "Permute((0, 2, 3, 1))", stmt.span)]
+        rank, state.rank = state.rank, 1
+        steps += [step for step in self.stmts(stmt.body, state, box) if step is not None]
+        state.rank = rank
+        steps.append(self.unlabelled_module(box, "Permute((0, 3, 1, 2))", stmt.span))
+        return ("seq", tuple(steps))
+
+    def unlabelled_module(self, box: Container, module: str, span) -> tuple:
+        return ("call", self.place(box, box.take(None, span), module, span))
 
     def advance(self, call: SourceCall, state: State) -> None:
         if call.channels is not KEEP:
@@ -711,6 +741,11 @@ class Translator:
         if not box.merges:
             raise Unsupported("a merge in a sequential scope", stmt.span)
         branches, outs = [], []
+        entry = state.channels
+        if stmt.kind == "split":
+            count = sum(not isinstance(b, n.Let) for b in stmt.branches)
+            state.channels = (entry // count if not is_sym(entry)
+                              else binary("//", entry, count, self.classes, "int"))
         for branch in stmt.branches:
             inner = state.copy()
             step = self.stmt(branch, inner, box, False)
@@ -723,14 +758,14 @@ class Translator:
         if stmt.kind == "add" and len(branches) == 1:
             branches.append(("seq", ()))
             outs.append(state.channels)
-        if stmt.kind == "concat":
+        if stmt.kind in ("concat", "split"):
             total = outs[0]
             for out in outs[1:]:
                 total = out + total if not is_sym(out) and not is_sym(total) else \
                     binary("+", total, out, self.classes, "int")
             state.channels = total
         else:
-            state.channels = outs[0]
+            state.channels = entry if stmt.kind == "gate" else outs[0]
         state.spatial = LOST
         return (stmt.kind, tuple(branches))
 
@@ -1120,6 +1155,10 @@ def _spec_names(node) -> set[str]:
         elif isinstance(item, n.Param):
             names.add(item.name)
     return {python_parameter(name) for name in names}
+
+
+def _reads_in(expr: n.Expr) -> bool:
+    return any(isinstance(node, n.InRef) for node in n.walk(expr))
 
 
 def _names_in(expr) -> set[str]:
