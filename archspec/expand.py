@@ -54,7 +54,17 @@ from .limits import (
     measure,
 )
 from .names import label_problem
-from .ops import PERMUTE, REGISTRY, Args, OpSpec, Shape, ShapeError, fmt_shape, need_map
+from .ops import (
+    PERMUTE,
+    REGISTRY,
+    Args,
+    OpSpec,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    need_map,
+    unknown_op_hint,
+)
 
 
 class InitArgs(Args):
@@ -407,7 +417,8 @@ class Expander:
                 k for k in env.names() if isinstance(env.lookup(k), BlockRef)}
 
         raise fail("E201", f"unknown op or block `{stmt.name}`", stmt.name_span,
-                   hint=did_you_mean(stmt.name, known, stmt.name_span)
+                   hint=unknown_op_hint(stmt.name)
+                   or did_you_mean(stmt.name, known, stmt.name_span)
                    or "see docs/language.md for the ops")
 
     def call_block(self, ref: BlockRef, stmt: n.Call, env, ns, shape, scope, name):

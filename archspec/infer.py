@@ -53,6 +53,14 @@ def add_shape(names: list[str], shapes: list[Shape], identity: list[bool]) -> Sh
         return shapes[0]
     detail = _branch_list(names, shapes)
     hint = "make every branch give the same channels and size"
+    widest = max(shapes, key=len)
+    gating = [s for s in shapes if s != widest and len(s) == len(widest)
+              and all(g in (w, 1) for w, g in zip(widest, s))]
+    if gating and len(widest) == 3:
+        hint = (f"a branch gives {fmt_shape(gating[0])}, which only broadcasts: to multiply "
+                "the input by it (squeeze-excitation), write it as gate { ... } instead of "
+                "a branch of add")
+        raise ShapeError("E304", "residual add needs equal shapes", detail=detail, hint=hint)
     main = next((s for s, ident in zip(shapes, identity) if not ident), None)
     if any(identity) and main is not None and len(main) == 3:
         source = shapes[identity.index(True)]

@@ -1058,3 +1058,57 @@ _OPS = [
 REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS if not op.internal}
 PERMUTE = next(op for op in _OPS if op.name == "permute")  # what channels_last writes
 
+
+
+# ---------------------------------------------------------------- other names
+#
+# What people write for an op or pattern that archspec spells differently: an unknown call
+# (E201) proposes these before any spelling suggestion, so a hint never offers a function
+# that does something else (`drop_path` is stochastic depth, not dropout).
+
+SYNONYMS = {
+    "drop_path": "stochastic_depth", "droppath": "stochastic_depth",
+    "swish": "silu", "hard_swish": "hardswish", "h_swish": "hardswish",
+    "hswish": "hardswish", "hard_sigmoid": "hardsigmoid", "h_sigmoid": "hardsigmoid",
+    "hsigmoid": "hardsigmoid", "layer_norm": "layernorm", "group_norm": "groupnorm",
+    "instance_norm": "instancenorm", "batch_norm": "batchnorm", "bn": "batchnorm",
+    "batchnorm2d": "batchnorm", "layernorm2d_": "layernorm2d", "fc": "linear",
+    "dense_layer": "linear", "conv2d": "conv", "depthwise": "dwconv", "pointwise": "pwconv",
+    "max_pool": "maxpool", "avg_pool": "avgpool", "maxpool2d": "maxpool",
+    "avgpool2d": "avgpool", "shuffle": "channel_shuffle", "layer_scale": "scale",
+    "layerscale": "scale", "lrn2d": "lrn", "local_response_norm": "lrn",
+}
+PATTERN_SYNONYMS = {
+    "mul": "gate { ... } multiplies the input by what its body computes",
+    "multiply": "gate { ... } multiplies the input by what its body computes",
+    "se": "squeeze-excitation is a gate: gate { global_avgpool conv(c // 4, k=1) relu "
+          "conv(c, k=1) sigmoid }",
+    "squeeze_excitation": "squeeze-excitation is a gate: gate { global_avgpool "
+                          "conv(c // 4, k=1) relu conv(c, k=1) sigmoid }",
+    "chunk": "split { ... } gives each branch an equal share of the channels",
+    "permute": "channels_last { ... } runs per-position layers with the channels last",
+    "cat": "concat { ... } concatenates branches on channels",
+    "residual": "add { ... } sums its branches (one branch: plus the input)",
+}
+# PyTorch layers with no archspec op: no spelling suggestion for these (`hardtanh` is not
+# `tanh`)
+NOT_OPS = frozenset({
+    "hardtanh", "softplus", "elu", "selu", "celu", "prelu", "rrelu", "logsigmoid", "softsign",
+    "tanhshrink", "threshold", "glu", "hardshrink", "softshrink", "softmin", "log_softmax",
+    "upsample", "pixel_shuffle", "embedding", "lstm", "gru", "rnn", "attention", "conv1d",
+    "conv3d", "conv_transpose", "convtranspose2d", "unfold", "fold",
+})
+
+
+def unknown_op_hint(name: str) -> str | None:
+    """The hint for a call of an unknown name that means a known op or pattern, or a
+    PyTorch layer archspec lacks; None when only a spelling suggestion can help."""
+    key = name.lower()
+    if key in SYNONYMS:
+        return f"archspec calls it `{SYNONYMS[key]}`"
+    if key in PATTERN_SYNONYMS:
+        return PATTERN_SYNONYMS[key]
+    if key in NOT_OPS:
+        return (f"archspec has no `{name}` (PyTorch's layer of that name); "
+                "see docs/language.md section 8 for the ops")
+    return None
