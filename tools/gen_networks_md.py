@@ -37,6 +37,7 @@ TORCHVISION = frozenset({
     "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
     *(f"densenet{depth}" for depth in (121, 161, 169, 201)),
     "googlenet",
+    "squeezenet1_0", "squeezenet1_1",
 })
 
 
