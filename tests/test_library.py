@@ -46,6 +46,7 @@ TORCHVISION_VARIANTS = [
     ("googlenet.arch", "googlenet"),
     ("squeezenet.arch", "squeezenet1_0"),
     ("squeezenet.arch", "squeezenet1_1"),
+    ("mobilenet.arch", "mobilenet_v2"),
 ]
 TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
                       "inception_v3": {"aux_logits": False, "init_weights": False}}

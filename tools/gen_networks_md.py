@@ -38,6 +38,7 @@ TORCHVISION = frozenset({
     *(f"densenet{depth}" for depth in (121, 161, 169, 201)),
     "googlenet",
     "squeezenet1_0", "squeezenet1_1",
+    "mobilenet_v2",
 })
 
 
