@@ -48,6 +48,7 @@ TORCHVISION_VARIANTS = [
     ("squeezenet.arch", "squeezenet1_1"),
     ("mobilenet.arch", "mobilenet_v2"),
     *[("mnasnet.arch", f"mnasnet{alpha}") for alpha in ("0_5", "0_75", "1_0", "1_3")],
+    ("inception.arch", "inception_v3"),
 ]
 TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
                       "inception_v3": {"aux_logits": False, "init_weights": False}}

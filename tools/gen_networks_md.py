@@ -40,6 +40,7 @@ TORCHVISION = frozenset({
     "squeezenet1_0", "squeezenet1_1",
     "mobilenet_v2",
     *(f"mnasnet{alpha}" for alpha in ("0_5", "0_75", "1_0", "1_3")),
+    "inception_v3",
 })
 
 
