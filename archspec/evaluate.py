@@ -53,7 +53,7 @@ class Env:
     """A chain of name bindings: loop and let variables over block parameters."""
 
     def __init__(self, values: dict | None = None, parent: Env | None = None):
-        self.values = values or {}
+        self.values = values if values is not None else {}  # shared, even when empty
         self.parent = parent
 
     def lookup(self, name: str):

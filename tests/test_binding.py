@@ -80,6 +80,15 @@ def test_missing_parameter_is_reported_not_the_defaults_that_read_it(tmp_path):
     assert "`c`" in diag.message
 
 
+def test_defaults_read_the_parameters_before_them(tmp_path):
+    """A default sees every parameter declared before it, given or defaulted (the binder's
+    environment once dropped them when it started empty)."""
+    text = ("block unit(c: int, t: int = 2, h: int = c * t, w: int = h + in.c) { conv(w, k=1) }\n"
+            "network net() { input [4, 8, 8]  unit(3)  unit(5, t=1) }\n")
+    net = archspec.load(str(_write(tmp_path / "spec.arch", text)))
+    assert net.output_shape == (5 + 10, 8, 8)
+
+
 def test_python_api_binds_like_keyword_arguments(tmp_path):
     text = NET + "variant v = net(width=8)\n"
     path = _write(tmp_path / "spec.arch", text)

@@ -44,8 +44,16 @@ TORCHVISION_VARIANTS = [
     ("resnext.arch", "resnext101_64x4d"),
     *[("densenet.arch", f"densenet{depth}") for depth in (121, 161, 169, 201)],
     ("googlenet.arch", "googlenet"),
+    ("squeezenet.arch", "squeezenet1_0"),
+    ("squeezenet.arch", "squeezenet1_1"),
+    ("mobilenet.arch", "mobilenet_v2"),
+    *[("mnasnet.arch", f"mnasnet{alpha}") for alpha in ("0_5", "0_75", "1_0", "1_3")],
+    ("inception.arch", "inception_v3"),
 ]
-TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
+TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
+                      "inception_v3": {"aux_logits": False, "init_weights": False}}
+# The input size of each torchvision model's weights, where it is not 224x224.
+INPUT_SIZES = {"inception_v3": 299}
 IDS = [name for _, name in TORCHVISION_VARIANTS]
 
 
@@ -58,7 +66,7 @@ def spec(file: str, name: str):
 def reference(name: str) -> dict:
     """What the tests need from torchvision's model, built once per variant: the parameter
     count, the parameters of each module that owns some, each conv's geometry, and the MACs
-    counted with forward hooks in eval mode on a 1x3x224x224 input."""
+    counted with forward hooks in eval mode on one image of the model's input size."""
     with torch.device("meta"):
         model = torchvision.models.get_model(name, weights=None,
                                              **TORCHVISION_KWARGS.get(name, {}))
@@ -80,7 +88,8 @@ def reference(name: str) -> dict:
             module.register_forward_hook(
                 lambda m, i, out: macs.append(m.in_features * m.out_features))
     with torch.no_grad():
-        model(torch.empty(1, 3, 224, 224, device="meta"))
+        size = INPUT_SIZES.get(name, 224)
+        model(torch.empty(1, 3, size, size, device="meta"))
     return {"params": sum(p.numel() for p in model.parameters()), "owned": owned,
             "convs": convs, "macs": sum(macs)}
 
@@ -131,7 +140,8 @@ def test_module_names_and_parameter_shapes_match_torchvision(file, name):
 def test_macs_match_torchvision_hooks(file, name):
     net = spec(file, name)
     assert net.macs == reference(name)["macs"]
-    assert net.input_shape == (3, 224, 224)
+    size = INPUT_SIZES.get(name, 224)
+    assert net.input_shape == (3, size, size)
     assert net.output_shape == (1000,)
 
 

@@ -5,7 +5,8 @@
 
 Every network and variant that `archspec check specs/*.arch` checks gets one row: its file,
 its name, its torchvision counterpart (if any), input and output shape, parameters and MACs,
-all computed by archspec's static checker (this script never imports torch). Only the lines
+all computed by archspec's static checker (this script never imports torch), and the size of
+the file that defines the network's family, in spec lines (neither blank nor only a comment). Only the lines
 between the two marker comments are generated; the rest of docs/networks.md is hand-written
 and kept as it is. tests/test_library.py fails when the table is out of date.
 """
@@ -37,21 +38,31 @@ TORCHVISION = frozenset({
     "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
     *(f"densenet{depth}" for depth in (121, 161, 169, 201)),
     "googlenet",
+    "squeezenet1_0", "squeezenet1_1",
+    "mobilenet_v2",
+    *(f"mnasnet{alpha}" for alpha in ("0_5", "0_75", "1_0", "1_3")),
+    "inception_v3",
 })
+
+
+def spec_lines(text: str) -> int:
+    """The lines of a spec that say something: neither blank nor only a comment."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def table(specs: Path = SPECS) -> str:
     """The Markdown table: one row per checked network or variant, files in name order and
     networks in the order `archspec check` gives them."""
-    lines = ["| file | network | torchvision | input | output | parameters | MACs |",
-             "| --- | --- | --- | --- | --- | ---: | ---: |"]
+    lines = ["| file | spec lines | network | torchvision | input | output | parameters | MACs |",
+             "| --- | ---: | --- | --- | --- | --- | ---: | ---: |"]
     for path in sorted(specs.glob("*.arch")):
         result = check_file(str(path))
         if result.diagnostics:
             raise SystemExit(f"{path}: {'; '.join(d.message for d in result.diagnostics)}")
+        size = spec_lines(path.read_text(encoding="utf-8"))
         for net in result.networks:
             counterpart = f"`{net.name}`" if net.name in TORCHVISION else "-"
-            lines.append(f"| `specs/{path.name}` | `{net.name}` | {counterpart} "
+            lines.append(f"| `specs/{path.name}` | {size} | `{net.name}` | {counterpart} "
                          f"| {fmt_shape(net.input_shape)} | {fmt_shape(net.output_shape)} "
                          f"| {net.params:,} | {net.macs:,} |")
     return "\n".join(lines) + "\n"
