@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here, not to stdout")
     compile_.add_argument("--verify", action="store_true",
                           help="run the built module once on PyTorch's meta device and "
-                               "confirm every layer's shape (imports torch)")
+                               "confirm every layer's shape, and import the compiled source "
+                               "and confirm it builds the same modules and state_dict "
+                               "(imports torch)")
     _add_summary_parsers(commands)
     _add_diagram_parser(commands)
     for command in commands.choices.values():
@@ -286,14 +288,15 @@ def run_compile(args) -> int:
     networks, status = some_networks(args.file, args.net, None, inputs)
     if not networks:
         return status
-    if args.verify:
-        from .torch_backend import verify_network
-
-        for network in networks:
-            verify_network(network)
     from .output import write_atomic
     from .torch_source import generate
 
+    if args.verify:
+        from .torch_backend import verify_network, verify_source
+
+        for network in networks:
+            verify_network(network)
+            verify_source(network, generate(network, args.file))
     source = generate(networks, args.file)
     if args.output:
         try:

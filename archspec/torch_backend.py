@@ -11,7 +11,9 @@ nothing here infers them again.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import tempfile
 from math import prod
 
 import torch
@@ -213,3 +215,44 @@ def verify_network(network: ir.Network) -> None:
             f"the checker said {fmt_shape(layer.out_shape)}", layer.span,
             hint="this is a bug in archspec; please report it with the spec")
             for layer in wrong])
+
+
+def verify_source(network: ir.Network, source: str) -> None:
+    """Import the compiled source of one network and confirm that its builder makes the
+    module archspec.build() makes: the same module classes under the same names, and the
+    same parameter and buffer names and shapes (built on the meta device: no memory)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "compiled_network.py")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        loader = importlib.util.spec_from_file_location("archspec_compiled_network", path)
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+    builders = [value for name, value in vars(module).items()
+                if callable(value) and getattr(value, "__module__", None) == module.__name__
+                and not isinstance(value, type) and name != "init_weights"]
+    with torch.device("meta"):
+        built = build_module(network)
+        try:
+            compiled = builders[-1]()
+        except Exception as exc:  # noqa: BLE001 - any failure of generated code is our bug
+            compiled, differences = None, [f"its builder fails: {type(exc).__name__}: {exc}"]
+    if compiled is not None:
+        differences = _differences(built, compiled)
+    if differences:
+        raise ArchError([Diagnostic(
+            "E501", f"the compiled source of `{network.name}` differs from archspec.build(): "
+            f"{'; '.join(differences[:3])}", network.span,
+            hint="this is a bug in archspec; please report it with the spec")])
+
+
+def _differences(built: nn.Module, compiled: nn.Module) -> list[str]:
+    mine = {k: (type(m).__name__) for k, m in built.named_modules()}
+    theirs = {k: (type(m).__name__) for k, m in compiled.named_modules()}
+    found = [f"`{k or '<network>'}` is {mine.get(k)} in one, {theirs.get(k)} in the other"
+             for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+    shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    other = {k: tuple(v.shape) for k, v in compiled.state_dict().items()}
+    found += [f"`{k}` is {shapes.get(k)} in one, {other.get(k)} in the other"
+              for k in sorted(set(shapes) | set(other)) if shapes.get(k) != other.get(k)]
+    return found

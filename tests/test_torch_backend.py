@@ -20,7 +20,7 @@ import archspec
 from archspec.check import check_file
 from archspec.cli import main
 from archspec.lowering import lower
-from archspec.torch_backend import build_module, verify_network
+from archspec.torch_backend import build_module, verify_network, verify_source
 from archspec.torch_source import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +200,43 @@ def test_verify_reports_a_shape_the_checker_got_wrong(monkeypatch):
     (diag,) = info.value.diagnostics
     assert diag.code == "E501" and "6x14x14 in PyTorch" in diag.message
     assert diag.span == layer.span
+
+
+def test_verify_imports_the_compiled_source_and_finds_what_differs(monkeypatch):
+    """--verify also builds the compiled file: a wrong kernel, a missing module and a builder
+    that fails are E501, each naming what differs."""
+    monkeypatch.chdir(ROOT)
+    network = archspec.load("specs/resnet.arch", net="resnet18")
+    source = generate(network, "specs/resnet.arch")
+    verify_source(network, source)  # the real source passes
+    for broken, expected in [
+        (source.replace("nn.Conv2d(3, 64, 7,", "nn.Conv2d(3, 64, 5,", 1), "conv1.weight"),
+        (source.replace("self.fc = ", "self.head = ", 1), "`fc` is Linear in one, None"),
+        (source.replace("super().__init__()", "super().__init__(); 1 / 0", 1),
+         "its builder fails: ZeroDivisionError"),
+    ]:
+        assert broken != source
+        with pytest.raises(archspec.ArchError) as info:
+            verify_source(network, broken)
+        assert info.value.diagnostics[0].code == "E501"
+        assert expected in info.value.diagnostics[0].message
+
+
+DEFAULT_FROM_INPUT = """
+block squeeze(sq: int, c: int = in.c) { conv(sq, k=1) relu conv(c, k=1) }
+network net() { input [3, 8, 8]  conv(16, k=1)  squeeze(4)  squeeze(2, 8) }
+"""
+
+
+def test_a_default_that_reads_the_input_is_filled_in_the_compiled_constructor(tmp_path):
+    """`c: int = in.c` is the input channels of each call, in compiled classes too (it was
+    written as `c: int = None` and the conv got None channels)."""
+    path = tmp_path / "net.arch"
+    path.write_text(DEFAULT_FROM_INPUT)
+    network = archspec.load(str(path))
+    source = generate(network, str(path))
+    assert "if c is None:" in source
+    verify_source(network, source)
 
 
 SAME = """
