@@ -55,14 +55,15 @@ class Padded:
         return self.conv
 
 
-@dataclass
-class ChannelsLastNorm:
+class ChannelsLastNorm(nn.Module):
     """What LayerNorm2d (ConvNeXt's) must compute: nn.LayerNorm over the channels, with the
     channels moved last for it and back after it."""
 
-    norm: nn.LayerNorm
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm
 
-    def __call__(self, x):
+    def forward(self, x):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     @property
@@ -90,13 +91,17 @@ class DropRows(nn.Module):
         return x * (mask / keep) if keep > 0.0 else x * mask
 
 
-@dataclass
-class Scale:
+class Scale(nn.Module):
     """What `scale` must be: no module but a parameter of the enclosing module (the network
-    here, named by the label), torch.full(shape, init), that multiplies the input."""
+    here, named by the label), torch.full(shape, init), that multiplies the input. This
+    module holds such a parameter."""
 
-    shape: tuple[int, ...]
-    init: float
+    def __init__(self, shape: tuple[int, ...], init: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x):
+        return self.weight * x
 
 
 # Reference descriptions that stand for an archspec helper class: (its name, its torch base).
@@ -452,13 +457,14 @@ def _check_scale(model: nn.Module, case: Case, expected: Scale) -> None:
     assert [name for name, _ in model.named_parameters()] == ["l"]
     weight = model.get_parameter("l")
     assert weight.requires_grad and weight.dtype == torch.float32
-    torch.testing.assert_close(weight.detach(), torch.full(expected.shape, expected.init))
+    torch.testing.assert_close(weight, expected.weight, rtol=0, atol=0)
+    _randomise(expected)
     with torch.no_grad():
-        weight.copy_(torch.randn(expected.shape, generator=torch.Generator().manual_seed(1)))
+        weight.copy_(expected.weight)
     x = torch.randn((2, *case.in_shape), generator=torch.Generator().manual_seed(2))
     for mode in (True, False):
         model.train(mode)
-        torch.testing.assert_close(model(x), weight.detach() * x)
+        torch.testing.assert_close(model(x), expected(x))
 
 
 def test_every_op_and_every_argument_has_a_case():
