@@ -361,6 +361,13 @@ def groupnorm_shape(a: GroupNormArgs, shape: Shape):
 
 def instancenorm_shape(a: InstanceNormArgs, shape: Shape):
     need_map(shape, "instancenorm")
+    if shape[1] * shape[2] == 1:  # PyTorch: "Expected more than 1 spatial element"
+        raise ShapeError(
+            "E306", f"`instancenorm` needs more than one position, got {fmt_shape(shape)}",
+            detail=f"incoming shape is {fmt_shape(shape)}: each channel of a sample is one "
+                   "value, which PyTorch refuses to normalise by its own statistics (always "
+                   "while training)",
+            hint="normalise before the global pooling, or use batchnorm or layernorm here")
     return shape, dict(a.model_dump(), features=shape[0])
 
 

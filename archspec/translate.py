@@ -659,14 +659,18 @@ class Translator:
         self.stmts(body, state, inner)
         appended = [line[len(local) + 8:-1] for line in lines
                     if line.startswith(f"{local}.append(") and line.endswith(")")]
-        if len(appended) == len(lines) and not any(local in a for a in appended):
+        # only appends, none of them conditional: the scope always holds those modules
+        inline = bool(lines) and len(appended) == len(lines) and \
+            not any(local in a for a in appended)
+        if inline:
             module = f"nn.Sequential({', '.join(appended)})"
         else:
             box.emit(f"{local} = nn.Sequential()")
             box.lines.extend(INDENT * box.depth + line for line in lines)
             module = local
-        if _always_holds_a_module(body) or isinstance(name, Sym) or name is None:
-            if not _always_holds_a_module(body):
+        holds = inline or _always_holds_a_module(body)
+        if holds or isinstance(name, Sym) or name is None:
+            if not holds:
                 raise Unsupported("a scope that may hold no module, without a plain label",
                                   span)
             return self.place(box, name, module, span)

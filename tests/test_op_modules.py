@@ -19,7 +19,10 @@ writes out literally (`nn.LeakyReLU(0.2)`, `nn.Softmax(dim=1)`, ...):
 Convolutions with uneven padding ('same' with an even kernel or a stride that does not divide
 the size, or `((t, b), (l, r))`) become archspec's PaddedConv2d: their outputs are compared
 with F.pad followed by a hand-built unpadded nn.Conv2d, and the per-side 'same' padding is
-worked out here from TensorFlow's rule.
+worked out here from TensorFlow's rule. Likewise `layernorm2d` (archspec's LayerNorm2d) is
+compared with nn.LayerNorm on the channels moved last and back, `stochastic_depth` with
+torchvision's stochastic_depth written out here, and `scale`, which is no module but a
+parameter of the enclosing one, with torch.full(shape, init) multiplying the input.
 
 Only the public API (`archspec.build`) is used, so these tests hold across backend rewrites.
 """
@@ -46,6 +49,64 @@ class Padded:
 
     def __call__(self, x):
         return self.conv(F.pad(x, self.pad))
+
+    @property
+    def reference(self) -> nn.Module:
+        return self.conv
+
+
+class ChannelsLastNorm(nn.Module):
+    """What LayerNorm2d (ConvNeXt's) must compute: nn.LayerNorm over the channels, with the
+    channels moved last for it and back after it."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    @property
+    def reference(self) -> nn.Module:
+        return self.norm
+
+
+class DropRows(nn.Module):
+    """torchvision.ops.stochastic_depth as its documentation states it: while training, zero
+    each sample ("row") or the whole batch ("batch") with probability p and divide what is
+    kept by 1 - p; the identity in eval mode or with p = 0. The mask is drawn as torchvision
+    draws it (bernoulli_ on an empty tensor of the mask's shape), so that with the same seed
+    both draw the same mask."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        mask = torch.empty(size, dtype=x.dtype).bernoulli_(keep)
+        return x * (mask / keep) if keep > 0.0 else x * mask
+
+
+class Scale(nn.Module):
+    """What `scale` must be: no module but a parameter of the enclosing module (the network
+    here, named by the label), torch.full(shape, init), that multiplies the input. This
+    module holds such a parameter."""
+
+    def __init__(self, shape: tuple[int, ...], init: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x):
+        return self.weight * x
+
+
+# Reference descriptions that stand for an archspec helper class: (its name, its torch base).
+HELPERS = {Padded: ("PaddedConv2d", nn.Conv2d), ChannelsLastNorm: ("LayerNorm2d", nn.LayerNorm),
+           DropRows: ("StochasticDepth", nn.Module)}
 
 
 @dataclass
@@ -194,6 +255,29 @@ CASES = [
          lambda: nn.LocalResponseNorm(3, alpha=0.5, beta=0.3, k=2.0)),
     Case("lrn", M, {"size": 5, "alpha": 0.5}, lambda: nn.LocalResponseNorm(5, 0.5),
          call="lrn(5, alpha=0.5)"),
+    Case("groupnorm", M, {"groups": 2}, lambda: nn.GroupNorm(2, 4)),
+    Case("groupnorm", M, {"groups": 4, "eps": 0.5}, lambda: nn.GroupNorm(4, 4, eps=0.5)),
+    Case("groupnorm", M, {"groups": 1, "affine": False},
+         lambda: nn.GroupNorm(1, 4, affine=False)),
+    Case("groupnorm", (6, 3, 5), {"groups": 3}, lambda: nn.GroupNorm(3, 6),
+         call="groupnorm(3)"),
+    Case("instancenorm", M, {}, lambda: nn.InstanceNorm2d(4)),
+    Case("instancenorm", M, {"eps": 0.5}, lambda: nn.InstanceNorm2d(4, eps=0.5)),
+    Case("instancenorm", M, {"affine": True}, lambda: nn.InstanceNorm2d(4, affine=True)),
+    Case("instancenorm", M, {"track": True},
+         lambda: nn.InstanceNorm2d(4, track_running_stats=True)),
+    Case("instancenorm", M, {"momentum": 0.7, "track": True},
+         lambda: nn.InstanceNorm2d(4, momentum=0.7, track_running_stats=True)),
+    Case("instancenorm", M, {"eps": 0.5, "momentum": 0.0, "affine": True, "track": True},
+         lambda: nn.InstanceNorm2d(4, eps=0.5, momentum=0.0, affine=True,
+                                   track_running_stats=True)),
+    Case("layernorm", F7, {}, lambda: nn.LayerNorm(7)),
+    Case("layernorm", F7, {"eps": 0.5}, lambda: nn.LayerNorm(7, eps=0.5)),
+    Case("layernorm", F7, {"affine": False}, lambda: nn.LayerNorm(7, elementwise_affine=False)),
+    Case("layernorm2d", M, {}, lambda: ChannelsLastNorm(nn.LayerNorm(4))),
+    Case("layernorm2d", M, {"eps": 0.5}, lambda: ChannelsLastNorm(nn.LayerNorm(4, eps=0.5))),
+    Case("layernorm2d", M, {"affine": False},
+         lambda: ChannelsLastNorm(nn.LayerNorm(4, elementwise_affine=False))),
     # ------------------------------------------------------------------ activations
     Case("relu", M, {}, lambda: nn.ReLU()),
     Case("relu6", M, {}, lambda: nn.ReLU6(), scale=10.0),
@@ -208,12 +292,33 @@ CASES = [
     Case("gelu", M, {"approximate": "none"}, lambda: nn.GELU(approximate="none"),
          call='gelu("none")'),
     Case("silu", M, {}, lambda: nn.SiLU()),
+    Case("hardswish", M, {}, lambda: nn.Hardswish(), scale=4.0),  # past the kinks at -3, 3
+    Case("hardswish", F7, {}, lambda: nn.Hardswish(), scale=4.0),
+    Case("hardsigmoid", M, {}, lambda: nn.Hardsigmoid(), scale=4.0),
+    Case("mish", M, {}, lambda: nn.Mish(), scale=3.0),
     Case("softmax", M, {}, lambda: nn.Softmax(dim=1)),  # over channels
     Case("softmax", F7, {}, lambda: nn.Softmax(dim=1)),  # over features
     # ------------------------------------------------------------------ the rest
     Case("dropout", M, {}, lambda: nn.Dropout()),
     Case("dropout", F7, {"p": 0.2}, lambda: nn.Dropout(p=0.2)),
     Case("dropout", M, {"p": 0.0}, lambda: nn.Dropout(0.0), call="dropout(0.0)"),
+    Case("dropout2d", M, {}, lambda: nn.Dropout2d()),
+    Case("dropout2d", M, {"p": 0.2}, lambda: nn.Dropout2d(0.2), call="dropout2d(0.2)"),
+    Case("alpha_dropout", M, {}, lambda: nn.AlphaDropout()),
+    Case("alpha_dropout", F7, {"p": 0.2}, lambda: nn.AlphaDropout(0.2)),
+    # with the harness's seed, p=0.8 drops one of the two samples and keeps the other
+    Case("stochastic_depth", M, {"p": 0.8}, lambda: DropRows(0.8)),
+    Case("stochastic_depth", M, {"p": 0.5, "mode": "batch"}, lambda: DropRows(0.5, "batch")),
+    Case("stochastic_depth", F7, {"p": 0.3, "mode": "row"}, lambda: DropRows(0.3),
+         call='stochastic_depth(0.3, "row")'),
+    Case("stochastic_depth", M, {"p": 0.0}, lambda: DropRows(0.0)),
+    Case("stochastic_depth", M, {"p": 1.0}, lambda: DropRows(1.0)),
+    Case("channel_shuffle", (6, 3, 5), {"groups": 2}, lambda: nn.ChannelShuffle(2)),
+    Case("channel_shuffle", (6, 3, 5), {"groups": 3}, lambda: nn.ChannelShuffle(3),
+         call="channel_shuffle(3)"),
+    Case("scale", M, {}, lambda: Scale((4, 1, 1), 1.0)),
+    Case("scale", M, {"init": 1e-6}, lambda: Scale((4, 1, 1), 1e-6)),
+    Case("scale", F7, {"init": -0.5}, lambda: Scale((7,), -0.5), call="scale(-0.5)"),
     Case("flatten", M, {}, lambda: nn.Flatten()),
     Case("linear", F7, {"out": 5}, lambda: nn.Linear(7, 5)),
     Case("linear", F7, {"out": 3, "bias": False}, lambda: nn.Linear(7, 3, bias=False)),
@@ -234,17 +339,27 @@ ATTRIBUTES = {
     nn.BatchNorm2d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     nn.BatchNorm1d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     nn.LocalResponseNorm: ("size", "alpha", "beta", "k"),
+    nn.GroupNorm: ("num_groups", "num_channels", "eps", "affine"),
+    nn.InstanceNorm2d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    nn.LayerNorm: ("normalized_shape", "eps", "elementwise_affine"),
     nn.LeakyReLU: ("negative_slope",),
     nn.ReLU6: ("min_val", "max_val"),
     nn.GELU: ("approximate",),
     nn.Softmax: ("dim",),
     nn.Dropout: ("p",),
+    nn.Dropout2d: ("p",),
+    nn.AlphaDropout: ("p",),
+    DropRows: ("p", "mode"),
+    nn.ChannelShuffle: ("groups",),
     nn.Flatten: ("start_dim", "end_dim"),
     nn.Linear: ("in_features", "out_features"),
     nn.ReLU: (),
     nn.Sigmoid: (),
     nn.Tanh: (),
     nn.SiLU: (),
+    nn.Hardswish: (),
+    nn.Hardsigmoid: (),
+    nn.Mish: (),
     nn.Identity: (),
 }
 
@@ -297,17 +412,21 @@ def _assert_same_state(got: nn.Module, ref: nn.Module) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_op_module_matches_hand_built_torch_layer(tmp_path, case):
     model = _build(tmp_path, case)
-    got = model.get_submodule("l")
     expected = case.expected()
-    if isinstance(expected, Padded):
-        ref_module = expected.conv
-        assert isinstance(got, nn.Conv2d) and type(got).__name__ == "PaddedConv2d", type(got)
-        attributes = [a for a in ATTRIBUTES[nn.Conv2d] if a != "padding"]
-        assert _normalised("padding", got.padding) == (0, 0)  # F.pad does all the padding
+    if isinstance(expected, Scale):
+        _check_scale(model, case, expected)
+        return
+    got = model.get_submodule("l")
+    ref_module = getattr(expected, "reference", expected)
+    attributes = ATTRIBUTES[type(ref_module)]
+    if type(expected) in HELPERS:
+        name, base = HELPERS[type(expected)]
+        assert isinstance(got, base) and type(got).__name__ == name, type(got)
     else:
-        ref_module = expected
         assert type(got) is type(expected)
-        attributes = ATTRIBUTES[type(expected)]
+    if isinstance(expected, Padded):
+        attributes = [a for a in attributes if a != "padding"]
+        assert _normalised("padding", got.padding) == (0, 0)  # F.pad does all the padding
     for name in attributes:
         assert _normalised(name, getattr(got, name)) == _normalised(
             name, getattr(ref_module, name)), name
@@ -329,6 +448,23 @@ def test_op_module_matches_hand_built_torch_layer(tmp_path, case):
         torch.testing.assert_close(_run(model, x, seed=3), _run(expected, x, seed=3),
                                    rtol=1e-5, atol=1e-6,
                                    msg=lambda m, mode=mode: f"{mode} mode, the network: {m}")
+
+
+def _check_scale(model: nn.Module, case: Case, expected: Scale) -> None:
+    """The label names a parameter of the network itself, as ConvNeXt's `layer_scale` is one
+    of its block; its output is the parameter times the input, with broadcasting."""
+    assert dict(model.named_children()) == {}
+    assert [name for name, _ in model.named_parameters()] == ["l"]
+    weight = model.get_parameter("l")
+    assert weight.requires_grad and weight.dtype == torch.float32
+    torch.testing.assert_close(weight, expected.weight, rtol=0, atol=0)
+    _randomise(expected)
+    with torch.no_grad():
+        weight.copy_(expected.weight)
+    x = torch.randn((2, *case.in_shape), generator=torch.Generator().manual_seed(2))
+    for mode in (True, False):
+        model.train(mode)
+        torch.testing.assert_close(model(x), expected(x))
 
 
 def test_every_op_and_every_argument_has_a_case():

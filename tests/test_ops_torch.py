@@ -10,6 +10,8 @@ compares:
   round: archspec may report an error only where PyTorch raises too);
 * the parameter count (sum of the torch module's parameters' numel) for every op, and the MACs of
   convolutions (output numel * in_channels / groups * kh * kw) and linear layers (in * out);
+* where PyTorch runs an input that archspec refuses on purpose (BY_DESIGN: layernorm on a map,
+  groupnorm and dropout2d on flat features), the code archspec gives, with the reason;
 * for convolutions, the resolved per-side padding: 'same' follows TensorFlow's rule (computed here
   independently), and F.pad with archspec's padding followed by an unpadded conv reproduces the
   torch layer's output exactly (for stride 1 that layer is PyTorch's own padding='same').
@@ -25,12 +27,14 @@ from itertools import product
 import pytest
 import torch
 import torch.nn.functional as F
+from test_op_modules import ChannelsLastNorm, DropRows, Scale
 from torch import nn
 
 import archspec
 from archspec.ops import REGISTRY
 
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
+              pytest.mark.filterwarnings("ignore:dropout2d. Received a 2-D input:UserWarning")]
 
 # ---------------------------------------------------------------- cases
 
@@ -64,6 +68,12 @@ POSITIONAL = {
     "gelu": ("approximate",),
     "dropout": ("p",),
     "linear": ("out",),
+    "groupnorm": ("groups",),
+    "dropout2d": ("p",),
+    "alpha_dropout": ("p",),
+    "stochastic_depth": ("p", "mode"),
+    "scale": ("init",),
+    "channel_shuffle": ("groups",),
 }
 
 
@@ -226,6 +236,30 @@ def norm_cases() -> list[Case]:
     return _unique(cases)
 
 
+def channel_norm_cases() -> list[Case]:
+    """groupnorm, instancenorm, layernorm and layernorm2d: maps with one position or many,
+    channel counts that the groups divide or not, flat features."""
+    cases = []
+    shapes = [(4, 3, 5), (6, 1, 1), (6, 2, 2), (1, 1, 1), (8, 3, 3), (2, 1, 3), (6,), (12,)]
+    for i, (shape, groups, (eps, affine)) in enumerate(product(
+            shapes, [1, 2, 3, 4], [(None, None), (0.001, False), (0.5, True)])):
+        cases.append(case("groupnorm", shape, positional=i % 2 == 0, groups=groups, eps=eps,
+                          affine=affine))
+    for shape, (eps, momentum, affine, track) in product(shapes, [
+            (None, None, None, None), (0.001, None, True, None), (None, 0.3, None, True),
+            (1e-3, 0.0, True, True), (None, None, False, False)]):
+        cases.append(case("instancenorm", shape, eps=eps, momentum=momentum, affine=affine,
+                          track=track))
+    # layernorm on maps: PyTorch refuses where the last dimension is not C, and runs
+    # (normalising W) where it is: (4, 2, 4), (1, 1, 1), (6, 1, 6)
+    for shape, (eps, affine) in product(
+            [(1,), (5,), (16,), (3, 4, 5), (4, 2, 4), (1, 1, 1), (6, 1, 6), (2, 3, 1)],
+            [(None, None), (0.001, None), (None, False), (1e-6, True)]):
+        cases.append(case("layernorm", shape, eps=eps, affine=affine))
+        cases.append(case("layernorm2d", shape, eps=eps, affine=affine))
+    return _unique(cases)
+
+
 def activation_cases() -> list[Case]:
     variants = {
         "relu": [{}], "relu6": [{}], "sigmoid": [{}], "tanh": [{}], "silu": [{}],
@@ -233,6 +267,11 @@ def activation_cases() -> list[Case]:
         "leaky_relu": [{}, {"slope": 0.2}, {"slope": -0.5}],
         "gelu": [{}, {"approximate": "tanh"}, {"approximate": "none"}],
         "dropout": [{}, {"p": 0.0}, {"p": 0.9}],
+        "hardswish": [{}], "hardsigmoid": [{}], "mish": [{}],
+        "dropout2d": [{}, {"p": 0.0}, {"p": 0.9}],
+        "alpha_dropout": [{}, {"p": 0.0}, {"p": 0.9}],
+        "stochastic_depth": [{"p": 0.2}, {"p": 1.0, "mode": "batch"}, {"p": 0.0, "mode": "row"}],
+        "scale": [{}, {"init": 1e-6}, {"init": -2.0}],
     }
     cases = []
     for op, arg_sets in variants.items():
@@ -247,6 +286,9 @@ def reshape_linear_cases() -> list[Case]:
         cases.append(case("linear", (features,), positional=out != 5, out=out, bias=bias))
     # on an unflattened map (with C * H > 1, so that torch's matmul on the last axis fails)
     cases += [case("linear", shape, out=4) for shape in [(3, 4, 5), (2, 1, 6), (1, 2, 2)]]
+    for i, (shape, groups) in enumerate(product(
+            [(6, 2, 3), (4, 1, 1), (5, 3, 3), (1, 2, 2), (12, 1, 4), (12,)], [1, 2, 3, 4, 6])):
+        cases.append(case("channel_shuffle", shape, positional=i % 2 == 0, groups=groups))
     return _unique(cases)
 
 
@@ -258,6 +300,7 @@ FAMILIES: dict[str, list[Case]] = {
     "avgpool": avgpool_cases(),
     "adaptive_global_pool": adaptive_cases(),
     "norm": norm_cases(),
+    "channel_norm": channel_norm_cases(),
     "activation": activation_cases(),
     "reshape_linear": reshape_linear_cases(),
 }
@@ -326,6 +369,17 @@ def torch_layer(c: Case) -> nn.Module:
                                     a.get("k", 1.0))
     if c.op == "linear":
         return nn.Linear(math.prod(shape), a["out"], a.get("bias", True))
+    if c.op == "groupnorm":
+        return nn.GroupNorm(a["groups"], shape[0], a.get("eps", 1e-5), a.get("affine", True))
+    if c.op == "instancenorm":
+        return nn.InstanceNorm2d(shape[0], a.get("eps", 1e-5), a.get("momentum", 0.1),
+                                 a.get("affine", False), a.get("track", False))
+    if c.op in ("layernorm", "layernorm2d"):
+        # over the channels, as one means it: nn.LayerNorm(C) itself normalises the last axis
+        norm = nn.LayerNorm(shape[0], a.get("eps", 1e-5), a.get("affine", True))
+        return norm if c.op == "layernorm" else ChannelsLastNorm(norm)
+    if c.op == "scale":
+        return Scale((shape[0],) + (1,) * (len(shape) - 1), a.get("init", 1.0))
     simple = {
         # sizes as pairs: AdaptiveAvgPool2d(1) has a fast path (a mean over the last two
         # axes) that accepts a flat (N, F) input and silently averages the batch away
@@ -339,6 +393,11 @@ def torch_layer(c: Case) -> nn.Module:
         "leaky_relu": lambda: nn.LeakyReLU(a.get("slope", 0.01)),
         "gelu": lambda: nn.GELU(approximate=a.get("approximate", "none")),
         "dropout": lambda: nn.Dropout(a.get("p", 0.5)),
+        "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "mish": nn.Mish,
+        "dropout2d": lambda: nn.Dropout2d(a.get("p", 0.5)),
+        "alpha_dropout": lambda: nn.AlphaDropout(a.get("p", 0.5)),
+        "stochastic_depth": lambda: DropRows(a["p"], a.get("mode", "row")),
+        "channel_shuffle": lambda: nn.ChannelShuffle(a["groups"]),
     }
     return simple[c.op]()
 
@@ -354,7 +413,33 @@ TORCH_ERRORS = [
     ("Dimension out of range", "E306"),  # avg_pool2d on a flat (N, F) input
     ("Input dimension should be at least 3", "E306"),  # adaptive_avg_pool2d, flat input
     ("mat1 and mat2 shapes cannot be multiplied", "E307"),
+    ("must be divisible by num_groups", "E305"),  # GroupNorm
+    ("Number of channels must be divisible by groups", "E305"),  # channel_shuffle
+    ("channel_shuffle expects input with > 2 dims", "E306"),
+    ("Expected more than 1 spatial element", "E306"),  # instance norm over one position
+    ("number of dimensions in the tensor input does not match", "E306"),  # permute, flat input
+    ("Given normalized_shape", "E307"),  # LayerNorm(C) on a map whose last axis is not C
 ]
+
+# Inputs PyTorch runs but archspec refuses on purpose: (op, rank of the input) -> the code
+# archspec gives. Why, for each:
+BY_DESIGN = {
+    # nn.LayerNorm(C) on N x C x H x W normalises the last axis, W, not the channels; PyTorch
+    # runs it whenever W happens to equal C, and the result is silently not a layer norm over
+    # the channels. layernorm2d, or layernorm inside channels_last, is that.
+    ("layernorm", 3): "E307",
+    # nn.GroupNorm accepts (N, C); on flat features it is a layer norm over groups of
+    # features, which the spec should say with layernorm (the hint proposes it).
+    ("groupnorm", 1): "E306",
+    # nn.Dropout2d on (N, F) is deprecated (a warning) and then acts as plain dropout: a
+    # spec that means dropout says so.
+    ("dropout2d", 1): "E306",
+}
+
+# Ops whose PyTorch layer checks its input only while training: the grid runs these in train
+# mode (instance norm refuses a single position per channel whenever it uses the sample's own
+# statistics, that is always while training).
+TRAINING_CHECKS = {"instancenorm"}
 
 
 def torch_code(error: Exception) -> str:
@@ -418,16 +503,22 @@ def check_against_torch(family: str, c: Case, compiled) -> tuple[object, nn.Modu
     outcome = compiled(family)[c.id]
     torch.manual_seed(0)
     x = torch.randn(2, *c.in_shape)
+    got = [(d.code, d.span.line) for d in outcome.errors]
+    design = BY_DESIGN.get((c.op, len(c.in_shape)))
     try:
-        module = torch_layer(c).eval()
+        module = torch_layer(c).train(c.op in TRAINING_CHECKS)
         with torch.no_grad():
             y = module(x)
     except (RuntimeError, ValueError, IndexError) as error:
         code = torch_code(error)
-        got = [(d.code, d.span.line) for d in outcome.errors]
+        code = design or code  # archspec's refusal by design comes before its other checks
         assert got == [(code, outcome.line)], (
             f"PyTorch raises ({error}); archspec should report {code} at line {outcome.line}, "
             f"reported {got}")
+        return None, None, None
+    if design is not None:
+        assert got == [(design, outcome.line)], (
+            f"PyTorch runs this, archspec refuses it on purpose with {design}; got {got}")
         return None, None, None
     assert not outcome.errors, (
         f"false alarm: PyTorch gives {tuple(y.shape[1:])}, archspec reports "
@@ -509,6 +600,16 @@ def test_norm(c, compiled):
     if layer is not None and c.op == "batchnorm":
         assert layer.attrs["features"] == module.num_features
         assert layer.attrs["dims"] == (2 if isinstance(module, nn.BatchNorm2d) else 1)
+
+
+@pytest.mark.parametrize("c", FAMILIES["channel_norm"], ids=ids(FAMILIES["channel_norm"]))
+def test_channel_norm(c, compiled):
+    layer, module, _ = check_against_torch("channel_norm", c, compiled)
+    if layer is not None:
+        norm = getattr(module, "norm", module)  # layernorm2d's reference wraps nn.LayerNorm
+        features = {"groupnorm": "num_channels", "instancenorm": "num_features"}
+        want = getattr(norm, features[c.op]) if c.op in features else norm.normalized_shape[0]
+        assert layer.attrs["features"] == want
 
 
 @pytest.mark.parametrize("c", FAMILIES["activation"], ids=ids(FAMILIES["activation"]))

@@ -430,3 +430,20 @@ def test_verify_of_a_tensor_beyond_int64_is_a_diagnostic(tmp_path, capsys):
     assert main(["compile", str(spec), "--verify"]) == 1
     err = capsys.readouterr().err
     assert "error[E502]" in err and "internal error" not in err
+
+
+def test_a_labelled_scope_whose_modules_are_nested_compiles(tmp_path):
+    """Found in issue 11: a labelled channels_last (ConvNeXt's MLP), or a labelled group whose
+    modules are in a group of their own, was written inline as nn.Sequential(...) behind
+    `if len(foo):`, a name the file never defines: the compiled network raised NameError."""
+    spec = tmp_path / "nested.arch"
+    spec.write_text("network n() {\n  input [3, 8, 8]\n  foo: { { conv(4, k=1) relu } }\n"
+                    "  bar: channels_last { layernorm linear(5) }\n}\n")
+    network = archspec.load(str(spec))
+    path = tmp_path / "nested.py"
+    path.write_text(generate(network, str(spec)))
+    built, written = build_module(network), import_source(path, "compiled_nested").n()
+    assert structure(built) == structure(written)
+    written.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(built.eval()(x), written.eval()(x))
