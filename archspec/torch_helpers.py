@@ -51,7 +51,9 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        size = [1] * x.dim()  # one draw for the batch, or one per sample
+        if self.mode == "row":
+            size[0] = x.shape[0]
         mask = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(keep)
         return x * (mask / keep if keep > 0.0 else mask)
 

@@ -49,6 +49,8 @@ TORCHVISION_VARIANTS = [
     ("mobilenet.arch", "mobilenet_v2"),
     *[("mnasnet.arch", f"mnasnet{alpha}") for alpha in ("0_5", "0_75", "1_0", "1_3")],
     ("inception.arch", "inception_v3"),
+    *[("shufflenet.arch", f"shufflenet_v2_x{width}") for width in ("0_5", "1_0", "1_5", "2_0")],
+    *[("convnext.arch", f"convnext_{size}") for size in ("tiny", "small", "base", "large")],
 ]
 TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
                       "inception_v3": {"aux_logits": False, "init_weights": False}}
@@ -66,15 +68,15 @@ def spec(file: str, name: str):
 def reference(name: str) -> dict:
     """What the tests need from torchvision's model, built once per variant: the parameter
     count, the parameters of each module that owns some, each conv's geometry, and the MACs
-    counted with forward hooks in eval mode on one image of the model's input size."""
+    counted with forward hooks in eval mode on one image of the model's input size (a linear
+    layer costs its weights once per position: ConvNeXt's run on every pixel)."""
     with torch.device("meta"):
         model = torchvision.models.get_model(name, weights=None,
                                              **TORCHVISION_KWARGS.get(name, {}))
     model.eval()
     owned, convs, macs = {}, {}, []
     for path, module in model.named_modules():
-        mine = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)
-                if k in ("weight", "bias")}
+        mine = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)}
         if mine:
             owned[path] = (type(module), mine)
         if isinstance(module, nn.Conv2d):
@@ -86,7 +88,7 @@ def reference(name: str) -> dict:
                     out.numel() * m.in_channels // m.groups * prod(m.kernel_size)))
         elif isinstance(module, nn.Linear):
             module.register_forward_hook(
-                lambda m, i, out: macs.append(m.in_features * m.out_features))
+                lambda m, i, out: macs.append(out.numel() * m.in_features))
     with torch.no_grad():
         size = INPUT_SIZES.get(name, 224)
         model(torch.empty(1, 3, size, size, device="meta"))
@@ -103,12 +105,30 @@ def expected_params(layer) -> dict[str, tuple[int, ...]]:
     if layer.op.name == "linear":
         shapes = {"weight": (a["out_features"], a["in_features"])}
         return shapes | ({"bias": (a["out_features"],)} if a["bias"] else {})
-    if layer.op.name == "batchnorm":
+    if layer.op.name in ("batchnorm", "layernorm", "layernorm2d"):
         return {"weight": (a["features"],), "bias": (a["features"],)} if a["affine"] else {}
     raise AssertionError(f"{layer.path}: unexpected op with parameters: {layer.op.name}")
 
 
-TORCH_TYPES = {"conv": nn.Conv2d, "batchnorm": nn.BatchNorm2d, "linear": nn.Linear}
+TORCH_TYPES = {"conv": nn.Conv2d, "dwconv": nn.Conv2d, "batchnorm": nn.BatchNorm2d,
+               "linear": nn.Linear, "layernorm": nn.LayerNorm,
+               "layernorm2d": torchvision.models.convnext.LayerNorm2d}
+
+
+def spec_owned(net) -> dict[str, tuple[str | None, dict[str, tuple[int, ...]]]]:
+    """The modules of the built model that own parameters, as (op, parameter shapes) by path:
+    a layer's own weights, and a `scale` parameter (ConvNeXt's layer_scale) under its label
+    in the enclosing module, whose type the spec does not name (op None)."""
+    owned = {}
+    for layer in net.layers():
+        if not layer.params:
+            continue
+        if layer.op.name == "scale":
+            parent, _, label = layer.path.rpartition(".")
+            owned.setdefault(parent, (None, {}))[1][label] = layer.attrs["shape"]
+        else:
+            owned[layer.path] = (layer.op.name, expected_params(layer))
+    return owned
 
 
 @pytest.mark.slow
@@ -121,15 +141,18 @@ def test_parameter_count_matches_torchvision(file, name):
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_module_names_and_parameter_shapes_match_torchvision(file, name):
     ref = reference(name)
-    layers = {layer.path: layer for layer in spec(file, name).layers() if layer.params}
-    assert set(layers) == set(ref["owned"]), (
-        f"only in the spec: {sorted(set(layers) - set(ref['owned']))[:8]}; "
-        f"only in torchvision: {sorted(set(ref['owned']) - set(layers))[:8]}")
-    for path, layer in layers.items():
-        module_type, shapes = ref["owned"][path]
-        assert module_type is TORCH_TYPES[layer.op.name], path
-        assert expected_params(layer) == shapes, path
-        if layer.op.name == "conv":
+    net = spec(file, name)
+    layers = {layer.path: layer for layer in net.layers()}
+    owned = spec_owned(net)
+    assert set(owned) == set(ref["owned"]), (
+        f"only in the spec: {sorted(set(owned) - set(ref['owned']))[:8]}; "
+        f"only in torchvision: {sorted(set(ref['owned']) - set(owned))[:8]}")
+    for path, (op, shapes) in owned.items():
+        module_type, ref_shapes = ref["owned"][path]
+        assert op is None or module_type is TORCH_TYPES[op], path
+        assert shapes == ref_shapes, path
+        if op in ("conv", "dwconv"):
+            layer = layers[path]
             geometry = {k: tuple(layer.attrs[k]) if k != "groups" else layer.attrs[k]
                         for k in ref["convs"][path]}
             assert geometry == ref["convs"][path], path
@@ -166,6 +189,20 @@ def give_batchnorms_real_statistics(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
+def give_layer_norms_and_scales_real_values(model: nn.Module) -> None:
+    """Random affine parameters for every layer norm (LayerNorm2d too) and random layer
+    scales: ConvNeXt's start at 1e-6, which would make every block almost the identity and
+    hide whatever is wrong inside it."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+            for key, parameter in module.named_parameters(recurse=False):
+                if key == "layer_scale":
+                    parameter.uniform_(0.05, 0.2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("file", "name"), TORCHVISION_VARIANTS, ids=IDS)
 def test_torchvision_state_dict_loads_strictly_and_outputs_match(file, name):
@@ -180,6 +217,7 @@ def test_torchvision_state_dict_loads_strictly_and_outputs_match(file, name):
     theirs = torchvision.models.get_model(name, weights=None,
                                           **TORCHVISION_KWARGS.get(name, {}))
     give_batchnorms_real_statistics(theirs, torch.randn(1, *net.input_shape))
+    give_layer_norms_and_scales_real_values(theirs)
     with torch.device("meta"):
         ours = archspec.build(net)
     ours.load_state_dict(theirs.state_dict(), strict=True, assign=True)

@@ -308,6 +308,21 @@ def test_compiled_files_pass_ruff(tmp_path, monkeypatch, spec, net):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
+def test_helper_classes_copied_into_compiled_files_pass_ruff(tmp_path):
+    """Every class of torch_helpers.py, as a compiled file copies it, is clean for ruff's
+    defaults (line length 88), not only for archspec's own settings."""
+    from archspec.torch_source import helper_names, helper_source
+    out = tmp_path / "helpers.py"
+    header = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+    out.write_text("\n\n\n".join([header.rstrip("\n"), *(
+        helper_source(name) for name in sorted(helper_names()))]) + "\n")
+    for args in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        proc = subprocess.run([sys.executable, "-m", "ruff", *args, str(out)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 FAST_ROUND_TRIPS = {"googlenet", "resnet18", "densenet121", "vgg11_bn", "lenet"}
 ROUND_TRIP_NETWORKS = [net if net in FAST_ROUND_TRIPS else
                        pytest.param(net, marks=pytest.mark.slow)

@@ -42,6 +42,8 @@ TORCHVISION = frozenset({
     "mobilenet_v2",
     *(f"mnasnet{alpha}" for alpha in ("0_5", "0_75", "1_0", "1_3")),
     "inception_v3",
+    *(f"shufflenet_v2_x{width}" for width in ("0_5", "1_0", "1_5", "2_0")),
+    *(f"convnext_{size}" for size in ("tiny", "small", "base", "large")),
 })
 
 
