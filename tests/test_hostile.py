@@ -397,6 +397,11 @@ def test_outputs_are_identical_under_two_hash_seeds(tmp_path):
 # ---------------------------------------------------------------- the package itself
 
 
+# The one module allowed to import code: `compile --verify` imports the file archspec itself
+# just generated (from a private temporary folder) to compare it with build().
+IMPORTS_GENERATED_CODE = {"torch_backend.py": {"importlib"}}
+
+
 def test_no_eval_exec_or_dynamic_import_in_the_package():
     """No builtin that runs or loads code from a string is called anywhere in archspec/."""
     banned = {"eval", "exec", "compile", "__import__", "execfile", "input", "breakpoint"}
@@ -421,6 +426,7 @@ def test_no_eval_exec_or_dynamic_import_in_the_package():
                     {"importlib"} if [a.name for a in node.names] == ["resources"] else set())
             else:
                 continue
+            modules -= IMPORTS_GENERATED_CODE.get(path.name, set())
             if modules & {"pickle", "marshal", "shelve", "importlib"}:
                 found.append(f"{path.name}:{node.lineno}: import {sorted(modules)}")
     assert found == []
