@@ -25,6 +25,7 @@ FAMILIES = [
     ("googlenet.arch", "googlenet", (3, 64, 64)), ("resnet.arch", "resnet18", (3, 64, 64)),
     ("resnext.arch", "resnext50_32x4d", (3, 64, 64)),
     ("densenet.arch", "densenet121", (3, 64, 64)),
+    ("regnet.arch", "regnet_y_400mf", (3, 64, 64)),
 ]
 IDS = [net for _, net, _ in FAMILIES]
 
