@@ -66,7 +66,7 @@ def is_attribute_name(name: str) -> bool:
 # ---------------------------------------------------------------- compiled files
 
 # Module-level names every compiled file may use: imports, copied helpers, torch's globals.
-GENERATED_GLOBALS = frozenset({"torch", "nn", "F", "OrderedDict", "PaddedConv2d",
+GENERATED_GLOBALS = frozenset({"torch", "nn", "F", "math", "OrderedDict", "PaddedConv2d",
                                "DenseConcat", "LayerNorm2d", "StochasticDepth", "Permute",
                                "init_weights"})
 PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(

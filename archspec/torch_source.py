@@ -392,7 +392,9 @@ def _header(networks: list[ir.Network], spec_path: str) -> str:
 
 def _imports(code: str) -> str:
     """The imports the code uses, as isort orders them."""
-    lines = ["from collections import OrderedDict", ""] if "OrderedDict(" in code else []
+    standard = (["import math"] if re.search(r"\bmath\.", code) else []) + (
+        ["from collections import OrderedDict"] if "OrderedDict(" in code else [])
+    lines = [*standard, ""] if standard else []
     if re.search(r"\btorch\.", code):
         lines.append("import torch")
     if re.search(r"\bF\.", code):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from . import ir
 from . import nodes as n
-from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
+from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare, unpack
 from .flow import gives_fresh, is_init, labelled_scope_merges, merges_at_own_level
 from .names import (
     GENERATED_GLOBALS,
@@ -1023,13 +1023,37 @@ class Translator:
         if not any(is_sym(a) for a in args):
             return self.fold(lambda *a: BUILTINS[e.func][0](list(a[:-1]), a[-1]), *args,
                              e.span)
-        if e.func in NOT_PYTHON_BUILTINS:
-            raise Unsupported(f"`{e.func}` of a parameter (it is not a Python built-in)")
-        kind = "int" if e.func in ("len", "sum") else "any"
-        return Sym(f"{e.func}({', '.join(text(a, self.classes) for a in args)})", ATOM, kind)
+        kind = "int" if e.func in ("len", "sum", "int", "ceil", "floor") else "any"
+        func = f"math.{e.func}" if e.func in MATH_FUNCTIONS else e.func
+        return Sym(f"{func}({', '.join(text(a, self.classes) for a in args)})", ATOM, kind)
 
     def _ListComp(self, e, state):
-        raise Unsupported("a list comprehension")
+        """Folded when the items and every result are known; else a Python comprehension
+        (its loop names are the spec's, as Python parameters)."""
+        items = self.expr(e.items, state)
+        if not is_sym(items):
+            folded = [self._comprehension_item(e, state, item) for item in items]
+            return [value for keep, value in folded if keep]
+        target, bound = self.loop_target(e.target)
+        inner = state.copy()
+        inner.env.update(bound)
+        clause = f"for {target} in {text(items, self.classes)}"
+        if e.condition is not None:
+            clause += f" if {text(self.expr(e.condition, inner), self.classes)}"
+        return Sym(f"[{text(self.expr(e.item, inner), self.classes)} {clause}]", ATOM, "list")
+
+    def _comprehension_item(self, e, state, item) -> tuple[bool, object]:
+        bound: dict = {}
+        self.fold(unpack, e.target, item, bound)
+        inner = state.copy()
+        inner.env.update(bound)
+        if e.condition is not None:
+            keep = self.expr(e.condition, inner)
+            if is_sym(keep):
+                raise Unsupported("a comprehension condition known only at run time", e.span)
+            if not keep:
+                return False, None
+        return True, self.expr(e.item, inner)
 
     def fold(self, function, *args):
         try:
@@ -1038,8 +1062,8 @@ class Translator:
             raise Unsupported(exc.diagnostic.message) from None
 
 
-# spec functions a generated file cannot call by the same name
-NOT_PYTHON_BUILTINS = frozenset({"ceil", "floor", "log", "sqrt"})
+# spec functions a generated file calls from Python's math module
+MATH_FUNCTIONS = frozenset({"ceil", "floor", "log", "sqrt"})
 
 
 # ---------------------------------------------------------------- the op view
