@@ -44,6 +44,8 @@ TORCHVISION_VARIANTS = [
     ("resnext.arch", "resnext101_64x4d"),
     *[("densenet.arch", f"densenet{depth}") for depth in (121, 161, 169, 201)],
     ("googlenet.arch", "googlenet"),
+    ("mobilenetv3.arch", "mobilenet_v3_large"),
+    ("mobilenetv3.arch", "mobilenet_v3_small"),
 ]
 TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 IDS = [name for _, name in TORCHVISION_VARIANTS]
