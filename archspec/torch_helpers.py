@@ -51,7 +51,7 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        size = [x.shape[0] if self.mode == "row" else 1] + [1] * (x.dim() - 1)
         mask = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(keep)
         return x * (mask / keep if keep > 0.0 else mask)
 

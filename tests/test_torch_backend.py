@@ -271,6 +271,16 @@ def test_compiled_files_pass_ruff(tmp_path, monkeypatch, spec, net):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_helpers_compiled_files_copy_are_ruff_formatted():
+    """Compiled files copy torch_helpers' classes verbatim, so those must already be as
+    `ruff format --isolated` (88 columns) writes them; StochasticDepth once had a 90-column
+    line, and every compiled EfficientNet failed the check above."""
+    helpers = ROOT / "archspec" / "torch_helpers.py"
+    proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--check",
+                           str(helpers)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 FAST_ROUND_TRIPS = {"googlenet", "resnet18", "densenet121", "vgg11_bn", "lenet"}
 ROUND_TRIP_NETWORKS = [net if net in FAST_ROUND_TRIPS else
                        pytest.param(net, marks=pytest.mark.slow)
