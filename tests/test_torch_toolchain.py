@@ -25,6 +25,8 @@ FAMILIES = [
     ("googlenet.arch", "googlenet", (3, 64, 64)), ("resnet.arch", "resnet18", (3, 64, 64)),
     ("resnext.arch", "resnext50_32x4d", (3, 64, 64)),
     ("densenet.arch", "densenet121", (3, 64, 64)),
+    ("mobilenetv3.arch", "mobilenet_v3_small", (3, 64, 64)),
+    ("efficientnet.arch", "efficientnet_b0", (3, 64, 64)),
 ]
 IDS = [net for _, net, _ in FAMILIES]
 
