@@ -55,6 +55,10 @@ TORCHVISION_VARIANTS = [
     *[("regnet.arch", f"regnet_{kind}_{size}") for kind, sizes in (
         ("y", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
         ("x", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"))) for size in sizes],
+    ("mobilenetv3.arch", "mobilenet_v3_large"),
+    ("mobilenetv3.arch", "mobilenet_v3_small"),
+    *[("efficientnet.arch", f"efficientnet_{v}") for v in
+      (*(f"b{i}" for i in range(8)), "v2_s", "v2_m", "v2_l")],
 ]
 TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
                       "inception_v3": {"aux_logits": False, "init_weights": False}}
@@ -62,16 +66,22 @@ TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
 INPUT_SIZES = {"inception_v3": 299}
 IDS = [name for _, name in TORCHVISION_VARIANTS]
 # The strict state_dict load and the output comparison run with real weights for every
-# network up to this many parameters and for the smallest of each family; the others are
-# compared on the meta device only (counts, names, shapes, geometry, MACs), since building
-# and running them takes minutes on a CI machine.
+# network up to this many parameters and for the smallest of each family, but for variants
+# whose code is exactly a sibling's with other widths and depths (some 15 s each): the
+# EfficientNets are shown by b0 (eps 1e-5), b5 (eps 1e-3, momentum 0.01) and v2_s
+# (FusedMBConv). The others are compared on the meta device only (counts, names, shapes,
+# geometry, MACs), since building and running them takes minutes on a CI machine.
 REAL_WEIGHT_LIMIT = 30_000_000
 PARAMS = {net.name: net.params for file in sorted({f for f, _ in TORCHVISION_VARIANTS})
           for net in archspec.check_file(str(SPECS / file)).networks}
 SMALLEST = {min((PARAMS[n], n) for f, n in TORCHVISION_VARIANTS if f == file)[1]
             for file, _ in TORCHVISION_VARIANTS}
+OUTPUTS_SHOWN_BY_A_SIBLING = {*(f"efficientnet_b{i}" for i in (1, 2, 3, 4, 6, 7)),
+                              "efficientnet_v2_m", "efficientnet_v2_l"}
 REAL_WEIGHTS = [(file, name) for file, name in TORCHVISION_VARIANTS
-                if PARAMS[name] <= REAL_WEIGHT_LIMIT or name in SMALLEST | {"vgg11_bn"}]
+                if (PARAMS[name] <= REAL_WEIGHT_LIMIT
+                    or name in SMALLEST | {"vgg11_bn", "efficientnet_b5"})
+                and name not in OUTPUTS_SHOWN_BY_A_SIBLING]
 
 
 @cache

@@ -26,6 +26,8 @@ FAMILIES = [
     ("resnext.arch", "resnext50_32x4d", (3, 64, 64)),
     ("densenet.arch", "densenet121", (3, 64, 64)),
     ("regnet.arch", "regnet_y_400mf", (3, 64, 64)),
+    ("mobilenetv3.arch", "mobilenet_v3_small", (3, 64, 64)),
+    ("efficientnet.arch", "efficientnet_b0", (3, 64, 64)),
 ]
 IDS = [net for _, net, _ in FAMILIES]
 

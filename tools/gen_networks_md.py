@@ -44,6 +44,8 @@ TORCHVISION = frozenset({
     "inception_v3",
     *(f"shufflenet_v2_x{width}" for width in ("0_5", "1_0", "1_5", "2_0")),
     *(f"convnext_{size}" for size in ("tiny", "small", "base", "large")),
+    "mobilenet_v3_large", "mobilenet_v3_small",
+    *(f"efficientnet_{v}" for v in (*(f"b{i}" for i in range(8)), "v2_s", "v2_m", "v2_l")),
     *(f"regnet_{kind}_{size}" for kind, sizes in (
         ("y", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
         ("x", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"))) for size in sizes),
