@@ -253,6 +253,33 @@ def test_a_default_that_reads_the_input_is_filled_in_the_compiled_constructor(tm
     verify_source(network, source)
 
 
+COMPREHENSION = """
+block stage(ws: list, mult: float) {
+  for c in [int(ceil(w * mult / 8)) * 8 for w in ws if w > 0] { conv(c, k=3, p=1) relu }
+}
+network net(mult: float = 1.0) {
+  input [3, 16, 16]
+  s: stage([8, 0, 16], mult)
+  global_avgpool  flatten  linear(round(log(100, 10)) * 5)
+}
+variant wide = net(mult=1.5)
+"""
+
+
+def test_comprehensions_and_math_compile_to_python_with_the_parameters(tmp_path):
+    """A list comprehension over a block's parameters is a Python comprehension in the
+    class (math functions from `math`), and every variant builds what build() builds."""
+    path = tmp_path / "net.arch"
+    path.write_text(COMPREHENSION)
+    networks = check_file(str(path)).networks
+    source = generate(networks, str(path))
+    assert "import math" in source
+    assert "[int(math.ceil(w * mult / 8)) * 8 for w in ws if w > 0]" in source
+    assert "written out" not in source
+    for network in networks:
+        verify_source(network, generate(network, str(path)))
+
+
 SAME = """
 network same() {
   input [3, 15, 15]
