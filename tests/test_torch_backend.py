@@ -49,6 +49,16 @@ def compiled(tmp_path: Path, spec: Path, net: str):
     return network, import_source(path, f"compiled_{net}")
 
 
+def both_backends(tmp_path: Path, text: str) -> tuple:
+    """The spec text's network n(), from archspec.build() and from its compiled file."""
+    spec = tmp_path / "n.arch"
+    spec.write_text(text)
+    network = archspec.load(str(spec))
+    out = tmp_path / "n.py"
+    out.write_text(generate(network, str(spec)))
+    return network, build_module(network), import_source(out, f"compiled_{tmp_path.name}").n()
+
+
 def structure(model: torch.nn.Module) -> list[tuple[str, str, str]]:
     """Every module's path, class name and torch's own description of its settings."""
     return [(name, type(m).__name__, m.extra_repr()) for name, m in model.named_modules()]
@@ -447,13 +457,9 @@ def test_an_input_of_the_wrong_rank_is_refused_by_both_backends(tmp_path, monkey
     """Found in issue 16: an unbatched 3x8x8 tensor went through a concat along H and came
     out 4x16x8, silently. Both backends now refuse it with the same message."""
     monkeypatch.chdir(ROOT)
-    spec = tmp_path / "cat.arch"
-    spec.write_text("network n() {\n  input [3, 8, 8]\n  concat { conv(2, k=1) identity }\n"
-                    "  global_avgpool flatten\n}\n")
-    network = archspec.load(str(spec))
-    out = tmp_path / "cat.py"
-    out.write_text(generate(network, str(spec)))
-    built, written = build_module(network), import_source(out, "cat_model").n()
+    _, built, written = both_backends(
+        tmp_path, "network n() {\n  input [3, 8, 8]\n  concat { conv(2, k=1) identity }\n"
+                  "  global_avgpool flatten\n}\n")
     messages = []
     for model in (built, written, pickle.loads(pickle.dumps(built))):
         with pytest.raises(ValueError) as info:
@@ -492,13 +498,9 @@ def test_a_labelled_scope_whose_modules_are_nested_compiles(tmp_path):
     """Found in issue 11: a labelled channels_last (ConvNeXt's MLP), or a labelled group whose
     modules are in a group of their own, was written inline as nn.Sequential(...) behind
     `if len(foo):`, a name the file never defines: the compiled network raised NameError."""
-    spec = tmp_path / "nested.arch"
-    spec.write_text("network n() {\n  input [3, 8, 8]\n  foo: { { conv(4, k=1) relu } }\n"
-                    "  bar: channels_last { layernorm linear(5) }\n}\n")
-    network = archspec.load(str(spec))
-    path = tmp_path / "nested.py"
-    path.write_text(generate(network, str(spec)))
-    built, written = build_module(network), import_source(path, "compiled_nested").n()
+    _, built, written = both_backends(
+        tmp_path, "network n() {\n  input [3, 8, 8]\n  foo: { { conv(4, k=1) relu } }\n"
+                  "  bar: channels_last { layernorm linear(5) }\n}\n")
     assert structure(built) == structure(written)
     written.load_state_dict(built.state_dict(), strict=True)
     x = torch.randn(2, 3, 8, 8)
