@@ -49,8 +49,8 @@ NO_SPEC = {
          "beyond what a tensor can index, it refuses the network instead of letting "
          "torch's allocator fail; `archspec check` cannot know the machine, so no spec "
          "gives it there."),
-        "make the network smaller (widths, input size), or pass `max_bytes=` to "
-        "`archspec.build` when you know it fits.",
+        ("make the network smaller (widths, input size), or pass `max_bytes=` to "
+         "`archspec.build` when you know it fits."),
     ),
 }
 
