@@ -4,16 +4,33 @@ the work is bounded by counting (calls, characters, bytes printed), not by the c
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 
 import pytest
+from lark.exceptions import UnexpectedInput
 
+from archspec import check as check_module
 from archspec import check_file
 from archspec import expand as expand_module
+from archspec import parse as parse_module
+from archspec.check import load_program
 from archspec.cli import main
 from archspec.diagnostics import MAX_PRINTED, SUGGEST_COMPARED, _nearest
 from archspec.expand import Expander, Scope
-from archspec.limits import CALL_STEPS, LAYER_STEPS, MAX_IMPORT_BYTES, MAX_PATH, MAX_STEPS
+from archspec.limits import (
+    CALL_STEPS,
+    ERROR_STEPS,
+    LAYER_STEPS,
+    MAX_FILE_BYTES,
+    MAX_IMPORT_BYTES,
+    MAX_PATH,
+    MAX_STEPS,
+    PARSE_ROOM,
+    PARSE_STEPS,
+    budget,
+)
+from archspec.parse import MAX_SYNTAX_ERRORS
 
 
 def _codes(path) -> list[str]:
@@ -165,3 +182,106 @@ def test_long_line_cut_around_the_marker(tmp_path):
     line, marker = err.splitlines()[1:3]
     assert line.startswith(" 1 | ...") and len(line) < 200
     assert line[marker.index("^"):].startswith("zz")
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_parsing_is_charged_to_the_work_budget(tmp_path):
+    """Parsing is most of a large file's check (a 250 kB file of dense tokens takes ~6 s), so
+    it is charged before it runs: what is left to expand shrinks with the files' size, and a
+    main file and imports at their limits still leave PARSE_ROOM steps."""
+    (tmp_path / "lib.arch").write_text("# padding\n" * 1000 + "block b() { relu }\n")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "lib.arch"\nnetwork n() {\n  input [3, 8, 8]\n  b\n}\n'
+                    + "# a comment\n" * 10_000)
+    with budget() as work:
+        load_program(str(spec))
+    chars = len(spec.read_text()) + len((tmp_path / "lib.arch").read_text())
+    assert MAX_STEPS - work.left == PARSE_STEPS * chars
+    assert PARSE_ROOM == MAX_STEPS - PARSE_STEPS * (MAX_FILE_BYTES + MAX_IMPORT_BYTES)
+    assert PARSE_ROOM >= MAX_STEPS // 10
+
+
+def test_files_at_their_size_limits_still_check(tmp_path):
+    """The parse charge never refuses files within the size limits on its own."""
+    imports = ""
+    for k in range(4):
+        lib = tmp_path / f"lib{k}.arch"
+        lib.write_text(f"block b{k}() {{ relu }}\n" + "#" * (MAX_IMPORT_BYTES // 4 - 40) + "\n")
+        imports += f'import "lib{k}.arch"\n'
+    head = imports + "network n() {\n  input [3, 8, 8]\n  b0 b1 b2 b3\n}\n"
+    spec = tmp_path / "main.arch"
+    spec.write_text(head + "#" * (MAX_FILE_BYTES - len(head) - 1) + "\n")
+    assert len(spec.read_bytes()) == MAX_FILE_BYTES
+    assert _codes(spec) == []
+
+
+class _CountingParser:
+    """Lark's parser, counting the characters it reads (up to the error, if any: the lexer
+    stops there)."""
+
+    def __init__(self, real):
+        self.real, self.chars = real, 0
+
+    def parse(self, text, **kwargs):
+        try:
+            tree = self.real.parse(text, **kwargs)
+        except UnexpectedInput as exc:
+            at = getattr(exc, "pos_in_stream", None)
+            self.chars += len(text) if at is None or at < 0 else at + 1
+            raise
+        self.chars += len(text)
+        return tree
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_syntax_errors_parse_each_part_a_bounded_number_of_times(tmp_path, monkeypatch):
+    """After a syntax error parsing went on from the top of the file: 60 broken blocks after
+    a 50 kB network were 100 parses of the file (103 s). Now each part is parsed at most
+    twice (the try, and the check for a definition left open)."""
+    counting = _CountingParser(parse_module._parser())
+    monkeypatch.setattr(parse_module, "_parser", lambda: counting)
+    text = ("network n() {\n  input [3, 8, 8]\n  let a = [" + "1, " * 5000 + "1]\n  relu\n}\n"
+            + "".join(f"block x{i}() {{ relu ) }}\n" for i in range(60)))
+    spec = tmp_path / "errors.arch"
+    spec.write_text(text)
+    assert _codes(spec) == ["E101"] * MAX_SYNTAX_ERRORS
+    assert counting.chars <= 2 * len(text)
+
+
+def test_definitions_left_open_are_one_error_at_the_first_open_one(tmp_path):
+    """`block b1() {` never closed swallows the (balanced) definitions after it: one E101 at
+    the next place the parser fails, naming b1's line (not one error per definition)."""
+    spec = tmp_path / "open.arch"
+    spec.write_text("block b0() { relu }\nblock b1() {\n"
+                    + "".join(f"block b{i}() {{ relu }}\n" for i in range(2, 9))
+                    + "network n() {\n  input [3, 8, 8]\n  relu\n}\n")
+    (diag,) = check_file(str(spec)).diagnostics
+    assert diag.code == "E101" and diag.span.line == 10
+    assert diag.notes == [f"the definition at {spec}:2:1 is not closed"]
+
+
+def test_errors_inside_a_loop_cost_work(tmp_path, monkeypatch):
+    """A mistake repeated by a loop made a diagnostic a round, charged one step each:
+    `repeat 100000 { repeat 100 { conv(-1) } }` ran 30 s in 1.3 GB. Each error costs
+    ERROR_STEPS, so the budget (a small one here) ends it after budget / ERROR_STEPS."""
+    steps = 200_000
+    monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
+    reported = []
+    real = Expander.report
+
+    def spy(self, diag):
+        reported.append(diag.code)
+        return real(self, diag)
+
+    monkeypatch.setattr(Expander, "report", spy)
+    for statement in ("conv(-1)", "x: relu", "rleu", "let q = 1 + \"a\""):
+        reported.clear()
+        spec = tmp_path / "loop.arch"
+        spec.write_text("network n() {\n  input [3, 8, 8]\n  repeat 100000 { repeat 100 { "
+                        + statement + " } }\n}\n")
+        assert "E408" in _codes(spec), statement
+        assert len(reported) <= steps // ERROR_STEPS + 1, statement
