@@ -25,7 +25,7 @@ from . import ir
 from . import nodes as n
 from .evaluate import BUILTINS, BlockRef, EvalError, _arith, _compare
 from .flow import gives_fresh, is_init, labelled_scope_merges, merges_at_own_level
-from .names import GENERATED_GLOBALS, PYTHON_NAMES, class_name, python_parameter
+from .names import GENERATED_GLOBALS, PYTHON_NAMES, ClassNames, python_parameter
 from .ops import KEEP, LOST, REGISTRY, OpSpec, SourceCall, fmt_shape, pair
 
 INDENT = "    "
@@ -147,13 +147,12 @@ class ClassTable:
 
     def __init__(self, translator: Translator) -> None:
         self.translator = translator
-        self.names: dict[tuple, str] = {}
+        self.namer = ClassNames()
+        self.names: dict[tuple, str] = self.namer.names
         self.models: dict[str, ClassModel] = {}
 
     def name(self, key: tuple, wanted: str) -> str:
-        if key not in self.names:
-            self.names[key] = class_name(wanted, set(self.names.values()))
-        return self.names[key]
+        return self.namer.get(key, wanted)
 
     def block(self, ref: BlockRef) -> str:
         key = ("block", id(ref.definition))
