@@ -26,6 +26,7 @@ from archspec.limits import (
     LAYER_STEPS,
     MAX_FILE_BYTES,
     MAX_IMPORT_BYTES,
+    MAX_IMPORT_FILES,
     MAX_PATH,
     MAX_STEPS,
     PARSE_ROOM,
@@ -141,6 +142,34 @@ def test_imported_bytes_are_capped(tmp_path):
     assert _codes(spec) == ["E410"]
 
 
+def test_import_count_is_capped(tmp_path):
+    """There was no cap on the number of imported files either: 40 files of a block each
+    are E410 at the import past MAX_IMPORT_FILES."""
+    imports = ""
+    for k in range(40):
+        (tmp_path / f"lib{k}.arch").write_text(f"block f{k}() {{ relu }}\n")
+        imports += f'import "lib{k}.arch"\n'
+    spec = tmp_path / "main.arch"
+    spec.write_text(imports + "network net() {\n  input [3, 8, 8]\n  relu\n}\n")
+    (diag,) = check_file(str(spec)).diagnostics
+    assert diag.code == "E410" and "too many imports" in diag.message
+    assert diag.span.line == MAX_IMPORT_FILES + 1
+
+
+def test_a_big_file_imported_32_times_is_refused_once(tmp_path, monkeypatch):
+    """32 imports of a 238 kB file took 134 s: it is E410 (over MAX_IMPORT_BYTES) at the
+    first import, and never parsed."""
+    (tmp_path / "big.arch").write_text("# padding\n" * 23_800)
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "big.arch"\n' * 32 + "network net() {\n  input [3, 8, 8]\n  relu\n}\n")
+    parsed = []
+    real = check_module.parse_module
+    monkeypatch.setattr(check_module, "parse_module",
+                        lambda source, path: parsed.append(path) or real(source, path))
+    assert _codes(spec) == ["E410"]
+    assert parsed == [str(spec)]
+
+
 def _run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -175,6 +204,18 @@ def test_github_output_is_bounded(many_errors):
 def test_json_output_has_every_diagnostic(many_errors):
     _, out, _ = _run(["check", "--format", "json", str(many_errors)])
     assert out.count('"code": "E201"') == 600
+
+
+def test_warnings_alone_print_a_bounded_output_and_exit_zero(tmp_path):
+    """Warnings alone printed 376 MB for a file that exits 0: 2,000 unused blocks (with an
+    unused parameter each) on one 57 kB line."""
+    spec = tmp_path / "warnings.arch"
+    spec.write_text("network net() { input [3, 8, 8] relu } " + " ".join(
+        f"block u{i}(x: int) {{ relu }}" for i in range(2000)) + "\n")
+    for fmt in ("text", "github"):
+        status, out, err = _run(["check", "--format", fmt, str(spec)])
+        assert status == 0 and len(out + err) < 100_000, fmt
+        assert f"... and {4000 - MAX_PRINTED:,} more warnings" in out + err
 
 
 def test_long_line_cut_around_the_marker(tmp_path):
