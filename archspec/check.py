@@ -22,8 +22,10 @@ from .limits import (
     MAX_IMPORT_DEPTH,
     MAX_IMPORT_FILES,
     MAX_NESTING,
+    PARSE_STEPS,
     LimitError,
     budget,
+    charge,
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
@@ -228,6 +230,11 @@ def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
         if program.imported_bytes > MAX_IMPORT_BYTES:
             _refuse(program, _imports_too_large(span, program.imported_bytes))
             return None
+    try:
+        charge(PARSE_STEPS * len(source), span)  # before parsing: it is most of the time
+    except LimitError as exc:
+        program.diagnostics.append(exc.diagnostic)
+        return None
     module, syntax = parse_module(source, path)
     program.diagnostics.extend(syntax)
     if module is None:

@@ -43,6 +43,7 @@ from .infer import (
 )
 from .limits import (
     CALL_STEPS,
+    ERROR_STEPS,
     INT_LIMIT,
     LAYER_STEPS,
     MAX_LAYERS,
@@ -167,6 +168,12 @@ class Expander:
                  for name, span in reversed(self.stack)]
         diag.notes = diag.notes + notes + [f"while checking `{self.network}`"]
         self.sink.append(diag)
+
+    def report_error(self, diag: Diagnostic) -> None:
+        """An error the expansion goes on after: it costs work, so that a mistake inside a
+        loop of a million rounds does not build a million diagnostics (E408 instead)."""
+        self.report(diag)
+        charge(ERROR_STEPS)
 
     # ------------------------------------------------------------ networks
 
@@ -296,7 +303,7 @@ class Expander:
             charge(1, stmt.span)
             return self._stmt(stmt, env, ns, shape, scope)
         except EvalError as exc:
-            self.report(exc.diagnostic)
+            self.report_error(exc.diagnostic)
         except UnknownShape:
             pass
         except LimitError as exc:
@@ -485,7 +492,7 @@ class Expander:
         except ValidationError as exc:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
         for diag in diags[:-1]:
-            self.report(diag)
+            self.report_error(diag)
         raise EvalError(diags[-1])
 
     def _validation_diagnostics(self, spec, stmt, given, spans, exc) -> list[Diagnostic]:

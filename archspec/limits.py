@@ -18,16 +18,21 @@ from .diagnostics import Diagnostic, Span, suggestions
 
 INT_LIMIT = 2**63 - 1  # E401: every integer a spec computes, as in int64
 MAX_ITEMS = 100_000  # E402: items of a list or range, repeat and dense counts, value size
-MAX_FILE_BYTES = 250_000  # E403: one .arch file (parsing 250 kB takes up to ~5 s)
+MAX_FILE_BYTES = 250_000  # E403: one .arch file (parsing 250 kB takes up to ~6 s)
 MAX_NESTING = 32  # E404: syntax nesting, statement nesting through block calls, values, variants
 MAX_LAYERS = 100_000  # E405: layers of one expanded network
 MAX_IMPORT_DEPTH = 16  # E406: files in a chain of imports
 MAX_STEPS = 5_000_000  # E408: units of work for one check (statements, loop rounds, values)
 LAYER_STEPS = 40  # what one layer costs of MAX_STEPS: a file expands at most 125,000 layers
 CALL_STEPS = 40  # what one block call costs (arguments, scope, a node), even an empty block
+ERROR_STEPS = 40  # what one error costs that expansion goes on after (a diagnostic is built)
+PARSE_STEPS = 15  # what parsing one character of a file costs (Lark: up to 25 us each)
 MAX_PATH = 1_000  # E409: characters of a module path (`layer1.0.conv1`)
 MAX_IMPORT_FILES = 32  # E410: different files one check imports (directly or not)
-MAX_IMPORT_BYTES = 125_000  # E410: bytes of all the files one check imports (parsing: ~2.5 s)
+MAX_IMPORT_BYTES = 50_000  # E410: bytes of all the files one check imports (parsing: ~1.3 s)
+# Parsing is charged before it runs, so parsing and expanding together stay within about
+# 10 s; the largest main file and imports leave this much of the budget to expand them.
+PARSE_ROOM = MAX_STEPS - PARSE_STEPS * (MAX_FILE_BYTES + MAX_IMPORT_BYTES)
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,11 @@ LIMITS: list[Limit] = [
           "with `--allow-dir`", "E107"),
     Limit("values of one tensor (C x H x W), parameters and MACs of a layer or a network",
           f"{INT_LIMIT} (int64)", "E407"),
-    Limit("work of one check: statements run, loop rounds, expression steps and the values "
-          f"they build ({LAYER_STEPS} steps a layer, so at most {MAX_STEPS // LAYER_STEPS:,} "
-          "layers in all the networks of a file)", f"{MAX_STEPS:,} steps", "E408"),
+    Limit("work of one check: characters parsed, statements run, loop rounds, expression "
+          f"steps, the values they build and the errors reported ({PARSE_STEPS} steps a "
+          f"character parsed, {LAYER_STEPS} a layer, so at most "
+          f"{MAX_STEPS // LAYER_STEPS:,} layers in all the networks of a file, fewer in a "
+          "large file)", f"{MAX_STEPS:,} steps", "E408"),
     Limit("length of a module path such as `layer1.0.conv1`", f"{MAX_PATH:,} characters",
           "E409"),
     Limit("different files imported by one check (directly or through other imports)",
@@ -87,8 +94,9 @@ class LimitError(Exception):
 
 
 class Budget:
-    """Units of work left to one check. Every statement, loop round, expression step and value
-    built is charged; running out is E408, reported where it happened."""
+    """Units of work left to one check. Every character parsed, statement, loop round,
+    expression step, value built and error reported is charged; running out is E408,
+    reported where it happened."""
 
     def __init__(self, steps: int = MAX_STEPS):
         self.steps = steps

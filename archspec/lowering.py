@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from . import ir
 from .flow import labelled_scope_merges, merges_at_own_level
-from .names import class_name
+from .names import ClassNames
 from .ops import HELPER_CLASSES, Default
 from .translate import Translation, Unsupported, translate
 
@@ -57,20 +57,6 @@ class TorchModule:
         return self.base is None and self.cls != SEQUENTIAL
 
 
-class ClassNames:
-    """Python class names for the network's scopes: one per definition (a block, a
-    labelled scope, the network), distinct and valid in a compiled file; the translation's
-    names where the network's definitions could be written with their parameters."""
-
-    def __init__(self, fixed: dict[tuple, str] | None = None) -> None:
-        self.names: dict[tuple, str] = dict(fixed or {})
-
-    def get(self, key: tuple, wanted: str) -> str:
-        if key not in self.names:
-            self.names[key] = class_name(wanted, set(self.names.values()))
-        return self.names[key]
-
-
 @dataclass
 class Lowered:
     """The module tree, and the parametric classes when the definitions translate."""
@@ -91,6 +77,8 @@ def lower(network: ir.Network) -> Lowered:
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         # a construct the translator does not know yet: the written-out classes are exact
         translation, why_not = None, f"not translated yet ({type(exc).__name__})"
+    # one class name per definition (a block, a labelled scope, the network); the
+    # translation's names where the definitions could be written with their parameters
     names = ClassNames(translation.names if translation else None)
     source = network.source
     merges = merges_at_own_level(source.body) if source is not None else True
@@ -111,13 +99,20 @@ def _name_copies(module: TorchModule, names: ClassNames, seen: dict) -> tuple:
     signature = (module.cls, module.base, module.args, tuple(module.kwargs.items()),
                  children, module.program, tuple(module.parameters.items()))
     if module.base is not None:
-        copies = seen.setdefault(module.cls, [])
-        if signature not in copies:
-            copies.append(signature)
-        index = copies.index(signature)
+        copies = seen.setdefault(module.cls, {})  # signature -> its number, by hash
+        index = copies.setdefault(_hashable(signature), len(copies))
         if index:
             module.cls = names.get(("copy", module.cls, index), module.cls)
         signature = (module.cls,) + signature[1:]
+    return signature
+
+
+def _hashable(signature: tuple):
+    """The signature, or its text where a value in it cannot be hashed."""
+    try:
+        hash(signature)
+    except TypeError:
+        return repr(signature)
     return signature
 
 

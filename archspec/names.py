@@ -95,19 +95,43 @@ def python_parameter(name: str) -> str:
 CLASS_PREFIX = "Spec"  # for names with no letter to start a class name (`_9` -> `Spec9`)
 
 
-def class_name(name: str, taken: set[str]) -> str:
+def class_name(name: str, taken: set[str], counts: dict[str, int] | None = None) -> str:
     """A block's or network's name as a class of a compiled file, camel-cased
     (`dense_layer` -> `DenseLayer`). Always a valid identifier, in the NFKC form Python
     reads it in (so two results never become one name), and never a keyword, builtin, a name
     the file imports or defines (`nn`, `torch`, `F`, the helpers), or one of `taken`: clashes
-    get a number (`Bottleneck2`). `taken` is not changed; the caller adds the result."""
+    get a number (`Bottleneck2`). `taken` is not changed; the caller adds the result.
+    `counts` (kept by ClassNames while `taken` only grows) says where each base's numbers
+    go on, so that the n-th `Bottleneck` costs one try, not n."""
     base = _camel(unicodedata.normalize("NFKC", name))
     if not (base[:1].isidentifier() and base.isidentifier()) or base[:1] == "_":
         base = CLASS_PREFIX + "".join(c for c in base if ("a" + c).isidentifier())
     candidate, count = base, 2
+    if counts is not None and base in counts:
+        count = counts[base]
+        candidate, count = f"{base}{count}", count + 1
     while not _free_class(candidate, taken):
         candidate, count = f"{base}{count}", count + 1
+    if counts is not None:
+        counts[base] = count
     return candidate
+
+
+class ClassNames:
+    """Class names by what each class comes from (a key): distinct, valid (class_name), and
+    each found in constant time however many share a base."""
+
+    def __init__(self, fixed: dict[tuple, str] | None = None) -> None:
+        self.names: dict[tuple, str] = dict(fixed or {})
+        self.taken = set(self.names.values())
+        self.counts: dict[str, int] = {}
+
+    def get(self, key: tuple, wanted: str) -> str:
+        if key not in self.names:
+            name = class_name(wanted, self.taken, self.counts)
+            self.names[key] = name
+            self.taken.add(name)
+        return self.names[key]
 
 
 # Network families as their papers and torchvision spell them, for the word of a name that

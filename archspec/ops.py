@@ -613,6 +613,12 @@ def _lrn_ops(attrs: dict, shape: Shape, out: Shape) -> int:
     return prod(out) * (2 * attrs["size"] + 3)
 
 
+def _lrn_workspace(attrs: dict, shape: Shape) -> int:
+    """torch pads the squares with size - 1 zero channels before averaging them over the
+    window: `lrn(size=10**8)` has no parameters but a workspace of 10**8 channels."""
+    return (2 * shape[0] + attrs["size"] - 1) * prod(shape[1:])
+
+
 def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
     return prod(shape)
 
@@ -783,6 +789,10 @@ class OpSpec:
     # acts on each position's channel vector alone, so it may run inside channels_last
     pointwise: bool = field(default=False, kw_only=True)
 
+    # values of one sample that torch's forward() holds besides the output (its temporaries),
+    # from the attributes and the input shape; build()'s memory estimate counts them (E502)
+    workspace: Callable[[dict, Shape], int] = field(default=_zero, kw_only=True)
+
 
 def _activation(name: str, module: str, function: str, doc: str, ops: int, rule: str,
                 inplace: bool = True) -> OpSpec:
@@ -833,7 +843,7 @@ _OPS = [
            source=module_source("LocalResponseNorm", ("size",), defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
            torch=_from_attrs("LocalResponseNorm", ("size",),
                              {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
-           other_ops=_lrn_ops,
+           other_ops=_lrn_ops, workspace=_lrn_workspace,
            other_rule="2 x size + 3 per value: squares and sum over the window, k + alpha x sum, the power and the divide"),
     OpSpec("groupnorm", "norm", GroupNormArgs, groupnorm_shape, ("groups",), affine_params,
            doc="group normalisation over channel groups (nn.GroupNorm)",

@@ -148,12 +148,19 @@ def init_arguments(network: ir.Network) -> dict:
 INDEX_LIMIT = 2**63 - 1  # elements of one tensor torch can index
 
 
+def values_written(layer: ir.Layer) -> int:
+    """Values of one sample a layer's forward() writes: its output and torch's temporaries
+    (LRN's padded squares)."""
+    return prod(layer.out_shape or ()) + layer.op.workspace(layer.attrs, layer.in_shape or ())
+
+
 def memory_needed(network: ir.Network) -> int:
     """Bytes a built network holds and one forward pass of one sample writes: float32
-    weights, batchnorm statistics (two per feature and a counter), every layer's output."""
+    weights, batchnorm statistics (two per feature and a counter), every layer's output and
+    workspace."""
     total = 0
     for layer in network.layers():
-        total += 4 * layer.params + 4 * prod(layer.out_shape or ())
+        total += 4 * layer.params + 4 * values_written(layer)
         if layer.op.name == "batchnorm":
             total += 8 * layer.attrs["features"] + 8
     return total
@@ -169,13 +176,13 @@ def available_memory() -> int:
 def refuse_if_too_large(network: ir.Network, max_bytes: int | None, batch: int = 1) -> None:
     """E502 before torch allocates: beyond the memory budget (default: what is free now),
     or a tensor beyond what torch can index (on the meta device too)."""
-    biggest = max((prod(layer.out_shape or ()) for layer in network.layers()), default=0)
+    biggest = max((values_written(layer) for layer in network.layers()), default=0)
     largest_layer = max((layer.params for layer in network.layers()), default=0)
     if max(biggest * batch, largest_layer) > INDEX_LIMIT // 8:
         raise ArchError([Diagnostic(
             "E502", "network too large to build: a tensor would have more elements than "
             "torch can index", network.span,
-            detail=f"largest output {biggest:,} values a sample, largest layer "
+            detail=f"largest output or workspace {biggest:,} values a sample, largest layer "
                    f"{largest_layer:,} parameters",
             hint="make the input or the widths smaller")])
     if max_bytes is None:
@@ -185,7 +192,8 @@ def refuse_if_too_large(network: ir.Network, max_bytes: int | None, batch: int =
         raise ArchError([Diagnostic(
             "E502", "network too large to build", network.span,
             detail=f"it needs about {needed / 2**30:,.1f} GiB (weights, batchnorm statistics "
-                   f"and one sample's activations); {max_bytes / 2**30:,.1f} GiB are allowed",
+                   f"and one sample's activations and workspaces); {max_bytes / 2**30:,.1f} GiB "
+                   "are allowed",
             hint="make the network smaller, or pass max_bytes= to archspec.build when you "
                  "know it fits")])
 

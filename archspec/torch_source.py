@@ -137,15 +137,20 @@ class Forward:
         self.parts = parts
         self.out: list[str] = []
         self.used = {"x", "self"}
+        self.next: dict[str, int] = {}  # where each base's numbers go on (`out7`)
 
     def lines(self, program: tuple) -> list[str]:
         result = self.run(program, "x", "x")
         return self.out + [f"{INDENT * 2}return {result}"]
 
     def fresh(self, base: str) -> str:
-        name, k = base, 2
+        """`base`, or the next of `base2`, `base3` ... that is free: one try a name, not one
+        per earlier name of the same base (20,000 residuals were quadratic)."""
+        name, k = (base, 2) if base not in self.next else (f"{base}{self.next[base]}",
+                                                          self.next[base] + 1)
         while name in self.used:
             name, k = f"{base}{k}", k + 1
+        self.next[base] = k
         self.used.add(name)
         return name
 

@@ -28,7 +28,7 @@ from .flow import gives_fresh, is_init, labelled_scope_merges, merges_at_own_lev
 from .names import (
     GENERATED_GLOBALS,
     PYTHON_NAMES,
-    class_name,
+    ClassNames,
     is_attribute_name,
     python_parameter,
 )
@@ -153,13 +153,12 @@ class ClassTable:
 
     def __init__(self, translator: Translator) -> None:
         self.translator = translator
-        self.names: dict[tuple, str] = {}
+        self.namer = ClassNames()
+        self.names: dict[tuple, str] = self.namer.names
         self.models: dict[str, ClassModel] = {}
 
     def name(self, key: tuple, wanted: str) -> str:
-        if key not in self.names:
-            self.names[key] = class_name(wanted, set(self.names.values()))
-        return self.names[key]
+        return self.namer.get(key, wanted)
 
     def block(self, ref: BlockRef) -> str:
         key = ("block", id(ref.definition))

@@ -4,16 +4,36 @@ the work is bounded by counting (calls, characters, bytes printed), not by the c
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import sys
+from pathlib import Path
 
 import pytest
+from lark.exceptions import UnexpectedInput
 
-from archspec import check_file
+from archspec import check as check_module
+from archspec import check_file, torch_source
 from archspec import expand as expand_module
+from archspec import parse as parse_module
+from archspec.check import load_program
 from archspec.cli import main
 from archspec.diagnostics import MAX_PRINTED, SUGGEST_COMPARED, _nearest
 from archspec.expand import Expander, Scope
-from archspec.limits import CALL_STEPS, LAYER_STEPS, MAX_IMPORT_BYTES, MAX_PATH, MAX_STEPS
+from archspec.limits import (
+    CALL_STEPS,
+    ERROR_STEPS,
+    LAYER_STEPS,
+    MAX_FILE_BYTES,
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_FILES,
+    MAX_PATH,
+    MAX_STEPS,
+    PARSE_ROOM,
+    PARSE_STEPS,
+    budget,
+)
+from archspec.parse import MAX_SYNTAX_ERRORS
 
 
 def _codes(path) -> list[str]:
@@ -122,6 +142,34 @@ def test_imported_bytes_are_capped(tmp_path):
     assert _codes(spec) == ["E410"]
 
 
+def test_import_count_is_capped(tmp_path):
+    """There was no cap on the number of imported files either: 40 files of a block each
+    are E410 at the import past MAX_IMPORT_FILES."""
+    imports = ""
+    for k in range(40):
+        (tmp_path / f"lib{k}.arch").write_text(f"block f{k}() {{ relu }}\n")
+        imports += f'import "lib{k}.arch"\n'
+    spec = tmp_path / "main.arch"
+    spec.write_text(imports + "network net() {\n  input [3, 8, 8]\n  relu\n}\n")
+    (diag,) = check_file(str(spec)).diagnostics
+    assert diag.code == "E410" and "too many imports" in diag.message
+    assert diag.span.line == MAX_IMPORT_FILES + 1
+
+
+def test_a_big_file_imported_32_times_is_refused_once(tmp_path, monkeypatch):
+    """32 imports of a 238 kB file took 134 s: it is E410 (over MAX_IMPORT_BYTES) at the
+    first import, and never parsed."""
+    (tmp_path / "big.arch").write_text("# padding\n" * 23_800)
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "big.arch"\n' * 32 + "network net() {\n  input [3, 8, 8]\n  relu\n}\n")
+    parsed = []
+    real = check_module.parse_module
+    monkeypatch.setattr(check_module, "parse_module",
+                        lambda source, path: parsed.append(path) or real(source, path))
+    assert _codes(spec) == ["E410"]
+    assert parsed == [str(spec)]
+
+
 def _run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -158,6 +206,18 @@ def test_json_output_has_every_diagnostic(many_errors):
     assert out.count('"code": "E201"') == 600
 
 
+def test_warnings_alone_print_a_bounded_output_and_exit_zero(tmp_path):
+    """Warnings alone printed 376 MB for a file that exits 0: 2,000 unused blocks (with an
+    unused parameter each) on one 57 kB line."""
+    spec = tmp_path / "warnings.arch"
+    spec.write_text("network net() { input [3, 8, 8] relu } " + " ".join(
+        f"block u{i}(x: int) {{ relu }}" for i in range(2000)) + "\n")
+    for fmt in ("text", "github"):
+        status, out, err = _run(["check", "--format", fmt, str(spec)])
+        assert status == 0 and len(out + err) < 100_000, fmt
+        assert f"... and {4000 - MAX_PRINTED:,} more warnings" in out + err
+
+
 def test_long_line_cut_around_the_marker(tmp_path):
     spec = tmp_path / "long.arch"
     spec.write_text("network net() { input [3, 8, 8] " + "relu " * 12_000 + "zz }\n")
@@ -165,3 +225,200 @@ def test_long_line_cut_around_the_marker(tmp_path):
     line, marker = err.splitlines()[1:3]
     assert line.startswith(" 1 | ...") and len(line) < 200
     assert line[marker.index("^"):].startswith("zz")
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_parsing_is_charged_to_the_work_budget(tmp_path):
+    """Parsing is most of a large file's check (a 250 kB file of dense tokens takes ~6 s), so
+    it is charged before it runs: what is left to expand shrinks with the files' size, and a
+    main file and imports at their limits still leave PARSE_ROOM steps."""
+    (tmp_path / "lib.arch").write_text("# padding\n" * 1000 + "block b() { relu }\n")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "lib.arch"\nnetwork n() {\n  input [3, 8, 8]\n  b\n}\n'
+                    + "# a comment\n" * 10_000)
+    with budget() as work:
+        load_program(str(spec))
+    chars = len(spec.read_text()) + len((tmp_path / "lib.arch").read_text())
+    assert MAX_STEPS - work.left == PARSE_STEPS * chars
+    assert PARSE_ROOM == MAX_STEPS - PARSE_STEPS * (MAX_FILE_BYTES + MAX_IMPORT_BYTES)
+    assert PARSE_ROOM >= MAX_STEPS // 10
+
+
+def test_files_at_their_size_limits_still_check(tmp_path):
+    """The parse charge never refuses files within the size limits on its own."""
+    imports = ""
+    for k in range(4):
+        lib = tmp_path / f"lib{k}.arch"
+        lib.write_text(f"block b{k}() {{ relu }}\n" + "#" * (MAX_IMPORT_BYTES // 4 - 40) + "\n")
+        imports += f'import "lib{k}.arch"\n'
+    head = imports + "network n() {\n  input [3, 8, 8]\n  b0 b1 b2 b3\n}\n"
+    spec = tmp_path / "main.arch"
+    spec.write_text(head + "#" * (MAX_FILE_BYTES - len(head) - 1) + "\n")
+    assert len(spec.read_bytes()) == MAX_FILE_BYTES
+    assert _codes(spec) == []
+
+
+class _CountingParser:
+    """Lark's parser, counting the characters it reads (up to the error, if any: the lexer
+    stops there)."""
+
+    def __init__(self, real):
+        self.real, self.chars = real, 0
+
+    def parse(self, text, **kwargs):
+        try:
+            tree = self.real.parse(text, **kwargs)
+        except UnexpectedInput as exc:
+            at = getattr(exc, "pos_in_stream", None)
+            self.chars += len(text) if at is None or at < 0 else at + 1
+            raise
+        self.chars += len(text)
+        return tree
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_syntax_errors_parse_each_part_a_bounded_number_of_times(tmp_path, monkeypatch):
+    """After a syntax error parsing went on from the top of the file: 60 broken blocks after
+    a 50 kB network were 100 parses of the file (103 s). Now each part is parsed at most
+    twice (the try, and the check for a definition left open)."""
+    counting = _CountingParser(parse_module._parser())
+    monkeypatch.setattr(parse_module, "_parser", lambda: counting)
+    text = ("network n() {\n  input [3, 8, 8]\n  let a = [" + "1, " * 5000 + "1]\n  relu\n}\n"
+            + "".join(f"block x{i}() {{ relu ) }}\n" for i in range(60)))
+    spec = tmp_path / "errors.arch"
+    spec.write_text(text)
+    assert _codes(spec) == ["E101"] * MAX_SYNTAX_ERRORS
+    assert counting.chars <= 2 * len(text)
+
+
+def test_definitions_left_open_are_one_error_at_the_first_open_one(tmp_path):
+    """`block b1() {` never closed swallows the (balanced) definitions after it: one E101 at
+    the next place the parser fails, naming b1's line (not one error per definition)."""
+    spec = tmp_path / "open.arch"
+    spec.write_text("block b0() { relu }\nblock b1() {\n"
+                    + "".join(f"block b{i}() {{ relu }}\n" for i in range(2, 9))
+                    + "network n() {\n  input [3, 8, 8]\n  relu\n}\n")
+    (diag,) = check_file(str(spec)).diagnostics
+    assert diag.code == "E101" and diag.span.line == 10
+    assert diag.notes == [f"the definition at {spec}:2:1 is not closed"]
+
+
+def test_errors_inside_a_loop_cost_work(tmp_path, monkeypatch):
+    """A mistake repeated by a loop made a diagnostic a round, charged one step each:
+    `repeat 100000 { repeat 100 { conv(-1) } }` ran 30 s in 1.3 GB. Each error costs
+    ERROR_STEPS, so the budget (a small one here) ends it after budget / ERROR_STEPS."""
+    steps = 200_000
+    monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
+    reported = []
+    real = Expander.report
+
+    def spy(self, diag):
+        reported.append(diag.code)
+        return real(self, diag)
+
+    monkeypatch.setattr(Expander, "report", spy)
+    for statement in ("conv(-1)", "x: relu", "rleu", "let q = 1 + \"a\""):
+        reported.clear()
+        spec = tmp_path / "loop.arch"
+        spec.write_text("network n() {\n  input [3, 8, 8]\n  repeat 100000 { repeat 100 { "
+                        + statement + " } }\n}\n")
+        assert "E408" in _codes(spec), statement
+        assert len(reported) <= steps // ERROR_STEPS + 1, statement
+
+
+# ---------------------------------------------------------------- compile is linear
+
+_BACKEND = {str(Path(expand_module.__file__).with_name(name)) for name in (
+    "lowering.py", "translate.py", "torch_source.py", "names.py", "pytext.py", "flow.py")}
+
+
+N = 60  # statements (a loop of 4N classes)
+
+
+def _compile_lines(tmp_path, text: str) -> int:
+    """Lines of compile's back end (lowering, translation, source, naming) run for a spec:
+    work counted, not timed."""
+    spec = tmp_path / "big.arch"
+    spec.write_text(text)
+    count = [0]
+
+    def line(frame, event, arg):
+        count[0] += event == "line"
+        return line
+
+    def call(frame, event, arg):
+        return line if frame.f_code.co_filename in _BACKEND else None
+
+    sys.settrace(call)
+    try:
+        status, _, _ = _run(["compile", str(spec)])
+    finally:
+        sys.settrace(None)
+    assert status == 0
+    return count[0]
+
+
+@pytest.mark.parametrize("body", [
+    "  leaky_relu(0.2)\n" * 4,  # attribute naming was cubic: 3,000 of them, over 300 s
+    "  for i in range(4) {\n    s{i}: b(i + 1)\n  }\n",  # written-out classes, numbered
+], ids=["attributes", "classes"])
+def test_compile_work_is_linear_in_the_network(tmp_path, body):
+    """Twice the statements, twice the work (within 10%) of compile's back end."""
+    def spec(n: int) -> str:
+        many = body.replace("range(4)", f"range({4 * n})") if "range" in body else body * n
+        return ("block b(c: int) {\n  let q = in.h\n  conv(c, k=1)\n}\n"
+                "network n() {\n  input [4, 8, 8]\n" + many + "}\n")
+
+    small, large = _compile_lines(tmp_path, spec(N)), _compile_lines(tmp_path, spec(2 * N))
+    assert large <= 2.2 * small, (small, large)
+
+
+def test_forward_names_take_one_try_each(tmp_path, monkeypatch):
+    """forward()'s variables (`out`, `out2` ...) were found by trying every earlier number:
+    20,000 residuals took 155 s. Now each name is one or two set lookups."""
+    looked, made = [0], [0]
+
+    class Counted(set):
+        def __contains__(self, name):
+            looked[0] += 1
+            return super().__contains__(name)
+
+    init, fresh = torch_source.Forward.__init__, torch_source.Forward.fresh
+
+    def counted_init(self, parts):
+        init(self, parts)
+        self.used = Counted(self.used)
+
+    def counted_fresh(self, base):
+        made[0] += 1
+        return fresh(self, base)
+
+    monkeypatch.setattr(torch_source.Forward, "__init__", counted_init)
+    monkeypatch.setattr(torch_source.Forward, "fresh", counted_fresh)
+    spec = tmp_path / "residuals.arch"
+    spec.write_text("network n() {\n  input [4, 8, 8]\n"
+                    + "  add { { conv(4, k=1) relu } identity }\n" * 1000 + "}\n")
+    assert _run(["compile", str(spec)])[0] == 0
+    assert made[0] >= 1000 and looked[0] <= 2 * made[0]
+
+
+def test_compile_parses_each_file_once(tmp_path, monkeypatch):
+    """compile parsed the spec 5 times, and 4 more per exposed parameter."""
+    parsed = []
+    real = check_module.parse_module
+
+    def counted(source, path):
+        parsed.append(path)
+        return real(source, path)
+
+    monkeypatch.setattr(check_module, "parse_module", counted)
+    (tmp_path / "lib.arch").write_text("block b(c: int) { conv(c, k=1) relu }\n")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "lib.arch"\nnetwork n(c: int = 4, d: int = 2, e: int = 3) {\n'
+                    "  input [3, 8, 8]\n  b(c)\n  b(d)\n  b(e)\n}\nvariant m = n(c=8)\n")
+    assert _run(["compile", str(spec)])[0] == 0
+    assert sorted(parsed) == sorted([str(spec), str(tmp_path / "lib.arch")])

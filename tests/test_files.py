@@ -4,6 +4,7 @@ Python class names from hostile block names, a BOM, path objects, an ASCII conso
 
 from __future__ import annotations
 
+import ast
 import os
 import pathlib
 import signal
@@ -17,7 +18,7 @@ import pytest
 import archspec
 from archspec import check_file
 from archspec.cli import main
-from archspec.names import GENERATED_GLOBALS, PYTHON_NAMES, class_name
+from archspec.names import GENERATED_GLOBALS, PYTHON_NAMES, ClassNames, class_name
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = "network n() {\n  input [3, 8, 8]\n  conv(4, k=3, p=1) relu\n  global_avgpool\n}\n"
@@ -276,10 +277,24 @@ def test_class_name_is_always_a_safe_identifier(name):
 
 def test_class_names_are_distinct():
     taken: set[str] = set()
-    for name in HOSTILE + ["bottleneck", "Bottleneck", "bottle_neck", "bottleneck2", "_9"]:
+    names = ClassNames()  # the same names, each base's numbers continued, not tried again
+    wanted = HOSTILE + ["bottleneck", "Bottleneck", "bottle_neck", "bottleneck2", "_9"] * 3
+    for i, name in enumerate(wanted):
         result = class_name(name, taken)
         assert result.isidentifier() and result not in taken, (name, result)
         taken.add(result)
+        assert names.get(("key", i), name) == result
+
+
+def test_blocks_named_like_numbers_compile_to_valid_python(tmp_path, capsys):
+    """Blocks named `_9`, `_8`, `_0x` became `class 82(nn.Module):` in compiled files."""
+    spec = tmp_path / "digits.arch"
+    spec.write_text("block _9() { conv(4, k=1) }\nblock _8() { relu }\nblock _0x() { relu }\n"
+                    "network n() {\n  input [3, 8, 8]\n  a: _9\n  b: _8\n  c: _0x\n}\n")
+    assert main(["compile", str(spec)]) == 0
+    tree = ast.parse(capsys.readouterr().out)
+    classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert len(classes) == len(set(classes)) == 4
 
 
 # ---------------------------------------------------------------- smaller ones

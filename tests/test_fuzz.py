@@ -26,7 +26,7 @@ sys.modules["archspec_fuzz"] = fuzz
 _spec.loader.exec_module(fuzz)
 
 CASES = 250  # 5 batches of 50: every kind of case, every command
-TIMEOUT = 30.0
+LIMITS = fuzz.Limits(timeout=30.0)
 
 
 def dump(tmp_path: Path, cases: int, seed: int, hash_seed: str = "0") -> Path:
@@ -34,7 +34,8 @@ def dump(tmp_path: Path, cases: int, seed: int, hash_seed: str = "0") -> Path:
     other programs once archspec is imported, so they are not made in this one)."""
     path = tmp_path / f"cases-{seed}-{hash_seed}.jsonl"
     subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz.py"), "--cases", str(cases),
-                    "--seed", str(seed), "--dump", str(path)], check=True, timeout=300,
+                    "--attacks", "0", "--seed", str(seed), "--dump", str(path)], check=True,
+                   timeout=300,
                    env=dict(os.environ, PYTHONHASHSEED=hash_seed))
     return path
 
@@ -53,10 +54,13 @@ def cases(folder):
 
 @pytest.fixture
 def alarm():
-    previous = signal.signal(signal.SIGALRM, fuzz._alarm)
+    """The fuzzer's SIGPROF (CPU time) and SIGALRM (wall-clock backstop) handlers."""
+    previous = fuzz.install_handlers()
     yield
+    signal.setitimer(signal.ITIMER_PROF, 0)
     signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 @pytest.mark.slow
@@ -66,7 +70,7 @@ def test_reduced_fuzz_run(folder, cases, monkeypatch, alarm, batch):
     monkeypatch.chdir(folder)
     failures = []
     for index, kind, data in cases[batch * fuzz.BATCH:(batch + 1) * fuzz.BATCH]:
-        outcome = fuzz.run_case(index, kind, data, folder, TIMEOUT)
+        outcome = fuzz.run_case(index, kind, data, folder, LIMITS)
         failures += [f"case {index} ({kind}): {f}\n{data[:300]!r}" for f in outcome.failures]
     assert failures == []
 
@@ -91,12 +95,55 @@ def test_any_generated_spec_ends_in_diagnostics(tmp_path_factory, text):
     outcome = fuzz.Outcome(0, "grammar")
     spec = folder / "case.arch"
     spec.write_bytes(text)
-    status, out, err, _ = fuzz.run_command(["check", "--format", "json", str(spec)], 60)
+    status, out, err, _ = fuzz.run_command(["check", "--format", "json", str(spec)], LIMITS)
     fuzz.judge("check", status, out, err, outcome, "json")
     if status == 0:
-        status, out, err, _ = fuzz.run_command(["summary", str(spec)], 60)
+        status, out, err, _ = fuzz.run_command(["summary", str(spec)], LIMITS)
         fuzz.judge("summary", status, out, err, outcome)
     assert outcome.failures == []
+
+
+def _first_recipe(shape: str) -> bytes:
+    """The first attack case of seed 0 with this shape."""
+    recipes = (fuzz.attack_recipe(0, i) for i in range(10_000))
+    return next(r for r in recipes if fuzz.json.loads(r)["shape"] == shape)
+
+
+HEAVY = {"big-file", "many-variants", "exponential-calls"}  # seconds each
+
+
+@pytest.mark.parametrize("shape", [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY else s
+                                   for s in fuzz.ATTACKS])
+def test_attack_shapes_end_in_coded_results(folder, monkeypatch, alarm, shape):
+    """One case of each of issue 16's attack shapes, run as `tools/fuzz.py --attacks` runs
+    them: every command ends with a coded result, within the limits, -o targets untouched."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("ARCHSPEC_FUZZ_SECRET", fuzz.SECRET)
+    (folder / "secret.txt").write_text(fuzz.SECRET)
+    outcome = fuzz.run_case(0, "attack", _first_recipe(shape), folder, LIMITS)
+    assert outcome.failures == [] and outcome.commands and outcome.shape == shape
+    assert outcome.memory_mb < LIMITS.max_mb
+
+
+def test_hangs_are_measured_in_cpu_time(monkeypatch, alarm):
+    """A command spinning past its CPU limit is a hang; one blocked (no CPU used) runs into
+    the wall-clock backstop instead, reported apart: a loaded machine, which stretches wall
+    time, makes neither."""
+    from archspec import cli
+
+    def spin(argv):
+        while True:
+            pass
+
+    monkeypatch.setattr(cli, "main", spin)
+    status, _, _, cpu = fuzz.run_command(["check"], fuzz.Limits(timeout=0.3, wall=30))
+    assert status == "hang" and cpu >= 0.25
+    monkeypatch.setattr(cli, "main", lambda argv: time.sleep(30))
+    status, _, _, cpu = fuzz.run_command(["check"], fuzz.Limits(timeout=30, wall=0.3))
+    assert status == "stuck" and cpu < 0.2
+    outcome = fuzz.Outcome(0, "attack")
+    fuzz.judge("check", status, "", "", outcome)
+    assert outcome.failures == ["check: stuck (wall-clock backstop, little CPU used: blocked?)"]
 
 
 # ---------------------------------------------------------------- regressions

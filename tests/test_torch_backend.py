@@ -483,6 +483,28 @@ def test_a_network_too_large_for_the_memory_budget_is_refused_before_allocating(
     assert archspec.build(str(tiny), max_bytes=1_000_000).fc.out_features == 10
 
 
+def test_lrn_workspace_counts_towards_the_memory_budget(tmp_path, capsys):
+    """Found in issue 16: `lrn(size=10**8)` has no parameters and a 3x32x32 output, and asked
+    torch for 409 GB at the first forward (its padded squares). build() refuses it with E502
+    before building; `compile --verify` runs on the meta device, where only a workspace
+    beyond what torch can index is refused (it was "internal error: RuntimeError")."""
+    spec = tmp_path / "lrn.arch"
+    spec.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=100_000_000)\n}\n")
+    with pytest.raises(archspec.ArchError) as info:
+        archspec.build(str(spec), max_bytes=2**30)
+    (diag,) = info.value.diagnostics
+    assert diag.code == "E502" and "workspaces" in diag.detail
+    small = tmp_path / "small.arch"
+    small.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=5)\n}\n")
+    assert archspec.build(str(small), max_bytes=1_000_000)(torch.ones(1, 3, 32, 32)).shape \
+        == (1, 3, 32, 32)
+    spec.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=2**61)\n}\n")
+    assert main(["check", str(spec)]) == 0
+    assert main(["compile", str(spec), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E502]" in err and "internal error" not in err
+
+
 def test_verify_of_a_tensor_beyond_int64_is_a_diagnostic(tmp_path, capsys):
     """Found in issue 16: `compile --verify` of a spec that checks clean ended in
     "internal error: RuntimeError: Storage size calculation overflowed"."""

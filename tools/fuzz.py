@@ -1,8 +1,10 @@
-"""Fuzz archspec's command line with broken and hostile specs.
+"""Fuzz archspec's command line with broken and hostile specs, files and paths.
 
-    python tools/fuzz.py --cases 20000 --seed 0 [--jobs N] [--timeout S] [--out DIR]
+    python tools/fuzz.py --cases 20000 --attacks 500 --seed 0 [--jobs N] [--timeout S]
+                         [--wall-timeout S] [--max-cpu S] [--max-mb MB] [--out DIR]
+                         [--from INDEX]  # regular cases INDEX.. only: a run in parts
 
-Every case is a .arch file made one of three ways, chosen per case from the seed:
+Every regular case is a .arch file made one of three ways, chosen per case from the seed:
 
 * grammar (35%): a program drawn from Hypothesis strategies that follow grammar.lark
   (blocks, networks, variants, imports, every statement form, expressions of every
@@ -14,6 +16,19 @@ Every case is a .arch file made one of three ways, chosen per case from the seed
   another spec;
 * hostile (15%): a small spec aimed at one limit or one injection (deep nesting, huge loops,
   import chains and escapes, big tensors, hostile labels and names, long labels).
+
+After them come --attacks cases (numbered from --cases on), the shapes of issue 16, each a
+folder of files made in the worker from a recipe of a few bytes (shape and seed):
+exponential block calls (`b1() { b0 b0 }` 8 to 40 deep, empty and non-empty), labels whose
+templates double, block libraries of up to 260 kB with a name that is in them or almost,
+many imports of one file or of many, thousands of variants of a 90,000-layer network, one
+60 kB line with thousands of errors (or only warnings) in every output format, spec names
+with newlines, `::error title=x::`, spaces, Unicode or leading dashes (also given relative,
+as written), specs that are a FIFO, a directory, binary, or links out of their folder or to
+/proc/self/environ, files at the size limits with a full budget of expansion after them,
+and -o targets that must be refused and left untouched: the spec itself, a file it
+imports, links (to a file, the spec, nothing, a folder), a FIFO and a directory made in the
+case's folder.
 
 Every case runs `archspec check` (its output format cycling through text, json and github).
 Then, deterministically by case number:
@@ -31,14 +46,25 @@ The cases are made in the main process, batch by batch, reproducibly from --seed
 FILE` writes them without running anything; `--log FILE` records each case's digest and
 results, to compare two runs). Commands run in-process (archspec.cli.main, stdout and stderr
 captured) in worker processes, each case in a folder holding a copy of tests/broken/lib (so
-imports resolve), with a time limit per command (SIGALRM) and a memory limit per worker. A case fails when a command:
-crashes (exit status not 0, 1 or 2; a traceback; `internal error`; the RecursionError
-fallback), hangs (passes --timeout), fails without a coded diagnostic (exit 1 without
-`error[E...]`), prints JSON that does not parse or GitHub lines that are not annotations,
-writes Python that `ast.parse` rejects or that holds anything but the expected imports,
-classes and functions, whose module differs from archspec.build()'s, or changes the output
-file when it fails. Failing inputs are saved
-under --out. Exit status 0 when no case failed.
+imports resolve). A command is stopped after --timeout seconds of CPU time (SIGPROF, so a
+loaded machine does not make hangs), or after --wall-timeout seconds of wall-clock time
+(SIGALRM: a backstop for a command blocked without using CPU, counted apart as "stuck");
+each worker has an address-space limit (--memory-gb). The CPU time of every command is
+measured (getrusage), and the peak memory of every case (the worker's peak resident size,
+restarted before each case through /proc/self/clear_refs, less what the worker holds beyond
+a fresh process); the summary gives the largest of each.
+
+A case fails when a command: crashes (exit status not 0, 1 or 2; a traceback; `internal
+error`; the RecursionError fallback), hangs or is stuck, uses more than --max-cpu seconds
+of CPU (10), fails without a coded diagnostic (exit 1 without `error[E...]`), prints JSON
+that does not parse, GitHub lines that are not annotations (or properties with a raw `:`),
+text with a line GitHub would read as a workflow command, more than 1 MB of text, or the
+secret of a file or of the environment it must not read, writes Python that `ast.parse`
+rejects or that holds anything but the expected imports, classes and functions, whose
+module differs from archspec.build()'s, or changes the output file when it fails; or when
+an -o target is not refused with exit status 2 or changes; or when the case uses more than
+--max-mb of memory (1024). Failing inputs are saved under --out (attacks as their recipe).
+Exit status 0 when no case failed.
 """
 
 from __future__ import annotations
@@ -59,11 +85,13 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +101,7 @@ sys.path.insert(0, str(ROOT))
 CORPUS_DIRS = [ROOT / "specs", ROOT / "tests" / "broken"]
 LIB = ROOT / "tests" / "broken" / "lib"
 BATCH = 50
+ATTACK_BATCH = 10  # attack cases are larger: fewer a batch
 
 # ---------------------------------------------------------------- edge values
 
@@ -269,6 +298,236 @@ def hostile(rng: random.Random) -> bytes:
     return net.format(body=body).encode("utf-8", "surrogatepass")
 
 
+# ---------------------------------------------------------------- attacks (issue 16)
+
+GOOD = "network n(c: int = 4) {\n  input [3, 8, 8]\n  conv(c, k=3, p=1)\n  relu\n}\n"
+BROKEN = "network n() {\n  input [3, 8, 8]\n  conv(0, k=1)\n  rleu\n}\n"
+WARNS = "block unused(x: int) {\n  relu\n}\n" + GOOD
+HOSTILE_FILE_NAMES = ["a\nb.arch", "::error title=x::.arch", "x\n::error title=forged::y.arch",
+                      "with space.arch", "名前.arch", "-x.arch", "--help.arch", "-o.arch",
+                      "\u202eevil.arch", "tab\tname.arch", "quote\"'.arch", "back\\slash.arch",
+                      "\x1b[31mred.arch", "%0A::error::x.arch", "cr\rname.arch",
+                      "dir\n::warning::x/main.arch", "-dir/main.arch"]
+SECRET = "s3cr3t-archspec-fuzz-token"  # in the workers' environment and in a file outside
+
+
+@dataclass
+class Attack:
+    """An attack case, made in the worker from its recipe: the files of its folder (bytes, or
+    ("fifo",), ("dir",), ("link", target) for special nodes), the spec the commands read,
+    and -o targets that must be refused and left as they are."""
+
+    files: dict[str, bytes | tuple]
+    spec: str = "main.arch"
+    formats: tuple[str, ...] = ()  # check formats besides the one the index picks
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (command, target)
+    relative: bool = False  # run in the case folder, with the spec's name as written
+
+
+def _net(body: str, name: str = "n") -> str:
+    return f"network {name}() {{\n  input [3, 8, 8]\n{body}\n  relu\n}}\n"
+
+
+def attack_exponential_calls(rng: random.Random) -> Attack:
+    """`b1() { b0 b0 }` ... 30 deep: 2**30 calls of an empty (or tiny) block."""
+    depth, fan = rng.choice([8, 16, 24, 30, 31, 32, 33, 40]), rng.choice([2, 2, 3, 4])
+    leaf = rng.choice(["", "", "relu", "conv(4, k=1)", "l: relu", "repeat 0 { }"])
+    labelled = rng.random() < 0.3
+    lines = [f"block b0() {{ {leaf} }}"]
+    for i in range(1, depth + 1):
+        calls = " ".join(f"x{j}: b{i - 1}" if labelled else f"b{i - 1}" for j in range(fan))
+        lines.append(f"block b{i}() {{ {calls} }}")
+    return Attack({"main.arch": ("\n".join(lines) + "\n" + _net(f"  b{depth}")).encode()})
+
+
+def attack_label_blowup(rng: random.Random) -> Attack:
+    """Labels whose templates double in length at every step."""
+    k, kind = rng.choice([5, 10, 14, 17, 20, 30]), rng.randrange(3)
+    if kind == 0:  # a string doubled k times, then a label
+        body = '  let s0 = "ab"\n' + "".join(f"  let s{i} = s{i - 1} + s{i - 1}\n"
+                                             for i in range(1, k + 1)) + f"  x{{s{k}}}: relu"
+        return Attack({"main.arch": _net(body).encode()})
+    if kind == 1:  # labelled scopes, each label twice its caller's
+        blocks = "block b0(s: str) { x{s}: relu }\n" + "".join(
+            f"block b{i}(s: str) {{ l{{s}}: b{i - 1}(s + s) }}\n" for i in range(1, k + 1))
+        return Attack({"main.arch": (blocks + _net(f'  b{k}("ab")')).encode()})
+    pieces = "".join(f"  let {b} = " + " + ".join([a] * 10) + "\n"
+                     for a, b in zip("abcd", "bcde"))
+    body = ('  let a = "aaaaaaaaaa"\n' + pieces
+            + f"  repeat {rng.choice([1, 3, 1000])} {{ x{{e}}{{e}}{{e}}{{e}}{{e}}: relu }}")
+    return Attack({"main.arch": _net(body).encode()})
+
+
+def _library(size: int, prefix: str = "blk") -> bytes:
+    one = "block {}{:05d}(c: int = 4) {{ conv(c, k=1) relu }}\n"
+    count = max(1, size // len(one.format(prefix, 0)))
+    return "".join(one.format(prefix, i) for i in range(count)).encode()
+
+
+def attack_huge_library(rng: random.Random) -> Attack:
+    """A block library of up to 260 kB, imported, and a name that is in it or almost."""
+    size = rng.choice([5_000, 20_000, 45_000, 49_900, 60_000, 200_000, 240_000, 260_000])
+    name = rng.choice(["blk00001", "blk0001x", "nonexistent", "Blk00001", "blk00001(8)"])
+    head = (f'from "lib/big.arch" import {name.split("(")[0]}\n' if rng.random() < 0.3
+            else 'import "lib/big.arch"\n')
+    body = f"  repeat {rng.choice([1, 1000])} {{ {name} }}"
+    return Attack({"lib/big.arch": _library(size), "main.arch": (head + _net(body)).encode()})
+
+
+def attack_many_imports(rng: random.Random) -> Attack:
+    """Many imports of one big file, or of many files."""
+    kind = rng.randrange(3)
+    if kind == 0:  # one file, imported over and over (a diamond: read once)
+        count = rng.choice([2, 32, 40, 100])
+        files = {"lib/big.arch": _library(rng.choice([10_000, 45_000]))}
+        head = 'import "lib/big.arch"\n' * count
+    else:  # many files: too many (E410), or too many bytes together
+        count, size = ((rng.choice([31, 32, 33, 50]), 200) if kind == 1
+                       else (rng.choice([4, 5, 8]), rng.choice([9_000, 12_000, 16_000])))
+        files = {f"lib/f{i}.arch": _library(size, f"b{i}_") for i in range(count)}
+        head = "".join(f'import "lib/f{i}.arch"\n' for i in range(count))
+    files["main.arch"] = (head + _net("  relu")).encode()
+    return Attack(files)
+
+
+def attack_many_variants(rng: random.Random) -> Attack:
+    """Many variants of a big network (sharing one budget), or a chain of them."""
+    layers, count = rng.choice([10, 1000, 90_000]), rng.choice([10, 500, 2000])
+    lines = ["network big(w: int = 1) {", "  input [3, 8, 8]", f"  repeat {layers} {{ relu }}",
+             "}"]
+    if rng.random() < 0.3:
+        lines += ["variant v0 = big(w=2)"] + [f"variant v{i} = v{i - 1}" for i in range(1, count)]
+    else:
+        lines += [f"variant v{i} = big(w={i})" for i in range(count)]
+    return Attack({"main.arch": ("\n".join(lines) + "\n").encode()})
+
+
+def attack_long_line(rng: random.Random) -> Attack:
+    """Thousands of diagnostics on one 60 kB line: errors, or only warnings (exit 0)."""
+    count = rng.choice([600, 4600])
+    if rng.random() < 0.5:
+        line = "network net() { input [3, 8, 8] " + " ".join(
+            f"zzzzzzzzzz{i}" for i in range(count)) + " }\n"
+    elif rng.random() < 0.5:
+        line = "network net() { input [3, 8, 8] relu } " + " ".join(
+            f"block u{i}(x: int) {{ relu }}" for i in range(count // 2)) + "\n"
+    else:  # one error at the end of a long line: the line is cut around the marker
+        line = "network net() { input [3, 8, 8] " + "relu " * 12_000 + "zz }\n"
+    return Attack({"main.arch": line.encode()}, formats=("text", "json", "github"))
+
+
+def attack_hostile_name(rng: random.Random) -> Attack:
+    """A spec whose name has newlines, workflow commands, spaces, Unicode, leading dashes."""
+    name = rng.choice(HOSTILE_FILE_NAMES)
+    content = rng.choice([GOOD, BROKEN, WARNS]).encode()
+    return Attack({name: content}, spec=name, formats=("text", "github"),
+                  relative=rng.random() < 0.5)
+
+
+def attack_hostile_output(rng: random.Random) -> Attack:
+    """-o naming the spec, a file it imports, a link, a FIFO or a directory: refused, the
+    target untouched."""
+    files: dict[str, bytes | tuple] = {
+        "lib/blocks.arch": b"block b() { relu }\n",
+        "main.arch": ('import "lib/blocks.arch"\n' + _net("  b")).encode(),
+        "other.py": b"# another file\n"}
+    kind = rng.choice(["spec", "spec-dotted", "import", "link", "link-spec", "dangling", "fifo",
+                       "dir", "link-dir"])
+    suffix = rng.choice([".py", ".dot", ".svg"])
+    target = {"spec": "main.arch", "spec-dotted": "./lib/../main.arch",
+              "import": "lib/blocks.arch"}.get(kind, "out" + suffix)
+    if kind == "link":
+        files[target] = ("link", "other.py")
+    elif kind == "link-spec":
+        files[target] = ("link", "main.arch")
+    elif kind == "dangling":
+        files[target] = ("link", "missing.py")
+    elif kind == "fifo":
+        files[target] = ("fifo",)
+    elif kind == "dir":
+        files[target] = ("dir",)
+    elif kind == "link-dir":
+        files["lib2"] = ("dir",)
+        files[target] = ("link", "lib2")
+    command = "compile" if suffix == ".py" and rng.random() < 0.7 else "diagram"
+    return Attack(files, outputs=[(command, target)])
+
+
+def attack_hostile_input(rng: random.Random) -> Attack:
+    """The spec argument is a FIFO, a directory, a link out of its folder or to the
+    environment, binary, or starts with a BOM."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return Attack({"main.arch": ("fifo",)})
+    if kind == 1:
+        return Attack({"main.arch": ("dir",)})
+    if kind == 2:
+        return Attack({"main.arch": ("link", "/proc/self/environ")})
+    if kind == 3:
+        return Attack({"main.arch": ("link", "../secret.txt")})
+    if kind == 4:
+        return Attack({"main.arch": bytes(rng.randrange(256) for _ in range(200))})
+    return Attack({"main.arch": b"\xef\xbb\xbf" + GOOD.encode()})
+
+
+def attack_big_file(rng: random.Random) -> Attack:
+    """The worst mixes of parsing and expansion within the size limits."""
+    full, kind = 249_800, rng.randrange(4)
+    expand = _net("  for i in range(100000) { for j in range(1000) { let q = i * j } }")
+
+    def dense(name: str, size: int) -> str:
+        head, tail = f"block {name}() {{\n  let a = [", "1]\n  relu\n}\n"
+        return head + "1," * max(0, (size - len(head) - len(tail)) // 2) + tail
+
+    if kind == 0:  # at the size limit, clean: every command parses it
+        return Attack({"main.arch": (dense("big", full - 200) + GOOD).encode()})
+    if kind == 1:  # at the size limit, then a full budget of expansion
+        return Attack({"main.arch": (dense("big", full - len(expand)) + expand).encode()})
+    if kind == 2:  # 50 syntax errors after 240 kB
+        errors = "".join(f"block x{i}() {{ relu ) }}\n" for i in range(60))
+        return Attack({"main.arch": (dense("big", full - len(errors)) + errors).encode()})
+    files: dict[str, bytes | tuple] = {f"lib/l{k}.arch": dense(f"l{k}", 12_400).encode()
+                                       for k in range(4)}
+    head = "".join(f'import "lib/l{k}.arch"\n' for k in range(4))
+    files["main.arch"] = (head + dense("big", full - len(head) - len(expand)) + expand).encode()
+    return Attack(files)
+
+
+ATTACKS = {"exponential-calls": attack_exponential_calls, "label-blowup": attack_label_blowup,
+           "huge-library": attack_huge_library, "many-imports": attack_many_imports,
+           "many-variants": attack_many_variants, "long-line": attack_long_line,
+           "hostile-name": attack_hostile_name, "hostile-output": attack_hostile_output,
+           "hostile-input": attack_hostile_input, "big-file": attack_big_file}
+ATTACK_WEIGHTS = {"big-file": 1, "hostile-name": 3, "hostile-output": 3, "hostile-input": 2}
+
+
+def attack_recipe(seed: int, index: int) -> bytes:
+    """What an attack case is: its shape and the seed of its generator (the files are made
+    in the worker; a recipe is a few bytes however large the files)."""
+    rng = random.Random(f"attack:{seed}:{index}")
+    shapes = [s for s in ATTACKS for _ in range(ATTACK_WEIGHTS.get(s, 2))]
+    return json.dumps({"shape": rng.choice(shapes), "seed": f"{seed}:{index}"}).encode()
+
+
+def make_attack(recipe: bytes) -> Attack:
+    spec = json.loads(recipe)
+    return ATTACKS[spec["shape"]](random.Random(f"attack-files:{spec['seed']}"))
+
+
+def materialize(folder: Path, files: dict[str, bytes | tuple]) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content[0] == "fifo":
+            os.mkfifo(path)
+        elif content[0] == "dir":
+            path.mkdir(exist_ok=True)
+        else:
+            path.symlink_to(content[1])
+
+
 # ---------------------------------------------------------------- grammar (hypothesis)
 
 
@@ -404,50 +663,114 @@ def make_batch(seed: int, batch: int, size: int, files) -> list[tuple[int, str, 
     return cases
 
 
+def make_cases(seed: int, key: tuple[str, int], cases: int, attacks: int,
+               files) -> list[tuple[int, str, bytes]]:
+    """The cases of one batch: ("regular", b) is make_batch's batch b (cut at `cases`);
+    ("attack", b) holds attack cases, numbered from `cases` on, ATTACK_BATCH at a time."""
+    kind, batch = key
+    if kind == "regular":
+        return [c for c in make_batch(seed, batch, BATCH, files) if c[0] < cases]
+    first = cases + batch * ATTACK_BATCH
+    return [(i, "attack", attack_recipe(seed, i))
+            for i in range(first, min(first + ATTACK_BATCH, cases + attacks))]
+
+
+def batch_keys(cases: int, attacks: int, first: int = 0) -> list[tuple[str, int]]:
+    """The batches of a run; regular cases from `first` on (a run in parts)."""
+    return ([("regular", b) for b in range(first // BATCH, (cases + BATCH - 1) // BATCH)]
+            + [("attack", b) for b in range((attacks + ATTACK_BATCH - 1) // ATTACK_BATCH)])
+
+
 # ---------------------------------------------------------------- running a command
 
 
 class Hang(BaseException):
-    """Raised by SIGALRM: a BaseException, so no `except Exception` in archspec catches it."""
+    """Raised by SIGPROF (the command used its CPU time) or SIGALRM (the wall-clock backstop,
+    for a command blocked without using CPU): a BaseException, so no `except Exception` in
+    archspec catches it."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
 
 
 def _alarm(signum, frame):
-    raise Hang()
+    raise Hang("wall" if signum == signal.SIGALRM else "cpu")
+
+
+def install_handlers() -> dict:
+    """SIGPROF and SIGALRM raise Hang; returns the handlers they replace."""
+    return {sig: signal.signal(sig, _alarm) for sig in (signal.SIGPROF, signal.SIGALRM)}
+
+
+@dataclass
+class Limits:
+    """What a command may use: past `timeout` CPU seconds it is stopped (a hang), past `wall`
+    seconds too (stuck, reported apart: a loaded machine stretches wall time, not CPU
+    time); over `max_cpu` CPU seconds, or a case over `max_mb` of memory, is a failure."""
+
+    timeout: float = 30.0
+    wall: float = 300.0
+    max_cpu: float = 10.0
+    max_mb: float = 1024.0
 
 
 @dataclass
 class Outcome:
     index: int
     kind: str
-    commands: list[tuple[str, int, float]] = field(default_factory=list)  # (name, status, s)
+    commands: list[tuple[str, int | str, float]] = field(default_factory=list)  # (name,
+    # status, CPU seconds)
     failures: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     data: bytes = b""
     digest: str = ""  # sha256 of the case, to compare runs (--log)
+    memory_mb: float = 0.0  # peak memory while it ran (see run_case)
+    shape: str = ""  # an attack's shape
 
 
 SENTINEL = "# left here before the command ran\n"
 ALLOWED_IMPORTS = {"torch", "torch.nn.functional", "torch.nn", "collections"}
+MAX_TEXT_OUTPUT = 1_000_000  # characters of text or github output (JSON may carry every diagnostic)
+MAX_JSON_OUTPUT = 64_000_000
+FORGED = re.compile(r"^::(error|warning|notice|debug|group|endgroup|add-mask|stop-commands)\b",
+                    re.MULTILINE)
 
 
-def run_command(argv: list[str], timeout: float) -> tuple[int | str, str, str, float]:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def time_limits(limits: Limits) -> Iterator[None]:
+    """SIGPROF after limits.timeout seconds of CPU time, SIGALRM after limits.wall seconds."""
+    signal.setitimer(signal.ITIMER_PROF, limits.timeout)
+    signal.setitimer(signal.ITIMER_REAL, limits.wall)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def run_command(argv: list[str], limits: Limits) -> tuple[int | str, str, str, float]:
+    """(exit status or "hang"/"stuck"/"raised ...", stdout, stderr, CPU seconds)."""
     from archspec.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    start = cpu_seconds()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with time_limits(limits), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
             status: int | str = main(argv)
-    except Hang:
-        status = "hang"
+    except Hang as hang:
+        status = "hang" if hang.kind == "cpu" else "stuck"
     except SystemExit as exc:  # argparse
         status = exc.code if isinstance(exc.code, int) else 2
     except BaseException as exc:  # noqa: BLE001 - anything escaping main() is a crash
         status = f"raised {type(exc).__name__}: {exc}"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    return status, out.getvalue(), err.getvalue(), time.perf_counter() - start
+    return status, out.getvalue(), err.getvalue(), cpu_seconds() - start
 
 
 def check_generated(path: Path) -> str | None:
@@ -477,7 +800,9 @@ def judge(name: str, status, out: str, err: str, outcome: Outcome, fmt: str = "t
     text = out + err
     problems = []
     if status == "hang":
-        problems.append("hang")
+        problems.append("hang (CPU time limit)")
+    elif status == "stuck":
+        problems.append("stuck (wall-clock backstop, little CPU used: blocked?)")
     elif status not in (0, 1, 2):
         problems.append(f"exit status {status!r}")
     for marker in ("Traceback", "internal error", "nested too deeply to check"):
@@ -487,16 +812,23 @@ def judge(name: str, status, out: str, err: str, outcome: Outcome, fmt: str = "t
         problems.append("exit 1 without a coded diagnostic")
     if status in (1, 2) and not text.strip():
         problems.append(f"exit {status} with no message")
-    if fmt == "json" and (status == 0 or name == "check"):
+    if len(text) > (MAX_JSON_OUTPUT if fmt == "json" else MAX_TEXT_OUTPUT):
+        problems.append(f"printed {len(text):,} characters")
+    if SECRET in text:
+        problems.append("printed the secret of a file or of the environment")
+    if fmt == "json" and (status == 0 or name == "check") and not err.startswith("usage:"):
         try:
             json.loads(out)
         except ValueError as exc:
             problems.append(f"--format json printed no JSON: {exc}")
     if fmt == "github":
-        bad = [line for line in out.splitlines()
-               if not line.startswith(("::error ", "::warning "))]
+        bad = [line for line in out.splitlines()  # annotations, and the count of the rest
+               if not re.match(r"::(error|warning) [^:\n]*::|\.\.\. and [\d,]+ more ", line)]
         if bad:
             problems.append(f"--format github printed a non-annotation line: {bad[0][:200]!r}")
+    elif FORGED.search(text):
+        problems.append(f"a line GitHub would read as a workflow command: "
+                        f"{FORGED.search(text).group()!r}")
     if output is not None:
         content = output.read_text(encoding="utf-8", errors="replace") if output.exists() \
             else None
@@ -512,14 +844,68 @@ def judge(name: str, status, out: str, err: str, outcome: Outcome, fmt: str = "t
     outcome.failures += [f"{name}: {p}" for p in problems]
 
 
-def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -> Outcome:
+def _reset_peak_memory() -> bool:
+    """Restart the kernel's count of this process's peak memory (Linux: clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+_BASE_MB = 0.0  # a worker's memory once archspec is imported: what a fresh `archspec` holds
+
+
+def run_case(index: int, kind: str, data: bytes, folder: Path, limits: Limits) -> Outcome:
+    """Run one case's commands; its memory is the worker's peak while it ran, less what the
+    worker held before it beyond a fresh process's (torch, imported by earlier cases)."""
     outcome = Outcome(index, kind, digest=hashlib.sha256(data).hexdigest()[:16])
-    spec = folder / "case.arch"
-    spec.write_bytes(data)
+    exact = _reset_peak_memory()
+    before = _resident_mb()
+    if kind == "attack":
+        run_attack(outcome, data, folder, limits)
+    else:
+        spec = folder / "case.arch"
+        spec.write_bytes(data)
+        run_spec(outcome, str(spec), folder, limits)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    outcome.memory_mb = max(0.0, peak - max(0.0, before - _BASE_MB)) if exact else peak
+    if outcome.memory_mb > limits.max_mb:
+        outcome.failures.append(f"used {outcome.memory_mb:,.0f} MB, over {limits.max_mb:g} MB")
+    if outcome.failures:
+        outcome.data = data
+    return outcome
+
+
+def _command(outcome: Outcome, name: str, argv: list[str], limits: Limits, fmt: str = "text",
+             output: Path | None = None) -> tuple[int | str, str]:
+    status, out, err, seconds = run_command(argv, limits)
+    outcome.commands.append((name, status, seconds))
+    judge(name, status, out, err, outcome, fmt, output)
+    if seconds > limits.max_cpu:
+        outcome.failures.append(f"{name}: {seconds:.1f} s CPU, over {limits.max_cpu:g} s")
+    return status, err
+
+
+def run_spec(outcome: Outcome, spec: str, folder: Path, limits: Limits,
+             formats: tuple[str, ...] = ()) -> None:
+    """`check` in the format the index picks (and `formats`), then by its result the other
+    commands, each judged; outputs go to `folder`."""
+    index = outcome.index
     fmt = ["text", "json", "github"][index % 3]
-    status, out, err, seconds = run_command(["check", "--format", fmt, str(spec)], timeout)
-    outcome.commands.append(("check", status, seconds))
-    judge("check", status, out, err, outcome, fmt)
+    status, _ = _command(outcome, "check", ["check", "--format", fmt, spec], limits, fmt)
+    for other in formats:
+        if other != fmt:
+            _command(outcome, "check", ["check", "--format", other, spec], limits, other)
     runs = []
     if status == 0:
         summary_fmt = ["table", "markdown", "csv", "json"][index % 4]
@@ -531,7 +917,7 @@ def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -
         if index % 20 == 0:
             runs.append(("diagram-svg", ["diagram", "-o"], "case.svg", "text"))
         if index % 10 == 5:
-            runs.append(("diff", ["diff", str(spec)], None, "text"))
+            runs.append(("diff", ["diff", spec], None, "text"))
     elif status == 1 and index % 10 == 0:
         runs += [("summary", ["summary"], None, "text"),
                  ("compile", ["compile", "-o"], "case.py", "text"),
@@ -542,25 +928,65 @@ def run_case(index: int, kind: str, data: bytes, folder: Path, timeout: float) -
             output = folder / target
             output.write_text(SENTINEL, encoding="utf-8")
             argv = [*argv, str(output)]
-        status, out, err, seconds = run_command([*argv, str(spec)], timeout)
-        outcome.commands.append((name, status, seconds))
-        judge(name, status, out, err, outcome, fmt if name == "summary" else "text", output)
+        status, _ = _command(outcome, name, [*argv, spec], limits,
+                             fmt if name == "summary" else "text", output)
         if name == "compile" and status == 0 and index % 8 == 0 and not outcome.failures:
-            start = time.perf_counter()
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            start = cpu_seconds()
             try:
-                problem = compare_with_build(spec, output, index)
-            except Hang:
-                problem = "hang"
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                with time_limits(limits):
+                    problem = compare_with_build(Path(spec), output, index)
+            except Hang as hang:
+                problem = "hang" if hang.kind == "cpu" else "stuck"
             outcome.commands.append(("compile-run", 0 if problem is None else "crash",
-                                     time.perf_counter() - start))
+                                     cpu_seconds() - start))
             if problem:
                 outcome.failures.append(f"compile-run: {problem}")
-    if outcome.failures:
-        outcome.data = data
-    return outcome
+
+
+def _node(path: Path) -> tuple:
+    """What must not change in a refused -o target: the node itself and what it leads to."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return ("missing",)
+    node = (stat.S_IFMT(info.st_mode), info.st_ino, info.st_size, info.st_mtime_ns)
+    if stat.S_ISLNK(info.st_mode):
+        return (*node, os.readlink(path), _node(path.parent / os.readlink(path)))
+    if stat.S_ISREG(info.st_mode):
+        return (*node, path.read_bytes())
+    return node
+
+
+def run_attack(outcome: Outcome, data: bytes, folder: Path, limits: Limits) -> None:
+    """Make the attack's files in a fresh folder, run its spec's commands, then its -o
+    targets, each of which must be refused (exit 2, `cannot write`) and left as it was."""
+    attack = make_attack(data)
+    outcome.shape = json.loads(data)["shape"]
+    case = folder / "attack"
+    shutil.rmtree(case, ignore_errors=True)
+    case.mkdir()
+    materialize(case, attack.files)
+    home = os.getcwd()
+    try:
+        if attack.relative:
+            os.chdir(case)
+        run_spec(outcome, attack.spec if attack.relative else str(case / attack.spec), case,
+                 limits, attack.formats)
+        for command, target in attack.outputs:
+            path = case / target
+            before = _node(path)
+            status, err = _command(outcome, f"{command}-o", [command, str(case / attack.spec),
+                                                             "-o", str(path)], limits)
+            if status != 2 or "cannot write" not in err:
+                outcome.failures.append(f"{command} -o {target}: exit {status!r}, not refused")
+            if _node(path) != before:
+                outcome.failures.append(f"{command} -o {target}: the target changed")
+            left = [p.name for p in case.rglob(".archspec-*")]
+            if left:
+                outcome.failures.append(f"{command} -o {target}: left {left}")
+    finally:
+        os.chdir(home)
+        shutil.rmtree(case, ignore_errors=True)
 
 
 def compare_with_build(spec: Path, compiled: Path, index: int) -> str | None:
@@ -576,6 +1002,7 @@ def compare_with_build(spec: Path, compiled: Path, index: int) -> str | None:
         return None
     import torch
 
+    torch.set_num_threads(1)  # CPU time is the limit: one thread, as in a check
     tree = ast.parse(compiled.read_text(encoding="utf-8"))
     builder = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)][-1]
     loader = importlib.util.spec_from_file_location(f"fuzz_compiled_{index}", compiled)
@@ -605,57 +1032,63 @@ _FOLDER: Path | None = None
 
 
 def _init_worker(memory_gb: float) -> None:
-    global _FOLDER
-    signal.signal(signal.SIGALRM, _alarm)
+    global _FOLDER, _BASE_MB
+    install_handlers()
     if memory_gb > 0:
         limit = int(memory_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.environ["ARCHSPEC_FUZZ_SECRET"] = SECRET  # /proc/self/environ must never be shown
     _FOLDER = Path(tempfile.mkdtemp(prefix="archspec-fuzz-"))
     shutil.copytree(LIB, _FOLDER / "lib")
+    (_FOLDER / "secret.txt").write_text(SECRET + "\n")  # outside every attack's folder
     os.chdir(_FOLDER)
+    import archspec.cli  # noqa: F401 - what a fresh `archspec` process holds
+
+    _BASE_MB = _resident_mb()
 
 
-def run_batch(cases: list[tuple[int, str, bytes]], timeout: float) -> list[Outcome]:
-    return [run_case(index, kind, data, _FOLDER, timeout) for index, kind, data in cases]
+def run_batch(cases: list[tuple[int, str, bytes]], limits: Limits) -> list[Outcome]:
+    return [run_case(index, kind, data, _FOLDER, limits) for index, kind, data in cases]
 
 
-def run_all(cases: int, seed: int, jobs: int, timeout: float, memory_gb: float,
+def run_all(cases: int, seed: int, jobs: int, limits: Limits, memory_gb: float,
+            attacks: int = 0, first: int = 0,
             progress: bool = True) -> tuple[list[Outcome], list[str]]:
     """Make the cases here, batch by batch, and run them in `jobs` worker processes as they
-    come; returns the outcomes and the batches that hung in a way SIGALRM could not stop
+    come; returns the outcomes and the batches that hung in a way the signals could not stop
     (their workers are killed, the other batches run again in fresh ones).
 
     The cases are made in this process, which never imports archspec: Hypothesis draws other
     programs from the same seed once archspec's modules are loaded, so drawing them in the
     workers would make a run depend on which worker ran what before."""
     files = corpus()
-    made: dict[int, list] = {}
-    todo = iter(range((cases + BATCH - 1) // BATCH))
+    total = cases - first // BATCH * BATCH + attacks
+    made: dict[tuple[str, int], list] = {}
+    todo = iter(batch_keys(cases, attacks, first))
     outcomes: list[Outcome] = []
     stuck: list[str] = []
-    hard_limit = BATCH * timeout * 8 + 120
+    hard_limit = BATCH * (limits.wall + limits.timeout) + 120
     context = multiprocessing.get_context("fork")
-    retry: list[int] = []
+    retry: list[tuple[str, int]] = []
     while True:
         pool = context.Pool(jobs, _init_worker, (memory_gb,), maxtasksperchild=10)
-        pending: dict[int, multiprocessing.pool.AsyncResult] = {}
+        pending: dict[tuple[str, int], multiprocessing.pool.AsyncResult] = {}
         broken = False
         try:
             while not broken:
-                batch = retry.pop(0) if retry else next(todo, None)
-                if batch is not None:
-                    if batch not in made:
-                        made[batch] = [c for c in make_batch(seed, batch, BATCH, files)
-                                       if c[0] < cases]
-                    pending[batch] = pool.apply_async(run_batch, (made[batch], timeout))
-                while pending and (batch is None or len(pending) > 2 * jobs
+                key = retry.pop(0) if retry else next(todo, None)
+                if key is not None:
+                    if key not in made:
+                        made[key] = make_cases(seed, key, cases, attacks, files)
+                    pending[key] = pool.apply_async(run_batch, (made[key], limits))
+                while pending and (key is None or len(pending) > 2 * jobs
                                    or next(iter(pending.values())).ready()):
                     first, result = next(iter(pending.items()))
                     try:
                         outcomes += result.get(hard_limit)
                     except multiprocessing.TimeoutError:
-                        stuck.append(f"batch {first} (cases {first * BATCH}.."
-                                     f"{first * BATCH + BATCH - 1})")
+                        indices = [c[0] for c in made[first]]
+                        stuck.append(f"batch {first} (cases {indices[0]}..{indices[-1]})")
                         broken = True
                     except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed)
                         stuck.append(f"batch {first}: worker failed: {type(exc).__name__}")
@@ -664,9 +1097,9 @@ def run_all(cases: int, seed: int, jobs: int, timeout: float, memory_gb: float,
                     if broken:
                         break
                     if progress:
-                        print(f"\r{len(outcomes)}/{cases} cases", end="", file=sys.stderr,
+                        print(f"\r{len(outcomes)}/{total} cases", end="", file=sys.stderr,
                               flush=True)
-                if batch is None and not pending:
+                if key is None and not pending:
                     break
         finally:
             pool.terminate()
@@ -684,14 +1117,13 @@ def run_all(cases: int, seed: int, jobs: int, timeout: float, memory_gb: float,
     return sorted(outcomes, key=lambda o: o.index), stuck
 
 
-def dump_cases(cases: int, seed: int, path: Path) -> None:
+def dump_cases(cases: int, seed: int, path: Path, attacks: int = 0) -> None:
     """Write the cases (index, kind, base64 data) as JSON lines, made as a run makes them."""
     files = corpus()
     with open(path, "w", encoding="utf-8") as out:
-        for batch in range((cases + BATCH - 1) // BATCH):
+        for key in batch_keys(cases, attacks):
             out.writelines(json.dumps([i, kind, base64.b64encode(data).decode()]) + "\n"
-                           for i, kind, data in make_batch(seed, batch, BATCH, files)
-                           if i < cases)
+                           for i, kind, data in make_cases(seed, key, cases, attacks, files))
 
 
 def load_cases(path: Path) -> list[tuple[int, str, bytes]]:
@@ -707,32 +1139,47 @@ def report(outcomes: list[Outcome], stuck: list[str], seconds: float, out_dir: P
             by_command[(name, status if isinstance(status, int) else "crash")] += 1
             slowest.append((took, outcome.index, name))
     kinds = Counter(o.kind for o in outcomes)
+    shapes = Counter(o.shape for o in outcomes if o.shape)
     codes = Counter(code for o in outcomes for code in set(o.codes))
     failed = [o for o in outcomes if o.failures]
     print(f"cases: {len(outcomes)} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
-    print(f"time: {seconds:.1f} s")
+    if shapes:
+        print("attack shapes: " + ", ".join(f"{k} {v}" for k, v in sorted(shapes.items())))
+    print(f"wall time: {seconds:.1f} s")
     busy = Counter()
     for outcome in outcomes:
         busy[outcome.kind] += sum(took for _, _, took in outcome.commands)
-    print("command time by kind: " + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(busy.items())))
+    print("CPU time by kind: " + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(busy.items())))
     print("commands run (exit status: count):")
-    for name in ("check", "summary", "diff", "diagram", "diagram-svg", "compile",
-                 "compile-run"):
+    known = ["check", "summary", "diff", "diagram", "diagram-svg", "compile", "compile-run"]
+    for name in known + sorted({n for n, _ in by_command} - set(known)):
         counts = {s: c for (n, s), c in by_command.items() if n == name}
         if counts:
             shown = ", ".join(f"{s}: {c}" for s, c in sorted(counts.items(), key=str))
             print(f"  {name:12} {sum(counts.values()):6}  ({shown})")
     print("cases giving each code: " + ", ".join(f"{c} {n}" for c, n in sorted(codes.items())))
     slowest.sort(reverse=True)
-    print("slowest commands: " + ", ".join(f"case {i} {n} {t:.2f} s"
-                                           for t, i, n in slowest[:5]))
+    print("most CPU time: " + ", ".join(f"case {i} {n} {t:.2f} s" for t, i, n in slowest[:5]))
+    if outcomes:
+        case_cpu = max(outcomes, key=lambda o: sum(t for _, _, t in o.commands))
+        biggest = max(outcomes, key=lambda o: o.memory_mb)
+        print(f"max CPU of a command: {slowest[0][0]:.2f} s (case {slowest[0][1]} "
+              f"{slowest[0][2]}); of a case: {sum(t for _, _, t in case_cpu.commands):.2f} s "
+              f"(case {case_cpu.index})")
+        print(f"max memory of a case: {biggest.memory_mb:,.0f} MB (case {biggest.index}, "
+              f"{biggest.kind}{' ' + biggest.shape if biggest.shape else ''})")
+    hangs = sum(1 for o in outcomes for _, s, _ in o.commands if s == "hang")
+    walls = sum(1 for o in outcomes for _, s, _ in o.commands if s == "stuck")
+    print(f"hangs (CPU limit): {hangs}; stuck (wall-clock backstop): {walls}")
     print(f"failed cases: {len(failed)}; stuck batches: {len(stuck)}")
     if failed:
         out_dir.mkdir(parents=True, exist_ok=True)
     for outcome in failed[:50]:
-        path = out_dir / f"case{outcome.index:06d}.arch"
+        suffix = ".json" if outcome.kind == "attack" else ".arch"
+        path = out_dir / f"case{outcome.index:06d}{suffix}"
         path.write_bytes(outcome.data)
-        print(f"  case {outcome.index} ({outcome.kind}) saved as {path}:")
+        print(f"  case {outcome.index} ({outcome.kind}{' ' + outcome.shape if outcome.shape else ''}"
+              f") saved as {path}:")
         for failure in outcome.failures[:5]:
             print(f"    {failure}")
     for batch in stuck:
@@ -743,10 +1190,21 @@ def report(outcomes: list[Outcome], stuck: list[str], seconds: float, out_dir: P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--attacks", type=int, default=500,
+                        help="attack cases run after the others (issue 16's shapes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--from", type=int, default=0, dest="first", metavar="INDEX",
+                        help="start at this regular case (a multiple of 50), to run in parts")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds one command may take before it counts as a hang")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="CPU seconds a command may use before it is stopped as a hang")
+    parser.add_argument("--wall-timeout", type=float, default=300.0,
+                        help="wall-clock seconds before a command is stopped as stuck (a "
+                             "backstop for commands blocked without using CPU)")
+    parser.add_argument("--max-cpu", type=float, default=10.0,
+                        help="CPU seconds over which a command fails")
+    parser.add_argument("--max-mb", type=float, default=1024.0,
+                        help="memory (MB) over which a case fails")
     parser.add_argument("--memory-gb", type=float, default=4.0,
                         help="address-space limit per worker (0: none)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "archspec-fuzz",
@@ -757,10 +1215,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only write the cases to FILE (JSON lines), run nothing")
     args = parser.parse_args(argv)
     if args.dump:
-        dump_cases(args.cases, args.seed, args.dump)
+        dump_cases(args.cases, args.seed, args.dump, args.attacks)
         return 0
+    limits = Limits(args.timeout, args.wall_timeout, args.max_cpu, args.max_mb)
     start = time.perf_counter()
-    outcomes, stuck = run_all(args.cases, args.seed, args.jobs, args.timeout, args.memory_gb)
+    outcomes, stuck = run_all(args.cases, args.seed, args.jobs, limits, args.memory_gb,
+                              args.attacks, args.first)
     if args.log:
         with open(args.log, "w", encoding="utf-8") as log:
             log.writelines(json.dumps({"case": o.index, "kind": o.kind, "digest": o.digest,

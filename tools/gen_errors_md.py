@@ -45,7 +45,8 @@ NO_SPEC = {
     "E502": (
         ("`archspec.build()` (and `--verify`) estimates what a network needs before torch "
          "allocates anything: 4 bytes a parameter, its batchnorm statistics, and every "
-         "layer's output for one sample. Beyond the memory available (or `max_bytes=`), or "
+         "layer's output and workspace for one sample (`lrn(size=...)` pads its input with "
+         "size - 1 channels). Beyond the memory available (or `max_bytes=`), or "
          "beyond what a tensor can index, it refuses the network instead of letting "
          "torch's allocator fail; `archspec check` cannot know the machine, so no spec "
          "gives it there."),
