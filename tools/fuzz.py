@@ -562,8 +562,12 @@ def spec_strategy():
             st.lists(inner, min_size=2, max_size=3).map(lambda xs: "(" + ", ".join(xs) + ")"),
             st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),
             st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} if {t[1]} else {t[2]}"),
+            st.tuples(inner, st.sampled_from(["x", "i", "(a, b)"]), inner,
+                      st.one_of(st.just(""), inner.map(lambda c: f" if {c}"))).map(
+                lambda t: f"[{t[0]} for {t[1]} in {t[2]}{t[3]}]"),
             st.tuples(st.sampled_from(["len", "min", "max", "sum", "abs", "range", "zip",
-                                       "enumerate", "nope"]),
+                                       "enumerate", "int", "float", "round", "ceil",
+                                       "floor", "sqrt", "log", "nope"]),
                       st.lists(inner, min_size=1, max_size=3)).map(
                 lambda t: f"{t[0]}({', '.join(t[1])})"))
 
@@ -572,19 +576,23 @@ def spec_strategy():
     kwarg = st.tuples(st.sampled_from(["k", "s", "p", "d", "groups", "bias", "out", "size",
                                        "eps", "slope", "approximate", "stride", "padding",
                                        "multiplier", "ceil_mode", "conv", "zero_residual_bn",
+                                       "init", "mode", "track", "affine", "momentum", "p",
                                        "bogus"]), st.one_of(small, expr))
     call = st.tuples(st.sampled_from(OPS), st.lists(small, max_size=2),
                      st.lists(kwarg, max_size=3)).map(
         lambda t: t[0] + ("(" + ", ".join(t[1] + [f"{k}={v}" for k, v in t[2]]) + ")"
                           if t[1] or t[2] else ""))
     label = st.one_of(st.just(""), ident.map(lambda s: f"{s}: "),
-                      st.tuples(ident, expr).map(lambda t: f"{t[0]}{{{t[1]}}}: "))
+                      st.tuples(ident, expr).map(lambda t: f"{t[0]}{{{t[1]}}}: "),
+                      st.sampled_from(['"0": ', '"block1-0": ', '"a.b": ', '"": ', "7: ",
+                                       '"x{1 + 1}-{i}": ', '"forward": ']))
 
     def statements(inner):
         body = st.lists(inner, max_size=4).map(lambda xs: "{ " + " ".join(xs) + " }")
         return st.one_of(
             st.tuples(label, body).map("".join),
-            st.tuples(label, st.sampled_from(["concat ", "add "]), body).map("".join),
+            st.tuples(label, st.sampled_from(["concat ", "add ", "split ", "gate ",
+                                              "channels_last "]), body).map("".join),
             st.tuples(st.sampled_from(["repeat", "dense"]), small, body).map(" ".join),
             st.tuples(ident, expr, body).map(lambda t: f"for {t[0]} in {t[1]} {t[2]}"),
             st.tuples(expr, body, body).map(lambda t: f"if {t[0]} {t[1]} else {t[2]}"),
