@@ -127,4 +127,5 @@ def test_ddp_two_processes_agree_on_gradients(tmp_path):
         model.zero_grad()
         torch.nn.functional.cross_entropy(model(x[shard]), y[shard]).backward()
         shard_grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    assert torch.allclose(g0, (shard_grads[0] + shard_grads[1]) / 2, atol=1e-5)
+    # float32 sums in another order (two processes, other thread counts): relative 1e-4
+    assert torch.allclose(g0, (shard_grads[0] + shard_grads[1]) / 2, rtol=1e-4, atol=1e-5)
