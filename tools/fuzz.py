@@ -433,7 +433,7 @@ def attack_hostile_output(rng: random.Random) -> Attack:
         "other.py": b"# another file\n"}
     kind = rng.choice(["spec", "spec-dotted", "import", "link", "link-spec", "dangling", "fifo",
                        "dir", "link-dir"])
-    suffix = rng.choice([".py", ".dot", ".svg"])
+    suffix = rng.choice([".py", ".py", ".dot", ".svg"])
     target = {"spec": "main.arch", "spec-dotted": "./lib/../main.arch",
               "import": "lib/blocks.arch"}.get(kind, "out" + suffix)
     if kind == "link":
@@ -449,7 +449,8 @@ def attack_hostile_output(rng: random.Random) -> Attack:
     elif kind == "link-dir":
         files["lib2"] = ("dir",)
         files[target] = ("link", "lib2")
-    command = "compile" if suffix == ".py" and rng.random() < 0.7 else "diagram"
+    # diagram refuses other suffixes (.py, .arch) before it looks at the target
+    command = "compile" if target.endswith((".py", ".arch")) else "diagram"
     return Attack(files, outputs=[(command, target)])
 
 
@@ -977,8 +978,9 @@ def run_attack(outcome: Outcome, data: bytes, folder: Path, limits: Limits) -> N
             before = _node(path)
             status, err = _command(outcome, f"{command}-o", [command, str(case / attack.spec),
                                                              "-o", str(path)], limits)
-            if status != 2 or "cannot write" not in err:
-                outcome.failures.append(f"{command} -o {target}: exit {status!r}, not refused")
+            if status != 2 or "archspec: error: cannot write" not in err:
+                outcome.failures.append(f"{command} -o {target}: exit {status!r}, not refused "
+                                        f"as a target: {err.strip()[:200]!r}")
             if _node(path) != before:
                 outcome.failures.append(f"{command} -o {target}: the target changed")
             left = [p.name for p in case.rglob(".archspec-*")]
