@@ -18,7 +18,7 @@ from .diagnostics import Diagnostic, Span, suggestions
 
 INT_LIMIT = 2**63 - 1  # E401: every integer a spec computes, as in int64
 MAX_ITEMS = 100_000  # E402: items of a list or range, repeat and dense counts, value size
-MAX_FILE_BYTES = 250_000  # E403: one .arch file (parsing 250 kB takes up to ~6 s)
+MAX_FILE_BYTES = 200_000  # E403: one .arch file (parsing 200 kB takes up to ~6.5 s)
 MAX_NESTING = 32  # E404: syntax nesting, statement nesting through block calls, values, variants
 MAX_LAYERS = 100_000  # E405: layers of one expanded network
 MAX_IMPORT_DEPTH = 16  # E406: files in a chain of imports
@@ -26,12 +26,13 @@ MAX_STEPS = 5_000_000  # E408: units of work for one check (statements, loop rou
 LAYER_STEPS = 40  # what one layer costs of MAX_STEPS: a file expands at most 125,000 layers
 CALL_STEPS = 40  # what one block call costs (arguments, scope, a node), even an empty block
 ERROR_STEPS = 40  # what one error costs that expansion goes on after (a diagnostic is built)
-PARSE_STEPS = 15  # what parsing one character of a file costs (Lark: up to 25 us each)
+PARSE_STEPS = 18  # what parsing one character of a file costs (Lark: up to ~32 us each)
 MAX_PATH = 1_000  # E409: characters of a module path (`layer1.0.conv1`)
 MAX_IMPORT_FILES = 32  # E410: different files one check imports (directly or not)
-MAX_IMPORT_BYTES = 50_000  # E410: bytes of all the files one check imports (parsing: ~1.3 s)
+MAX_IMPORT_BYTES = 40_000  # E410: bytes of all the files one check imports (parsing: ~1.3 s)
 # Parsing is charged before it runs, so parsing and expanding together stay within about
-# 10 s; the largest main file and imports leave this much of the budget to expand them.
+# 9 s on the development machine at its slowest (tools/bench_bounds.py); the largest main
+# file and imports leave this much of the budget to expand them.
 PARSE_ROOM = MAX_STEPS - PARSE_STEPS * (MAX_FILE_BYTES + MAX_IMPORT_BYTES)
 
 

@@ -460,7 +460,7 @@ def _parse_tree(source: str, file: str):
     definition is reported in the same run. What came before an error parsed whole, so the
     next try starts after the skipped item, not at the top: each part of the file is parsed
     about once however many errors it has (re-parsing from the top made 50 errors in a
-    250 kB file 100 parses of it)."""
+    200 kB file 100 parses of it)."""
     diagnostics: list[Diagnostic] = []
     start = 0  # source[:start] is whole definitions and skipped broken ones
     starts = [m.start() for m in _ITEM_START.finditer(source)]

@@ -53,7 +53,7 @@ def cases() -> dict[str, dict[str, str]]:
         "parse + expand: main file and imports at their limits": {
             "main.arch": importing + dense_block("big", full - len(net) - len(importing))
             + net, **imports},
-        "parse: 50 syntax errors after 240 kB": {
+        f"parse: 50 syntax errors after {(full - len(errors)) // 1000} kB": {
             "main.arch": dense_block("big", full - len(errors)) + errors},
         "expand: an error in every round": {
             "main.arch": NET.format(body="  repeat 100000 { repeat 100 { conv(-1) } }")},
