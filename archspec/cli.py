@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run the built module once on PyTorch's meta device and "
                                "confirm every layer's shape, and import the compiled source "
                                "and confirm it builds the same modules and state_dict "
-                               "(imports torch)")
+                               "(imports torch); a network build() would refuse for its "
+                               "memory is E502")
+    compile_.add_argument("--max-bytes", type=int, default=None, metavar="N",
+                          help="with --verify: the memory budget in bytes (default: the "
+                               "memory free now)")
     _add_summary_parsers(commands)
     _add_diagram_parser(commands)
     for command in commands.choices.values():
@@ -295,7 +299,7 @@ def run_compile(args) -> int:
         from .torch_backend import verify_network, verify_source
 
         for network in networks:
-            verify_network(network)
+            verify_network(network, args.max_bytes)
             verify_source(network, generate(network, args.file))
     source = generate(networks, args.file)
     if args.output:

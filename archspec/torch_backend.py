@@ -194,14 +194,16 @@ def refuse_if_too_large(network: ir.Network, max_bytes: int | None, batch: int =
             detail=f"it needs about {needed / 2**30:,.1f} GiB (weights, batchnorm statistics "
                    f"and one sample's activations and workspaces); {max_bytes / 2**30:,.1f} GiB "
                    "are allowed",
-            hint="make the network smaller, or pass max_bytes= to archspec.build when you "
-                 "know it fits")])
+            hint="make the network smaller, or pass max_bytes= to archspec.build (--max-bytes "
+                 "to compile --verify) when you know it fits")])
 
 
-def verify_network(network: ir.Network) -> None:
-    """Run the network once on the meta device (no memory, no arithmetic) and confirm that
-    every layer module's real output shape is the statically inferred one."""
-    refuse_if_too_large(network, None, batch=2)
+def verify_network(network: ir.Network, max_bytes: int | None = None) -> None:
+    """Refuse a network build() would refuse (E502: the memory budget, default the memory
+    free now), then run it once on the meta device (no memory, no arithmetic) and confirm
+    that every layer module's real output shape is the statically inferred one."""
+    refuse_if_too_large(network, available_memory() if max_bytes is None else max_bytes,
+                        batch=2)
     with torch.device("meta"):
         meta = build_module(network).eval()
     modules = dict(meta.named_modules())

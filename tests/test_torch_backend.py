@@ -486,8 +486,9 @@ def test_a_network_too_large_for_the_memory_budget_is_refused_before_allocating(
 def test_lrn_workspace_counts_towards_the_memory_budget(tmp_path, capsys):
     """Found in issue 16: `lrn(size=10**8)` has no parameters and a 3x32x32 output, and asked
     torch for 409 GB at the first forward (its padded squares). build() refuses it with E502
-    before building; `compile --verify` runs on the meta device, where only a workspace
-    beyond what torch can index is refused (it was "internal error: RuntimeError")."""
+    before building, and so does `compile --verify` (with the same budget, --max-bytes);
+    a workspace beyond what torch can index is refused there whatever the budget (it was
+    "internal error: RuntimeError")."""
     spec = tmp_path / "lrn.arch"
     spec.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=100_000_000)\n}\n")
     with pytest.raises(archspec.ArchError) as info:
@@ -498,9 +499,14 @@ def test_lrn_workspace_counts_towards_the_memory_budget(tmp_path, capsys):
     small.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=5)\n}\n")
     assert archspec.build(str(small), max_bytes=1_000_000)(torch.ones(1, 3, 32, 32)).shape \
         == (1, 3, 32, 32)
+    assert main(["compile", str(spec), "--verify", "--max-bytes", str(2**30)]) == 1
+    assert "error[E502]" in capsys.readouterr().err
+    assert main(["compile", str(small), "--verify", "--max-bytes", "1000"]) == 1
+    assert main(["compile", str(small), "--verify", "--max-bytes", str(2**30)]) == 0
+    capsys.readouterr()
     spec.write_text("network n() {\n  input [3, 32, 32]\n  lrn(size=2**61)\n}\n")
     assert main(["check", str(spec)]) == 0
-    assert main(["compile", str(spec), "--verify"]) == 1
+    assert main(["compile", str(spec), "--verify", "--max-bytes", str(2**62)]) == 1
     err = capsys.readouterr().err
     assert "error[E502]" in err and "internal error" not in err
 

@@ -38,8 +38,11 @@ GROUPS = [("E1", "Syntax and files"), ("E2", "Names, arguments and types"), ("E3
 NO_SPEC = {
     "E501": (
         ("archspec compiled a network whose layer PyTorch runs at another shape than the "
-         "checker inferred. `archspec compile --verify` and `build(..., verify=True)` run the "
-         "module once on PyTorch's meta device to catch this; no spec can cause it on purpose."),
+         "checker inferred, or a compiled file that builds other modules than "
+         "`archspec.build()`. `archspec compile --verify` and `build(..., verify=True)` run "
+         "the module once on PyTorch's meta device to catch the first; `--verify` also "
+         "imports the compiled file and compares its modules and state_dict. No spec can "
+         "cause it on purpose."),
         "this is a bug in archspec: please report it with the spec.",
     ),
     "E502": (
