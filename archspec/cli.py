@@ -177,10 +177,13 @@ def run_summary(args) -> int:
 def run_diff(args) -> int:
     from .summary import format_diff, summarize
 
-    summaries = []
+    summaries, checked = [], {}
     for target in (args.first, args.second):
         path, _, net = target.partition(":") if target.count(":") == 1 else (target, "", "")
-        network, status = one_network(path, net or None, args.input)
+        key = (os.path.realpath(path), net)
+        if key not in checked:  # the same network twice is checked once
+            checked[key] = one_network(path, net or None, args.input)
+        network, status = checked[key]
         if network is None:
             return status
         summaries.append(summarize(network))

@@ -257,7 +257,11 @@ def _window(text: str, col: int, end: int) -> tuple[str, int, int]:
 def one_line(text: str) -> str:
     """Text that prints as one line: every control character, newlines too, shown escaped
     (`\\n`). For paths and names in text output, so that a file called
-    `x\\n::error ...` cannot forge a line (a GitHub workflow command, a fake `ok`)."""
+    `x\\n::error ...` cannot forge a line (a GitHub workflow command, a fake `ok`). A
+    relative path that starts with `::` is shown as `./::...`, the same file, so that a line
+    it begins is no workflow command either."""
+    if text.startswith("::"):
+        text = "./" + text
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -99,3 +99,19 @@ def test_python_dash_m_has_help():
     proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--help"],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0 and "--format" in proc.stdout
+
+
+def test_diff_of_a_network_with_itself_checks_it_once(monkeypatch, capsys):
+    """Found by the fuzzer: `diff big.arch big.arch` of a file at the size limit did the
+    whole check twice (10.4 s of CPU); the same file and network is checked once."""
+    from archspec import cli
+
+    calls = []
+    real = cli.one_network
+    monkeypatch.setattr(cli, "one_network", lambda *a: calls.append(a) or real(*a))
+    spec = str(ROOT / "specs" / "lenet.arch")
+    assert cli.main(["diff", spec, spec]) == 0
+    assert len(calls) == 1
+    assert cli.main(["diff", f"{spec}:lenet", f"{spec}:lenet5"]) == 0
+    assert len(calls) == 3
+    capsys.readouterr()

@@ -154,6 +154,22 @@ def test_file_name_cannot_forge_lines_of_check_output(tmp_path, capsys):
     _no_forged_line(capsys.readouterr().err)
 
 
+def test_relative_file_name_cannot_start_a_workflow_command(tmp_path, monkeypatch, capsys):
+    """Found by the fuzzer: a file named `::error title=x::.arch`, given relative, began the
+    `ok` line and every diagnostic header with `::error`. It is shown as `./::error ...`."""
+    monkeypatch.chdir(tmp_path)
+    name = "::error title=x::.arch"
+    (tmp_path / name).write_text(GOOD)
+    assert main(["check", name]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("./::error title=x::.arch: ")
+    (tmp_path / name).write_text(BAD)
+    assert main(["check", name]) == 1
+    err = capsys.readouterr().err
+    assert not any(line.startswith("::") for line in err.splitlines()), err
+    assert "./::error title=x::.arch:" in err
+
+
 def test_file_name_cannot_forge_notes(tmp_path, capsys):
     """The call chain of a block's error names the file: `called at FILE:4:3`."""
     spec = tmp_path / FORGED
