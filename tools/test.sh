@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite on a fresh machine: Graphviz's `dot` (the diagram tests render with
 # it; installed with apt when missing, which needs root), the package with its test extra
-# (pytest, torch, torchvision and onnx as references), then pytest. Arguments go to pytest.
+# (pytest, torch, torchvision and onnx as references; torch 2.14.1 and torchvision 0.29.1), then
+# pytest. Arguments go to pytest.
 set -e
 cd "$(dirname "$0")/.."
 if ! command -v dot >/dev/null 2>&1; then
@@ -13,5 +14,7 @@ if ! command -v dot >/dev/null 2>&1; then
         exit 2
     fi
 fi
-python -m pip install '.[test]'
+# the torch and torchvision the references were checked against (tests/test_library.py
+# compares with torchvision's own definitions of these versions)
+python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
 python -m pytest "$@"
