@@ -47,6 +47,9 @@ CODES: dict[str, str] = {
     "E218": "wrong number of names to unpack",
     "E219": "misplaced init",
     "E220": "reserved label",
+    "E221": "unknown or not yet computed tensor reference",
+    "E222": "misplaced return, side branch or reference",
+    "E223": "training-only tensor used outside return",
     # shapes
     "E301": "size becomes smaller than 1",
     "E302": "kernel larger than the padded input",

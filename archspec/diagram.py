@@ -26,7 +26,7 @@ import subprocess
 from html import escape
 from typing import NamedTuple
 
-from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
+from .ir import DenseMerge, Layer, Merge, Network, Node, Output, Ref, Seq, Side, iter_layers
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -198,7 +198,7 @@ def summary(scope: Seq) -> str:
     if text is None and items and all(isinstance(i, Layer) for i in items) and len(items) <= 4:
         text = " · ".join(_SHORT_OPS.get(i.op.name, i.op.name) for i in items)
     if text is None:
-        count = sum(1 for _ in _layers(scope))
+        count = sum(1 for _ in iter_layers(scope))
         text = f"{count} layer" + ("s" if count != 1 else "")
     return text + _downsampling(scope)
 
@@ -210,13 +210,16 @@ def _downsampling(scope: Seq) -> str:
     return ""
 
 
-def _layers(node: Node):
-    if isinstance(node, Layer):
-        yield node
-    for child in (node.children if isinstance(node, Seq) else
-                  node.branches if isinstance(node, Merge) else
-                  node.steps if isinstance(node, DenseMerge) else []):
-        yield from _layers(child)
+def _like_key(layer: Layer) -> str:
+    """`Ref.key` of the named tensor a layer's `like=` reads."""
+    scope = layer.path.rpartition(".")[0]
+    if layer.like == "input":
+        return f"{scope}@input"
+    return f"{scope}.{layer.like}" if scope else layer.like
+
+
+def _quoted(node_id: str) -> str:
+    return '"' + node_id.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ---------------------------------------------------------------- the drawing model
@@ -238,6 +241,7 @@ class _Tensor(NamedTuple):
 
     node: str
     shape: object
+    skip: bool = False  # read again by `@name`: its next edge is a skip connection
 
 
 class _Builder:
@@ -251,6 +255,8 @@ class _Builder:
         self.merges: dict[str, int] = {}  # scope path -> merges numbered so far
         self.families: set[str] = set()
         self.others: set[str] = set()  # the families drawn as "other"
+        self.tensors: dict[str, _Tensor] = {}  # named tensors by `Ref.key`
+        self.same_rank: list[tuple[str, str]] = []  # a skip's ends, drawn side by side
 
     # nodes ---------------------------------------------------------------
 
@@ -265,6 +271,9 @@ class _Builder:
         if self.shapes and tail.node not in self.labelled:
             attrs["label"] = " " + text + " "
             self.labelled.add(tail.node)
+        if tail.skip:  # as papers draw skips: across, from the encoder to the decoder
+            attrs.update(style="dashed", constraint="false")
+            self.same_rank.append((tail.node, head))
         self.edges.append((tail.node, head, attrs))
 
     def layer(self, layer: Layer, into: _Cluster, src: _Tensor) -> _Tensor:
@@ -277,7 +286,13 @@ class _Builder:
         into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
                             **self._fill(_family(layer))})
         self.edge(src, node_id)
-        return _Tensor(node_id, layer.out_shape)
+        if layer.like is not None:  # the tensor whose size it takes
+            like = self.tensors.get(_like_key(layer))
+            if like is not None:
+                self.edges.append((like.node, node_id, {"style": "dotted",
+                                                        "constraint": "false"}))
+        self.tensors[layer.path] = _Tensor(node_id, layer.out_shape)
+        return self.tensors[layer.path]
 
     def collapsed(self, scopes: list[Seq], into: _Cluster, src: _Tensor) -> _Tensor:
         """One node for one collapsed scope, or for N consecutive identical ones (×N)."""
@@ -298,6 +313,8 @@ class _Builder:
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
         self.edge(src, node_id)
+        for scope in scopes:
+            self.tensors[scope.path] = _Tensor(node_id, scope.out_shape)
         return _Tensor(node_id, last.out_shape)
 
     def merge_node(self, scope_path: str, kind: str, into: _Cluster, text: str | None = None,
@@ -342,6 +359,12 @@ class _Builder:
                   scope_path: str) -> _Tensor:
         if isinstance(node, Layer):
             return self.layer(node, into, src)
+        if isinstance(node, Ref):
+            found = self.tensors.get(node.key)
+            return src if found is None else found._replace(skip=True)
+        if isinstance(node, Side):
+            self.sequence(_items(node.body), into, level, src, scope_path)
+            return src
         if isinstance(node, Seq):
             if node.name is None:
                 return self.sequence(_items(node), into, level, src, scope_path)
@@ -383,7 +406,10 @@ class _Builder:
             "labeljust": "r" if self.rankdir == "TB" else "l"}, level=nested)
         into.entries.append(("cluster", cluster))
         inner = level + (1 if block is not None else 0)
-        return self.sequence(_items(scope), cluster, inner, src, scope.path)
+        self.tensors[f"{scope.path}@input"] = src
+        end = self.sequence(_items(scope), cluster, inner, src, scope.path)
+        self.tensors[scope.path] = end
+        return end
 
     def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
               scope_path: str) -> _Tensor:
@@ -434,12 +460,20 @@ class _Builder:
         self.root.node("input", {
             "label": _html("input", shape_text(net.input_shape), t.fontsize, True),
             "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
-        end = self.sequence(_items(net.body), self.root, 0, _Tensor("input", net.input_shape),
-                            "")
-        self.root.node("output", {
-            "label": _html("output", shape_text(net.output_shape), t.fontsize, True),
-            "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
-        self.edge(end, "output")
+        self.tensors["@input"] = _Tensor("input", net.input_shape)
+        end = self.sequence(_items(net.body), self.root, 0, self.tensors["@input"], "")
+        outputs = net.outputs or [Output(None, None, net.output_shape, False)]
+        for i, output in enumerate(outputs):
+            node_id = "output" if len(outputs) == 1 else f"output.{i}"
+            title = output.key or ("output" if len(outputs) == 1 else f"output {i}")
+            subtitle = shape_text(output.shape) + (", training" if output.training else "")
+            self.root.node(node_id, {
+                "label": _html(title, subtitle, t.fontsize, True), "shape": "box",
+                "style": "rounded,bold" + (",dashed" if output.training else ""),
+                "fillcolor": "white"})
+            source = end if output.target is None else self.tensors.get(
+                "@input" if output.target == "input" else output.target, end)
+            self.edge(source._replace(skip=False), node_id)
         return self.root
 
     def legend(self) -> str:
@@ -498,6 +532,8 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
     emit(graph, root)
     for tail, head, attrs in builder.edges:
         graph.edge(tail, head, **attrs)
+    for tail, head in builder.same_rank:
+        graph.body.append(f"\t{{rank=same; {_quoted(tail)}; {_quoted(head)}}}\n")
     return graph.source
 
 

@@ -273,8 +273,7 @@ class Translator:
             lines.append(self._init_call())
         model = ClassModel(name, "module" if merges else "sequential",
                            f"Network `{source.name}` from {where(source.span)}.\n\nAs "
-                           f"`{network.name}`: {fmt_shape(network.input_shape)} -> "
-                           f"{fmt_shape(network.output_shape)}.", params,
+                           f"`{network.name}`: {network.describe()}.", params,
                            lines, forward)
         self.classes.models[name] = model
         return model
