@@ -10,7 +10,7 @@ run reports every independent mistake.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, ValidationError
 
@@ -103,6 +103,13 @@ class Saved:
     shape: Shape | None  # None after an error: references to it skip quietly
     training: bool  # computed in an `aux` branch, so only in training mode
     done: bool = True  # False while its own statement runs
+
+
+class Like(NamedTuple):
+    """The value of `like=@name` while an op's arguments are collected."""
+
+    name: str
+    shape: Shape
 
 
 @dataclass
@@ -361,8 +368,11 @@ class Expander:
         label = self.label_text(stmt.label, self._evaluator(env, ns, shape), scope.path)
         name = scope.take(label, stmt.label.span)
         scope.tensors[name] = Saved(None, self.training_only, done=False)
-        nodes, out = self._labelled(stmt, name, env, ns, shape, scope)
-        scope.tensors[name] = Saved(out, self.training_only)
+        out = None
+        try:
+            nodes, out = self._labelled(stmt, name, env, ns, shape, scope)
+        finally:  # after an error, references to it skip quietly
+            scope.tensors[name] = Saved(out, self.training_only)
         return nodes, out
 
     def _labelled(self, stmt, name: str, env, ns, shape, scope):
@@ -519,8 +529,10 @@ class Expander:
                        "run there", hint=f"move `{spec.name}` before or after the "
                        "channels_last; inside it go linear, layernorm, activations and dropout")
         fields = list(spec.args.model_fields)
+        evaluator.tensors = lambda ref: self.like(ref, evaluator, scope)
         given, spans = self._collect_args(stmt, list(spec.positional), fields, spec.aliases,
                                           f"`{spec.name}`", evaluator)
+        like = self.like_argument(spec, given, spans)
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
         charge(LAYER_STEPS)  # a layer (validation, shape rule) costs many plain steps
@@ -530,7 +542,7 @@ class Expander:
                 stmt.span, hint="check repeat counts and loop bounds"))
         path = f"{scope.path}.{name}" if scope.path else name
         layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path, fresh=self.fresh_input,
-                         call=stmt)
+                         call=stmt, like=like)
         if shape is None:
             return layer
         try:
@@ -542,6 +554,26 @@ class Expander:
             raise EvalError(Diagnostic(exc.code, exc.message, stmt.span, detail=detail,
                                        formula=exc.formula, hint=exc.hint)) from None
         return layer
+
+    def like(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope) -> Like:
+        name, saved = self.tensor(ref, evaluator, scope)
+        if saved.shape is None:
+            raise UnknownShape()  # its statement failed and was reported
+        return Like(name, saved.shape)
+
+    def like_argument(self, spec: OpSpec, given: dict, spans: dict) -> str | None:
+        """The named tensor a `like=@name` argument reads; its shape goes to the op's rule."""
+        for key, value in given.items():
+            if isinstance(value, Like) != (key == "like"):
+                raise fail("E204", f"`{key}` of `{spec.name}` is {'not ' * (key != 'like')}"
+                           "a tensor", spans[key],
+                           hint="`like=@name` takes another tensor's size; the other "
+                                "arguments are values")
+        if "like" not in given:
+            return None
+        like = given["like"]
+        given["like"] = like.shape
+        return like.name
 
     def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
         try:
