@@ -510,14 +510,14 @@ def conv_transpose_shape(a: ConvTransposeArgs, shape: Shape):
 
 
 def upsample_shape(a: UpsampleArgs, shape: Shape):
-    need_map(shape, "upsample")
-    c, h, w = shape
     if a.align_corners is not None and a.mode not in ("bilinear", "bicubic"):
         raise ShapeError(
             "E216", f"`upsample` align_corners applies to 'bilinear' and 'bicubic', not "
                     f"'{a.mode}'",
             detail="PyTorch refuses align_corners with the nearest modes",
             hint="leave align_corners out, or use mode=\"bilinear\"")
+    need_map(shape, "upsample")
+    c, h, w = shape
     if a.size is not None:
         size = pair(a.size)
         scale = None
