@@ -771,7 +771,7 @@ def test_reshape_linear(c, compiled):
 @pytest.mark.parametrize("c", FAMILIES["conv_transpose"], ids=ids(FAMILIES["conv_transpose"]))
 def test_conv_transpose(c, compiled):
     """Shapes and refusals as torch's; MACs per input value (docs/counting.md)."""
-    layer, module, y = check_against_torch("conv_transpose", c, compiled)
+    layer, module, _ = check_against_torch("conv_transpose", c, compiled)
     if layer is None:
         return
     kh, kw = module.kernel_size
@@ -787,7 +787,7 @@ def test_upsample(c, compiled):
 @pytest.mark.parametrize("c", FAMILIES["crop"], ids=ids(FAMILIES["crop"]))
 def test_crop(c, compiled, tmp_path):
     """The documented window, and archspec's module (CenterCrop2d) cropping that window."""
-    layer, module, y = check_against_torch("crop", c, compiled)
+    layer, module, _ = check_against_torch("crop", c, compiled)
     if layer is None:
         return
     (_, h, w), (_, oh, ow) = c.in_shape, layer.out_shape
