@@ -63,6 +63,8 @@ CODES: dict[str, str] = {
     "E310": "gate does not broadcast against its input",
     "E311": "split needs channels divisible by its branches",
     "E312": "op cannot run inside channels_last",
+    "E313": "crop or padding larger than the input",
+    "E314": "height or width not divisible by the factor",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",

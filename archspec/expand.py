@@ -577,12 +577,32 @@ class Expander:
 
     def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
         try:
-            return spec.args.model_validate(given)
+            args = spec.args.model_validate(given)
         except ValidationError as exc:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
+        else:
+            self._exactly_one(spec, stmt, given, spans)
+            return args
         for diag in diags[:-1]:
             self.report_error(diag)
         raise EvalError(diags[-1])
+
+    @staticmethod
+    def _exactly_one(spec: OpSpec, stmt: n.Call, given: dict, spans: dict) -> None:
+        """The schema's `one_of` fields: exactly one of them is given."""
+        choices = spec.args.one_of
+        named = [f for f in choices if given.get(f) is not None]
+        usage = " or ".join(f"{spec.name}({f}=...)" for f in choices)
+        if choices and not named:
+            wanted = " or ".join(f"`{f}`" for f in choices)
+            raise fail("E205", f"`{spec.name}` needs {wanted}", stmt.name_span,
+                       hint=f"call it as {usage}")
+        if len(named) > 1:
+            raise fail("E216", f"`{spec.name}` takes only one of "
+                       f"{', '.join(f'`{f}`' for f in choices)}, got {' and '.join(named)}",
+                       spans.get(named[1], stmt.span),
+                       detail=f"`{named[0]}` already sets the output size",
+                       hint=f"keep one: {usage}")
 
     def _validation_diagnostics(self, spec, stmt, given, spans, exc) -> list[Diagnostic]:
         by_field: dict[str, list[dict]] = {}

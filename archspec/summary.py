@@ -155,6 +155,8 @@ def _through_layer(layer: ir.Layer, before: tuple) -> tuple | None:
     kind = layer.op.receptive
     if kind == "flat" and len(shape) == 3 and len(layer.out_shape) == 3:
         return before  # a linear inside channels_last: each position on its own
+    if kind == "none":
+        return None  # upsampling: neighbouring outputs are a fraction of a pixel apart
     if kind == "flat" or len(shape) != 3 or len(layer.out_shape) != 3:
         return None if kind == "flat" else before
     if kind == "window":

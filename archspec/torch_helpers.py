@@ -75,6 +75,26 @@ class Permute(nn.Module):
         return f"dims={self.dims}"
 
 
+class CenterCrop2d(nn.Module):
+    """The centre (h, w) of an N x C x H x W map, U-Net's crop before its concat: rows from
+    (H - h) // 2 and columns from (W - w) // 2 (the odd pixel is dropped at the bottom and
+    right). Refuses a map smaller than the crop."""
+
+    def __init__(self, size: int | tuple[int, int]) -> None:
+        super().__init__()
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (h, w), (height, width) = self.size, x.shape[-2:]
+        if h > height or w > width:
+            raise ValueError(f"crop {h}x{w} is larger than the input {height}x{width}")
+        top, left = (height - h) // 2, (width - w) // 2
+        return x[..., top:top + h, left:left + w]
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
 def init_weights(
     model: nn.Module,
     conv: str = "default",

@@ -1107,6 +1107,19 @@ class _SourceView:
     def mul(self, *values):
         return product(*values)
 
+    def floordiv(self, value, divisor):
+        """value // divisor, folded when both are known."""
+        if is_sym(value) or is_sym(divisor):
+            return binary("//", value, divisor, kind="int")
+        return value // divisor
+
+    @staticmethod
+    def is_sym(value) -> bool:
+        return is_sym(value)
+
+    def refuse(self, reason: str):
+        raise Unsupported(reason)
+
     def pair(self, value):
         if isinstance(value, Sym):
             if value.kind != "int":
