@@ -19,6 +19,8 @@ package is imported only when a drawing is made.
 
 from __future__ import annotations
 
+import math
+
 import os
 import re
 import shutil
@@ -210,6 +212,16 @@ def _downsampling(scope: Seq) -> str:
     return ""
 
 
+ROW_LEVELS = 3  # resolutions a network with skips needs to be drawn in rows
+
+
+def _octaves(before, after) -> int:
+    """How many halvings of the height (negative: doublings) lie between two shapes."""
+    if not before or not after or len(before) != 3 or len(after) != 3:
+        return 0
+    return round(math.log2(before[1] / after[1]))
+
+
 def _like_key(layer: Layer) -> str:
     """`Ref.key` of the named tensor a layer's `like=` reads."""
     scope = layer.path.rpartition(".")[0]
@@ -256,7 +268,9 @@ class _Builder:
         self.families: set[str] = set()
         self.others: set[str] = set()  # the families drawn as "other"
         self.tensors: dict[str, _Tensor] = {}  # named tensors by `Ref.key`
-        self.same_rank: list[tuple[str, str]] = []  # a skip's ends, drawn side by side
+        self.given: dict[str, object] = {}  # node -> the shape of the tensor it gives
+        self.same_level: set[str] = set()  # crops and pads: a level's maps, trimmed
+        self.skips = 0
 
     # nodes ---------------------------------------------------------------
 
@@ -272,9 +286,35 @@ class _Builder:
             attrs["label"] = " " + text + " "
             self.labelled.add(tail.node)
         if tail.skip:  # as papers draw skips: across, from the encoder to the decoder
-            attrs.update(style="dashed", constraint="false")
-            self.same_rank.append((tail.node, head))
+            attrs["style"] = "dashed"
+            self.skips += 1
+        self.given[tail.node] = tail.shape
         self.edges.append((tail.node, head, attrs))
+
+    def levels(self) -> dict[str, int]:
+        """Each node's resolution level, as U-Net's figure has its rows: the levels its
+        input went down (x2 pooling: +1) and up (x2 up-convolution: -1) on the way."""
+        level = {"input": 0}
+        for tail, head, _ in self.edges:
+            if head not in level and tail in level:
+                level[head] = level[tail] + (0 if head in self.same_level else _octaves(
+                    self.given.get(tail), self.given.get(head)))
+        return level
+
+    def rows(self, graph) -> None:
+        """Draw a network with skips as its paper does: one row per resolution, the skips
+        across, the way back up against the ranks (so a U-Net is a U)."""
+        level = self.levels()
+        if len(set(level.values())) < ROW_LEVELS:
+            return  # one resolution or two: a column reads better than a row or two
+        by_level: dict[int, list[str]] = {}
+        for node_id, value in level.items():
+            by_level.setdefault(value, []).append(node_id)
+        for nodes in by_level.values():
+            graph.body.append("\t{rank=same; " + "; ".join(map(_quoted, nodes)) + "}\n")
+        for tail, head, attrs in self.edges:
+            if level.get(tail, 0) > level.get(head, 0):
+                attrs["constraint"] = "false"
 
     def layer(self, layer: Layer, into: _Cluster, src: _Tensor) -> _Tensor:
         node_id = "L." + layer.path
@@ -291,6 +331,8 @@ class _Builder:
             if like is not None:
                 self.edges.append((like.node, node_id, {"style": "dotted",
                                                         "constraint": "false"}))
+        if layer.op.name in ("crop", "pad"):
+            self.same_level.add(node_id)
         self.tensors[layer.path] = _Tensor(node_id, layer.out_shape)
         return self.tensors[layer.path]
 
@@ -530,10 +572,10 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
                     emit(inner, sub)
 
     emit(graph, root)
+    if builder.skips and rankdir == "TB":
+        builder.rows(graph)
     for tail, head, attrs in builder.edges:
         graph.edge(tail, head, **attrs)
-    for tail, head in builder.same_rank:
-        graph.body.append(f"\t{{rank=same; {_quoted(tail)}; {_quoted(head)}}}\n")
     return graph.source
 
 

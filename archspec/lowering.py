@@ -171,7 +171,8 @@ def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames,
         if node.op.name == "scale":
             module.parameters[node.name] = (node.attrs["shape"], node.attrs["init"])
             return ("scale", node.name)
-        if merges and node.name.isdigit() and node.op.functional is not None:
+        if (merges and node.name.isdigit() and node.op.functional is not None
+                and node.like is None):
             return ("fn", *node.op.functional(node.attrs, node.fresh))
         module.children[node.name] = layer_module(node)
         return ("call", node.name) if node.like is None else ("call", node.name, node.like)

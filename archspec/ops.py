@@ -191,7 +191,7 @@ UpsampleMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic"]
 
 
 class UpsampleArgs(Args):
-    one_of: ClassVar[tuple[str, ...]] = ("scale", "size")
+    one_of: ClassVar[tuple[str, ...]] = ("scale", "size", "like")
     scale: PositiveFloat | tuple[PositiveFloat, PositiveFloat] | None = Field(
         None, description="scale factor: s or (sh, sw); the output is floor(H * sh)")
     size: PosPair | None = Field(None, description="output size: s or (h, w)")
@@ -199,11 +199,17 @@ class UpsampleArgs(Args):
                                                       "'bilinear' or 'bicubic'")
     align_corners: bool | None = Field(None, description="align the corner pixels (bilinear "
                                                          "and bicubic only)")
+    like: tuple[PosInt, ...] | None = Field(
+        None, description="another tensor, `@name`, whose height and width the output takes "
+                          "(at run time as well)")
 
 
 class CropArgs(Args):
-    one_of: ClassVar[tuple[str, ...]] = ("size",)
+    one_of: ClassVar[tuple[str, ...]] = ("size", "like")
     size: PosPair | None = Field(None, description="output size: s or (h, w)")
+    like: tuple[PosInt, ...] | None = Field(
+        None, description="another tensor, `@name`, whose height and width the output takes "
+                          "(at run time as well)")
 
 
 PadWidths = (NonNegInt | tuple[NonNegInt, NonNegInt, NonNegInt, NonNegInt]
@@ -518,7 +524,9 @@ def upsample_shape(a: UpsampleArgs, shape: Shape):
             hint="leave align_corners out, or use mode=\"bilinear\"")
     need_map(shape, "upsample")
     c, h, w = shape
-    if a.size is not None:
+    if a.like is not None:
+        size, scale = like_size(a.like, "upsample"), None
+    elif a.size is not None:
         size = pair(a.size)
         scale = None
     else:
@@ -534,14 +542,22 @@ def upsample_shape(a: UpsampleArgs, shape: Shape):
     # named as the arguments: the functional form reads either (see _interpolate)
     attrs = {"scale": None if scale is None else _compact(scale),
              "size": None if a.size is None else _compact(size), "mode": a.mode,
-             "align_corners": a.align_corners}
+             "align_corners": a.align_corners, "like": a.like is not None}
     return (c, *size), attrs
+
+
+def like_size(like: Shape, op: str) -> Pair:
+    """The height and width of the tensor a `like=@name` argument names."""
+    if len(like) != 3:
+        raise ShapeError("E306", f"`{op}` like= needs a C x H x W tensor, got "
+                         f"{fmt_shape(like)}", hint="name a feature map, not flat features")
+    return like[1], like[2]
 
 
 def crop_shape(a: CropArgs, shape: Shape):
     need_map(shape, "crop")
     c, h, w = shape
-    size = pair(a.size)
+    size = like_size(a.like, "crop") if a.like is not None else pair(a.size)
     for axis, n, want in zip("HW", (h, w), size):
         if want > n:
             raise ShapeError(
@@ -549,7 +565,7 @@ def crop_shape(a: CropArgs, shape: Shape):
                 detail=f"incoming {_axis(axis)} is {n}, the crop's is {want}",
                 hint="crop to at most the input's size, or crop a larger map")
     offsets = ((h - size[0]) // 2, (w - size[1]) // 2)
-    return (c, *size), {"size": size, "offset": offsets}
+    return (c, *size), {"size": size, "offset": offsets, "like": a.like is not None}
 
 
 def pad_widths(p) -> tuple[int, int, int, int]:
@@ -721,6 +737,10 @@ _INTERPOLATE_DEFAULTS = {"size": None, "scale_factor": None, "mode": "nearest",
 
 
 def upsample_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    if attrs["like"]:  # the size of the tensor it is given with the input
+        return "Interpolate", (), _without_defaults(
+            {"mode": attrs["mode"], "align_corners": attrs["align_corners"]},
+            _INTERPOLATE_DEFAULTS)
     return "Upsample", (), _without_defaults(_interpolate_kwargs(attrs), _INTERPOLATE_DEFAULTS)
 
 
@@ -897,7 +917,7 @@ def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
 KEEP = "keep"  # H x W unchanged
 # torch_helpers.py classes that ops use (ops.py does not import torch to look)
 HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute",
-                            "CenterCrop2d"})
+                            "CenterCrop2d", "Interpolate"})
 LOST = "lost"  # H x W depend on the input size
 
 
@@ -1343,7 +1363,8 @@ _OPS = [
            doc="the centre of the map: rows from (H - h) // 2, columns from (W - w) // 2",
            label=lambda attrs: f"crop {fmt_shape(attrs['size'])}",
            source=crop_source,
-           torch=lambda attrs, shape, fresh: ("CenterCrop2d", (_compact(attrs["size"]),), {}),
+           torch=lambda attrs, shape, fresh: (
+               "CenterCrop2d", () if attrs["like"] else (_compact(attrs["size"]),), {}),
            other_ops=_per_output(0),
            other_rule="0: a view, no arithmetic"),
     OpSpec("pad", "reshape", PadArgs, pad_shape, ("p", "mode", "value"),

@@ -140,6 +140,6 @@ def test_diagram_draws_skips_across(spec):
     dot = to_dot(archspec.load(spec, net="skips"), depth=1)
     skip = [line for line in dot.splitlines() if line.strip().startswith('"L.stem" ->')
             and "concat" in line]
-    assert len(skip) == 1 and "dashed" in skip[0] and "constraint=false" in skip[0]
-    assert '{rank=same; "L.stem"; "M.<net>/concat1"}' in dot
+    assert len(skip) == 1 and "dashed" in skip[0]
+    assert "rank=same" not in dot  # one resolution: drawn as a column, not in rows
     assert dot.count('"output.') >= 3  # one node per output
