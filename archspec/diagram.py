@@ -20,7 +20,6 @@ package is imported only when a drawing is made.
 from __future__ import annotations
 
 import math
-
 import os
 import re
 import shutil
