@@ -194,11 +194,23 @@ def summarize(network: ir.Network, depth: int = 1, batch: int = 1,
     counter.receptive(network.body, counter.start)
     rows: list[Row] = []
     total = _collect(network.body.children, 1, depth, counter, rows, "")
+    rows += _output_rows(network)
     aux = network.training_only_layers
     return Summary(network.name, network.input_shape, network.output_shape, batch, count_all,
                    _fold_repeats(rows), total.params, total.macs, total.flops,
                    total.activations, sorted(total.zero_ops), network.describe_outputs(),
                    sum(layer.params for layer in aux), sum(layer.macs for layer in aux) * batch)
+
+
+def _output_rows(network: ir.Network) -> list[Row]:
+    """A row per output of `return(...)`: which tensor it is, and whether eval gives it."""
+    rows = []
+    for i, output in enumerate(network.outputs or []):
+        name = f"(return {output.key if output.key is not None else i})"
+        source = "in" if output.target is None else f"@{output.target}"
+        op = source + (" (aux)" if output.training else "")  # aux: training mode only
+        rows.append(Row(name, op, 1, output.shape, output.shape))
+    return rows
 
 
 def _collect(nodes: list[ir.Node], level: int, depth: int, counter: _Counter,

@@ -131,6 +131,9 @@ def test_counts_and_training_only_totals(spec):
     assert summary.training_macs == 8 * 5  # the aux head's linear
     assert [o.shape for o in network.outputs] == [(5,), (4, 16, 16), (5,)]
     assert [o.training for o in network.outputs] == [False, False, True]
+    assert [(row.name, row.op, row.output_shape) for row in summary.rows[-3:]] == [
+        ("(return 0)", "in", (5,)), ("(return 1)", "@tap", (4, 16, 16)),
+        ("(return 2)", "@aux1 (aux)", (5,))]
     skips = [row for row in summary.rows if row.op == "from"]
     assert [(row.name, row.output_shape) for row in skips] == [("(@stem)", (8, 16, 16)),
                                                               ("(@input)", (3, 16, 16))]
