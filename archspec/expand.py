@@ -58,6 +58,7 @@ from .names import label_problem
 from .ops import (
     PERMUTE,
     REGISTRY,
+    TENSOR_ARGUMENTS,
     Args,
     OpSpec,
     Shape,
@@ -564,9 +565,9 @@ class Expander:
     def like_argument(self, spec: OpSpec, given: dict, spans: dict) -> str | None:
         """The named tensor a `like=@name` argument reads; its shape goes to the op's rule."""
         for key, value in given.items():
-            if isinstance(value, Like) != (key == "like"):
-                raise fail("E204", f"`{key}` of `{spec.name}` is {'not ' * (key != 'like')}"
-                           "a tensor", spans[key],
+            if isinstance(value, Like) != (key in TENSOR_ARGUMENTS):
+                raise fail("E204", f"`{key}` of `{spec.name}` is "
+                           f"{'not ' * (key not in TENSOR_ARGUMENTS)}a tensor", spans[key],
                            hint="`like=@name` takes another tensor's size; the other "
                                 "arguments are values")
         if "like" not in given:

@@ -916,6 +916,8 @@ def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
 
 KEEP = "keep"  # H x W unchanged
 # torch_helpers.py classes that ops use (ops.py does not import torch to look)
+# arguments that name another tensor (`like=@name`): the op's module takes it as a second input
+TENSOR_ARGUMENTS = frozenset({"like"})
 HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute",
                             "CenterCrop2d", "Interpolate"})
 LOST = "lost"  # H x W depend on the input size

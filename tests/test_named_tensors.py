@@ -17,6 +17,7 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 from reference import assert_same, batch, compile_and_import, loaded, randomise
 from torch import nn
 
@@ -146,3 +147,68 @@ def test_diagram_draws_skips_across(spec):
     assert len(skip) == 1 and "dashed" in skip[0]
     assert "rank=same" not in dot  # one resolution: drawn as a column, not in rows
     assert dot.count('"output.') >= 3  # one node per output
+
+
+RESIZE = """
+network resize(mode: str = "bilinear") {
+  input [3, 12, 10]
+  low: conv(4, k=3, s=2, p=1)
+  @input
+  high: conv(4, k=1)
+  @low
+  up: upsample(like=@high, mode=mode, align_corners=false if mode == "bilinear" else none)
+  add { {} @high }
+  cut: crop(like=@low)
+}
+"""
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_like_resizes_and_crops_to_another_tensor(tmp_path, mode):
+    """upsample(like=) is F.interpolate to the other tensor's size, crop(like=) the centre of
+    that size, at whatever size the input has."""
+    path = tmp_path / "resize.arch"
+    path.write_text(RESIZE.replace("none", "false") if mode == "bilinear" else
+                    RESIZE.replace(', align_corners=false if mode == "bilinear" else none', ""))
+    built = randomise(archspec.build(str(path), mode=mode)).eval()
+    x = batch((3, 12, 10))
+    low, high = built.low(x), built.high(x)
+    align = {"align_corners": False} if mode == "bilinear" else {}
+    up = F.interpolate(low, size=high.shape[-2:], mode=mode, **align) + high
+    top, left = (12 - 6) // 2, (10 - 5) // 2
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), up[..., top:top + 6, left:left + 5])
+        assert built(batch((3, 20, 16))).shape == (2, 4, 10, 8)  # sizes follow the input
+
+
+@pytest.mark.parametrize(("h", "w", "th", "tw"), [(9, 9, 4, 4), (8, 5, 8, 5), (7, 6, 2, 5),
+                                                  (5, 5, 6, 5), (6, 4, 3, 7)])
+def test_crop_like_sizes_against_slicing(tmp_path, h, w, th, tw):
+    """crop(like=@t): a map larger than the crop in each axis gives torch's slice; a smaller
+    one is E313, before torch would slice past the edge silently."""
+    path = tmp_path / "crop.arch"
+    path.write_text(f"network n() {{\n  input [2, {h}, {w}]\n  small: adaptive_avgpool(({th}, "
+                    f"{tw}))\n  @input\n  crop(like=@small)\n}}\n")
+    if th > h or tw > w:
+        with pytest.raises(archspec.ArchError, match="E313"):
+            archspec.load(str(path))
+        return
+    network = archspec.load(str(path))
+    x = batch((2, h, w))
+    top, left = (h - th) // 2, (w - tw) // 2
+    with torch.no_grad():
+        torch.testing.assert_close(archspec.build(network)(x),
+                                   x[..., top:top + th, left:left + tw])
+    assert network.output_shape == (2, th, tw)
+
+
+def test_like_refuses_what_is_not_a_tensor(tmp_path):
+    path = tmp_path / "bad.arch"
+    path.write_text("network n() {\n  input [2, 8, 8]\n  a: conv(2, k=1)\n"
+                    "  upsample(size=@a)\n  upsample(like=3)\n  let s = @a\n}\n")
+    with pytest.raises(archspec.ArchError) as error:
+        archspec.load(str(path))
+    text = str(error.value)
+    assert "`size` of `upsample` is not a tensor" in text
+    assert "`like` of `upsample` is a tensor" in text
+    assert "a tensor reference is not a value here" in text
