@@ -34,13 +34,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_shape(text: str) -> Shape:
-    """`--input 3,224,224` (C,H,W) or `--input 784` (features)."""
+    """`--input 3,224,224` (C,H,W), `--input 784` (features), `--input 35,28` (a sequence)
+    or `--input 1,16,32,32` (a volume)."""
     try:
         dims = tuple(int(x) for x in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W or F, got {text!r}") from None
-    if len(dims) not in (1, 3) or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected C,H,W or F of positive ints, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected C,H,W, F, T,F or C,D,H,W, got {text!r}"
+                                         ) from None
+    if len(dims) not in (1, 2, 3, 4) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected C,H,W, F, T,F or C,D,H,W of positive ints, got {text!r}")
     return dims
 
 

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "E310": "gate does not broadcast against its input",
     "E311": "split needs channels divisible by its branches",
     "E312": "op cannot run inside channels_last",
+    "E313": "op needs a sequence input",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",
