@@ -433,6 +433,16 @@ def _maxpool_rule(op: str, rank: int):
 def _avgpool_rule(op: str, rank: int):
     def rule(a: AvgPoolArgs, shape: Shape):
         out, attrs = _pool_shape(op, a, shape, 1, rank)
+        small = [(axis, size, k) for axis, size, k in zip(AXES[rank], shape[1:], attrs["kernel"])
+                 if size < k]
+        if rank == 4 and small:  # avg_pool3d wants the window inside the unpadded input
+            axis, size, k = small[0]
+            raise ShapeError(
+                "E301", f"`{op}` window is larger than the input's {AXIS_WORDS[axis]}",
+                detail=f"incoming {AXIS_WORDS[axis]} is {size}, window {k}; PyTorch's "
+                       "avg_pool3d refuses a window larger than the unpadded input, padding "
+                       "or not",
+                hint="use a smaller window on that axis, or downsample less before this")
         attrs.pop("dilation")
         attrs["count_include_pad"] = a.count_include_pad
         return out, attrs
