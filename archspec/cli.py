@@ -96,7 +96,7 @@ def _add_summary_parsers(commands) -> None:
     summary = commands.add_parser(
         "summary", help="parameter, MAC and FLOP table of a network",
         description="Rows per module (folded to --depth), with parameters, MACs, FLOPs and "
-                    "activations, and totals. MACs are conv and linear weight "
+                    "activations, and totals. MACs are conv, linear and recurrent weight "
                     "multiply-accumulates, FLOPs = 2 x MACs unless --count all; see "
                     "docs/counting.md. Nothing is run and torch is not needed.")
     add_target_arguments(summary)

@@ -311,7 +311,7 @@ def footer_lines(summary: Summary) -> list[str]:
         f"Total params:      {summary.params:,} ({_megabytes(summary.param_bytes)}, float32)",
         f"Trainable params:  {summary.params:,}",
         (f"MACs{unit}:{' ' * (13 - len(unit))} {summary.macs:,} ({human(summary.macs)}, "
-         "conv and linear weight multiply-accumulates)"),
+         "conv, linear and recurrent weight multiply-accumulates)"),
         (f"FLOPs{unit}:{' ' * (12 - len(unit))} {summary.flops:,} ({human(summary.flops)}, "
          f"{flops_rule})"),
         (f"Activations{unit}:{' ' * (6 - len(unit))} {summary.activations:,} values, "
