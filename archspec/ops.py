@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # (C, H, W) for feature maps, (F,) for flat features, (C, L) or (T, F) for sequences,
 # (C, D, H, W) for volumes; no batch. docs/language.md, "Ranks", says which op reads what.
@@ -193,30 +193,21 @@ class Conv3dArgs(ConvArgs):
     d: PosTriple = Field(1, description="dilation: d or (dd, dh, dw)")
 
 
-class MaxPool1dArgs(MaxPoolArgs):
-    k: PosInt = Field(description="window size")
-    s: PosInt | None = Field(None, description="stride (default: the window size)")
-    p: NonNegInt = Field(0, description="padding, at most half the window")
-    d: PosInt = Field(1, description="dilation")
+def _pool_args(name: str, base: type[Args], size, padding) -> type[Args]:
+    """A pooling schema of another rank: `base`'s fields with `size` (PosInt or PosTriple)
+    for the window, stride and dilation and `padding` for the padding."""
+    fields = {"k": (size, Field(description="window size")),
+              "s": (size | None, Field(None, description="stride (default: the window size)")),
+              "p": (padding, Field(0, description="padding, at most half the window"))}
+    if "d" in base.model_fields:
+        fields["d"] = (size, Field(1, description="dilation"))
+    return create_model(name, __base__=base, **fields)
 
 
-class AvgPool1dArgs(AvgPoolArgs):
-    k: PosInt = Field(description="window size")
-    s: PosInt | None = Field(None, description="stride (default: the window size)")
-    p: NonNegInt = Field(0, description="padding, at most half the window")
-
-
-class MaxPool3dArgs(MaxPoolArgs):
-    k: PosTriple = Field(description="window size: k or (kd, kh, kw)")
-    s: PosTriple | None = Field(None, description="stride (default: the window size)")
-    p: NonNegTriple = Field(0, description="padding, at most half the window")
-    d: PosTriple = Field(1, description="dilation")
-
-
-class AvgPool3dArgs(AvgPoolArgs):
-    k: PosTriple = Field(description="window size: k or (kd, kh, kw)")
-    s: PosTriple | None = Field(None, description="stride (default: the window size)")
-    p: NonNegTriple = Field(0, description="padding, at most half the window")
+MaxPool1dArgs = _pool_args("MaxPool1dArgs", MaxPoolArgs, PosInt, NonNegInt)
+AvgPool1dArgs = _pool_args("AvgPool1dArgs", AvgPoolArgs, PosInt, NonNegInt)
+MaxPool3dArgs = _pool_args("MaxPool3dArgs", MaxPoolArgs, PosTriple, NonNegTriple)
+AvgPool3dArgs = _pool_args("AvgPool3dArgs", AvgPoolArgs, PosTriple, NonNegTriple)
 
 
 class RecurrentArgs(Args):
@@ -1062,6 +1053,37 @@ def _recurrent(name: str, title: str, args: type[Args], gates: int, update: int,
                    f"two biases, the activation; 2 without bias){rule}")
 
 
+def _conv_nd_op(name: str, args: type[Args], doc: str) -> OpSpec:
+    """conv1d (rank 2) and conv3d (rank 4): conv's rules over one or three axes."""
+    rank = int(name[4]) + 1
+    return OpSpec(name, "conv", args, _conv_nd(name, rank), ("out", "k", "s", "p"),
+                  conv_params, conv_macs, doc + "; input channels are inferred", _CONV_ALIASES,
+                  label=window_label(name, channels=True), receptive="window",
+                  source=written_out,
+                  torch=conv_torch,
+                  other_ops=_bias_adds,
+                  other_rule="one add per output value for the bias, if any")
+
+
+def _pool_nd(name: str) -> OpSpec:
+    """maxpool1d, avgpool1d (rank 2) and maxpool3d, avgpool3d (rank 4)."""
+    kind, rank = name[:3], int(name[7]) + 1
+    title = f"{kind.title()}Pool{rank - 1}d"
+    what = "a C x L sequence" if rank == 2 else "a C x D x H x W volume"
+    window = "k" if rank == 2 else "kd x kh x kw"
+    args = {("max", 2): MaxPool1dArgs, ("avg", 2): AvgPool1dArgs,
+            ("max", 4): MaxPool3dArgs, ("avg", 4): AvgPool3dArgs}[kind, rank]
+    rule = (_maxpool_rule if kind == "max" else _avgpool_rule)(name, rank)
+    return OpSpec(name, "pool", args, rule, ("k", "s", "p"),
+                  doc=f"{'max' if kind == 'max' else 'average'} pooling of {what} (nn.{title})",
+                  aliases=_POOL_ALIASES, label=window_label(name), receptive="window",
+                  source=written_out,
+                  torch=maxpool_torch if kind == "max" else avgpool_torch,
+                  other_ops=_window_ops(0 if kind == "max" else 1),
+                  other_rule=f"{window} - 1 " + ("comparisons" if kind == "max" else
+                                                 "adds and a divide") + " per output value")
+
+
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
                  "out_channels": "out"}
 _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
@@ -1088,22 +1110,8 @@ _OPS = [
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
-    OpSpec("conv1d", "conv", Conv1dArgs, _conv_nd("conv1d", 2), ("out", "k", "s", "p"),
-           conv_params, conv_macs,
-           "1-D convolution of a C x L sequence (nn.Conv1d); input channels are inferred",
-           _CONV_ALIASES, label=window_label("conv1d", channels=True), receptive="window",
-           source=written_out,
-           torch=conv_torch,
-           other_ops=_bias_adds,
-           other_rule="one add per output value for the bias, if any"),
-    OpSpec("conv3d", "conv", Conv3dArgs, _conv_nd("conv3d", 4), ("out", "k", "s", "p"),
-           conv_params, conv_macs,
-           "3-D convolution of a C x D x H x W volume (nn.Conv3d); input channels are inferred",
-           _CONV_ALIASES, label=window_label("conv3d", channels=True), receptive="window",
-           source=written_out,
-           torch=conv_torch,
-           other_ops=_bias_adds,
-           other_rule="one add per output value for the bias, if any"),
+    _conv_nd_op("conv1d", Conv1dArgs, "1-D convolution of a C x L sequence (nn.Conv1d)"),
+    _conv_nd_op("conv3d", Conv3dArgs, "3-D convolution of a C x D x H x W volume (nn.Conv3d)"),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), affine_params,
            doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features and C x L "
                "sequences, BatchNorm3d on volumes)",
@@ -1204,34 +1212,7 @@ _OPS = [
            torch=avgpool_torch,
            other_ops=_window_ops(1),
            other_rule="kh x kw - 1 adds and a divide per output value"),
-    OpSpec("maxpool1d", "pool", MaxPool1dArgs, _maxpool_rule("maxpool1d", 2), ("k", "s", "p"),
-           doc="max pooling of a C x L sequence (nn.MaxPool1d)", aliases=_POOL_ALIASES,
-           label=window_label("maxpool1d"), receptive="window",
-           source=written_out,
-           torch=maxpool_torch,
-           other_ops=_window_ops(0),
-           other_rule="k - 1 comparisons per output value"),
-    OpSpec("avgpool1d", "pool", AvgPool1dArgs, _avgpool_rule("avgpool1d", 2), ("k", "s", "p"),
-           doc="average pooling of a C x L sequence (nn.AvgPool1d)", aliases=_POOL_ALIASES,
-           label=window_label("avgpool1d"), receptive="window",
-           source=written_out,
-           torch=avgpool_torch,
-           other_ops=_window_ops(1),
-           other_rule="k - 1 adds and a divide per output value"),
-    OpSpec("maxpool3d", "pool", MaxPool3dArgs, _maxpool_rule("maxpool3d", 4), ("k", "s", "p"),
-           doc="max pooling of a C x D x H x W volume (nn.MaxPool3d)", aliases=_POOL_ALIASES,
-           label=window_label("maxpool3d"), receptive="window",
-           source=written_out,
-           torch=maxpool_torch,
-           other_ops=_window_ops(0),
-           other_rule="kd x kh x kw - 1 comparisons per output value"),
-    OpSpec("avgpool3d", "pool", AvgPool3dArgs, _avgpool_rule("avgpool3d", 4), ("k", "s", "p"),
-           doc="average pooling of a C x D x H x W volume (nn.AvgPool3d)",
-           aliases=_POOL_ALIASES, label=window_label("avgpool3d"), receptive="window",
-           source=written_out,
-           torch=avgpool_torch,
-           other_ops=_window_ops(1),
-           other_rule="kd x kh x kw - 1 adds and a divide per output value"),
+    _pool_nd("maxpool1d"), _pool_nd("avgpool1d"), _pool_nd("maxpool3d"), _pool_nd("avgpool3d"),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
            doc="average over all of H x W: C x 1 x 1",
            receptive="adaptive",

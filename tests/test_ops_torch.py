@@ -822,14 +822,12 @@ def _check_window(family: str, c: Case, compiled) -> None:
                                                 a.get("s", 1), a.get("d", 1))
 
 
-@pytest.mark.parametrize("c", FAMILIES["sequence"], ids=ids(FAMILIES["sequence"]))
-def test_sequence(c, compiled):
-    _check_window("sequence", c, compiled)
+WINDOWS = [(family, c) for family in ("sequence", "volume") for c in FAMILIES[family]]
 
 
-@pytest.mark.parametrize("c", FAMILIES["volume"], ids=ids(FAMILIES["volume"]))
-def test_volume(c, compiled):
-    _check_window("volume", c, compiled)
+@pytest.mark.parametrize(("family", "c"), WINDOWS, ids=[c.id for _, c in WINDOWS])
+def test_sequence_and_volume(family, c, compiled):
+    _check_window(family, c, compiled)
 
 
 @pytest.mark.parametrize("c", FAMILIES["recurrent"], ids=ids(FAMILIES["recurrent"]))
