@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE", help=".arch files to check")
     check.add_argument("--net", help="check only this network or variant")
     check.add_argument("--input", type=parse_shape, metavar="C,H,W",
-                       help="check at another input shape (C,H,W or F)")
+                       help="check at another input shape (C,H,W, F, a sequence T,F or a "
+                            "volume C,D,H,W)")
     check.add_argument("--format", choices=["text", "json", "github"], default="text",
                        help="text for people, json for tools, github for workflow annotations")
     check.add_argument("-q", "--quiet", action="store_true",
