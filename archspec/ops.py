@@ -554,6 +554,12 @@ def linear_shape(a: LinearArgs, shape: Shape):
                                   "bias": a.bias}
 
 
+def softmax_shape(a: NoArgs, shape: Shape):
+    """Over dimension 1 of the batch (channels, features), but over the last one, each time
+    step's features, on a T x F sequence (as linear and layernorm read a sequence)."""
+    return shape, {"dim": 2 if len(shape) == 2 else 1}
+
+
 def transpose_shape(a: NoArgs, shape: Shape):
     need_rank(shape, "transpose", 2)
     return permute_shape(PermuteArgs(dims=(1, 0)), shape)
@@ -1191,13 +1197,14 @@ _OPS = [
                 "3 per value: add, clamp, divide"),
     _activation("mish", "Mish", "F.mish", "x * tanh(softplus(x))", 3,
                 "3 per value: softplus, tanh, multiply (each counted as one)"),
-    OpSpec("softmax", "activation", NoArgs, _any_preserving,
-           doc="softmax over channels (maps) or features (flat)",
-           source=module_source("Softmax", dim=1),
-           torch=_fixed("Softmax", dim=1),
+    OpSpec("softmax", "activation", NoArgs, softmax_shape,
+           doc="softmax over channels (maps, volumes), features (flat) or each time step's "
+               "features (sequences)",
+           source=module_source("Softmax", dim=1),  # maps and features only (translate.py)
+           torch=_from_attrs("Softmax", (), {}),
            other_ops=_per_output(3),
            other_rule="3 per value: exponent, sum and divide",
-           functional=_function("F.softmax", dim=1)),
+           functional=_function("F.softmax")),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
            label=window_label("maxpool"), receptive="window",

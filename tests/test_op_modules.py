@@ -448,6 +448,7 @@ CASES = [
     Case("linear", F7, {"out": 5}, lambda: nn.Linear(7, 5), call="linear(out_features=5)"),
     Case("linear", S, {"out": 3}, lambda: nn.Linear(5, 3)),  # at each of the 6 steps
     Case("relu", S, {}, lambda: nn.ReLU()),
+    Case("softmax", S, {}, lambda: nn.Softmax(dim=2)),  # each step's features
     Case("dropout", S, {"p": 0.3}, lambda: nn.Dropout(0.3)),
     Case("identity", M, {}, lambda: nn.Identity()),
 ]

@@ -535,7 +535,8 @@ def torch_layer(c: Case) -> nn.Module:
         "global_maxpool": lambda: nn.AdaptiveMaxPool2d((1, 1)),
         "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
         "silu": nn.SiLU, "identity": nn.Identity, "flatten": nn.Flatten,
-        "softmax": lambda: nn.Softmax(dim=1),  # channels of a map, features of a flat input
+        # channels of a map, features of a flat input, each step's features of a sequence
+        "softmax": lambda: nn.Softmax(dim=2 if len(shape) == 2 else 1),
         "leaky_relu": lambda: nn.LeakyReLU(a.get("slope", 0.01)),
         "gelu": lambda: nn.GELU(approximate=a.get("approximate", "none")),
         "dropout": lambda: nn.Dropout(a.get("p", 0.5)),
