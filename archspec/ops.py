@@ -244,9 +244,10 @@ RANK_NAMES = {1: "flat features", 2: "a sequence", 3: "a C x H x W map",
 _WRONG_RANK_HINTS = {  # (rank needed, rank given): the hint
     (3, 1): "spatial ops come before `flatten`; remove the flatten above or move this op "
             "before it",
-    (3, 2): "this is a 2-D op and the input is a sequence: use conv1d, maxpool1d or "
-            "avgpool1d (C x L), or a recurrent layer (T x F)",
-    (3, 4): "this is a 2-D op and the input is a volume: use conv3d, maxpool3d or avgpool3d",
+    (3, 2): "this op takes maps and the input is a sequence: conv1d, maxpool1d, avgpool1d "
+            "and batchnorm read C x L sequences; rnn, gru, lstm, linear and layernorm T x F",
+    (3, 4): "this op takes maps and the input is a volume: conv3d, maxpool3d, avgpool3d and "
+            "batchnorm read volumes",
     (2, 1): "a sequence has two dimensions: declare `input [T, F]`, or do not `flatten` "
             "before this",
     (2, 3): "turn the map into a sequence first: `to_sequence` makes its columns the time "
