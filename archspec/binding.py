@@ -56,6 +56,13 @@ def collect(sig: Signature, args: Iterable[n.Arg],
     return given, spans
 
 
+# PyTorch arguments that archspec decides itself: the hint says how
+ARGUMENT_HINTS = {
+    "batch_first": "the batch is always first in archspec: rnn, gru and lstm are built "
+                   "with batch_first=True and read a T x F sequence; leave the argument out",
+}
+
+
 def _parameter(sig: Signature, arg: n.Arg, position: int, seen_keyword: bool) -> str:
     """The parameter an argument is for. While no keyword has been seen, every earlier
     argument was positional, so `position` (the count bound so far) is this one's index."""
@@ -63,7 +70,8 @@ def _parameter(sig: Signature, arg: n.Arg, position: int, seen_keyword: bool) ->
         name = sig.aliases.get(arg.name, arg.name)
         if name not in sig.known:
             raise fail("E202", f"{sig.what} has no parameter `{arg.name}`", arg.span,
-                       hint=did_you_mean(arg.name, [*sig.names, *sig.aliases])
+                       hint=ARGUMENT_HINTS.get(arg.name)
+                       or did_you_mean(arg.name, [*sig.names, *sig.aliases])
                        or f"parameters: {', '.join(sig.names) or 'none'}")
         return name
     if seen_keyword:

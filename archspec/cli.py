@@ -34,13 +34,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_shape(text: str) -> Shape:
-    """`--input 3,224,224` (C,H,W) or `--input 784` (features)."""
+    """`--input 3,224,224` (C,H,W), `--input 784` (features), `--input 35,28` (a sequence)
+    or `--input 1,16,32,32` (a volume)."""
     try:
         dims = tuple(int(x) for x in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C,H,W or F, got {text!r}") from None
-    if len(dims) not in (1, 3) or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected C,H,W or F of positive ints, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected C,H,W, F, T,F or C,D,H,W, got {text!r}"
+                                         ) from None
+    if len(dims) not in (1, 2, 3, 4) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected C,H,W, F, T,F or C,D,H,W of positive ints, got {text!r}")
     return dims
 
 
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE", help=".arch files to check")
     check.add_argument("--net", help="check only this network or variant")
     check.add_argument("--input", type=parse_shape, metavar="C,H,W",
-                       help="check at another input shape (C,H,W or F)")
+                       help="check at another input shape (C,H,W, F, a sequence T,F or a "
+                            "volume C,D,H,W)")
     check.add_argument("--format", choices=["text", "json", "github"], default="text",
                        help="text for people, json for tools, github for workflow annotations")
     check.add_argument("-q", "--quiet", action="store_true",
@@ -93,7 +97,7 @@ def _add_summary_parsers(commands) -> None:
     summary = commands.add_parser(
         "summary", help="parameter, MAC and FLOP table of a network",
         description="Rows per module (folded to --depth), with parameters, MACs, FLOPs and "
-                    "activations, and totals. MACs are conv and linear weight "
+                    "activations, and totals. MACs are conv, linear and recurrent weight "
                     "multiply-accumulates, FLOPs = 2 x MACs unless --count all; see "
                     "docs/counting.md. Nothing is run and torch is not needed.")
     add_target_arguments(summary)

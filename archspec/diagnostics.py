@@ -65,6 +65,7 @@ CODES: dict[str, str] = {
     "E312": "op cannot run inside channels_last",
     "E313": "crop or padding larger than the input",
     "E314": "height or width not divisible by the factor",
+    "E315": "op needs a sequence input",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",

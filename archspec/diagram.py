@@ -47,6 +47,7 @@ FAMILY_COLORS = {
     "activation": "#b2df8a",
     "pool": "#fb9a99",
     "linear": "#cab2d6",
+    "recurrent": "#ccebc5",
     "merge": "#ffff99",
     "block": "#dcdcdc",
     "other": "#f4f4f4",  # reshape, regularization, identity

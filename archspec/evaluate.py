@@ -407,6 +407,8 @@ class Evaluator:
         fields = {"c": 0, "features": None, "shape": None}
         if len(shape) == 3:
             fields.update(h=1, w=2)
+        if len(shape) == 4:
+            fields.update(d=1, h=2, w=3)
         if attr not in fields:
             raise fail("E309", f"the incoming shape {fmt_shape(shape)} has no field `{attr}`",
                        span, detail=f"incoming shape is {fmt_shape(shape)}",

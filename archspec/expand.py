@@ -277,11 +277,12 @@ class Expander:
 
     def input_shape(self, stmt: n.Input, env: Env, namespace: dict) -> Shape:
         value = Evaluator(env, namespace, None, True)(stmt.shape)
-        ok = (isinstance(value, (list, tuple)) and len(value) in (1, 3)
+        ok = (isinstance(value, (list, tuple)) and len(value) in (1, 2, 3, 4)
               and all(type_name(v) == "int" and v >= 1 for v in value))
         if not ok:
-            raise fail("E216", "the input shape must be [C, H, W] or [features], "
-                       "positive integers", stmt.shape.span, detail=f"got {show(value)}")
+            raise fail("E216", "the input shape must be [C, H, W], [features], a sequence "
+                       "[T, F] (or [C, L]) or a volume [C, D, H, W], positive integers",
+                       stmt.shape.span, detail=f"got {show(value)}")
         return tuple(value)
 
     # ------------------------------------------------------------ argument binding

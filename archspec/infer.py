@@ -35,8 +35,8 @@ def _branch_list(names: list[str], shapes: list[Shape]) -> str:
 def concat_shape(names: list[str], shapes: list[Shape]) -> Shape:
     """Channel concatenation: equal H x W (or all flat), channels summed."""
     ranks = {len(s) for s in shapes}
-    if len(ranks) > 1 or (ranks == {3} and len({s[1:] for s in shapes}) > 1):
-        sizes = sorted({fmt_shape(s[1:]) if len(s) == 3 else "flat" for s in shapes})
+    if len(ranks) > 1 or (len(shapes[0]) > 1 and len({s[1:] for s in shapes}) > 1):
+        sizes = sorted({fmt_shape(s[1:]) if len(s) > 1 else "flat" for s in shapes})
         raise ShapeError(
             "E303", "concat needs equal height and width in every branch",
             detail=_branch_list(names, shapes),

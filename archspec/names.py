@@ -68,6 +68,7 @@ def is_attribute_name(name: str) -> bool:
 # Module-level names every compiled file may use: imports, copied helpers, torch's globals.
 GENERATED_GLOBALS = frozenset({"torch", "nn", "F", "math", "OrderedDict", "PaddedConv2d",
                                "DenseConcat", "LayerNorm2d", "StochasticDepth", "Permute",
+                               "ToSequence", "SequenceRNN", "SequenceLSTM", "SequenceGRU",
                                "init_weights"})
 PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(
     dir(builtins))

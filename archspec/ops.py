@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Annotated, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) for flat features; no batch
+# (C, H, W) for feature maps, (F,) for flat features, (C, L) or (T, F) for sequences,
+# (C, D, H, W) for volumes; no batch. docs/language.md, "Ranks", says which op reads what.
+Shape = tuple[int, ...]
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
@@ -40,6 +42,8 @@ PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PosPair = PosInt | tuple[PosInt, PosInt]
 NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
+PosTriple = PosInt | tuple[PosInt, PosInt, PosInt]
+NonNegTriple = NonNegInt | tuple[NonNegInt, NonNegInt, NonNegInt]
 Padding = (NonNegInt | tuple[NonNegInt, NonNegInt]
            | tuple[tuple[NonNegInt, NonNegInt], tuple[NonNegInt, NonNegInt]]
            | Literal["same", "valid"])
@@ -228,6 +232,56 @@ class ShuffleFactorArgs(Args):
     r: PosInt = Field(description="the factor r")
 
 
+# 1-D (sequences, C x L) and 3-D (volumes, C x D x H x W) forms: the 2-D schemas with one
+# or three numbers per axis. Their 'same' padding must be even: see `_conv_like`.
+
+class Conv1dArgs(ConvArgs):
+    k: PosInt = Field(description="kernel size")
+    s: PosInt = Field(1, description="stride")
+    p: NonNegInt | Literal["same", "valid"] = Field(0, description="padding: p, 'same' or "
+                                                                   "'valid'")
+    d: PosInt = Field(1, description="dilation")
+
+
+class Conv3dArgs(ConvArgs):
+    k: PosTriple = Field(description="kernel size: k or (kd, kh, kw)")
+    s: PosTriple = Field(1, description="stride: s or (sd, sh, sw)")
+    p: NonNegTriple | Literal["same", "valid"] = Field(
+        0, description="padding: p, (pd, ph, pw), 'same' or 'valid'")
+    d: PosTriple = Field(1, description="dilation: d or (dd, dh, dw)")
+
+
+def _pool_args(name: str, base: type[Args], size, padding) -> type[Args]:
+    """A pooling schema of another rank: `base`'s fields with `size` (PosInt or PosTriple)
+    for the window, stride and dilation and `padding` for the padding."""
+    fields = {"k": (size, Field(description="window size")),
+              "s": (size | None, Field(None, description="stride (default: the window size)")),
+              "p": (padding, Field(0, description="padding, at most half the window"))}
+    if "d" in base.model_fields:
+        fields["d"] = (size, Field(1, description="dilation"))
+    return create_model(name, __base__=base, **fields)
+
+
+MaxPool1dArgs = _pool_args("MaxPool1dArgs", MaxPoolArgs, PosInt, NonNegInt)
+AvgPool1dArgs = _pool_args("AvgPool1dArgs", AvgPoolArgs, PosInt, NonNegInt)
+MaxPool3dArgs = _pool_args("MaxPool3dArgs", MaxPoolArgs, PosTriple, NonNegTriple)
+AvgPool3dArgs = _pool_args("AvgPool3dArgs", AvgPoolArgs, PosTriple, NonNegTriple)
+
+
+class RecurrentArgs(Args):
+    hidden: PosInt = Field(description="features of the hidden state (hidden_size)")
+    layers: PosInt = Field(1, description="stacked recurrent layers (num_layers)")
+    bias: bool = Field(True, description="learn the input and hidden biases")
+    bidirectional: bool = Field(False, description="also run backwards and concatenate "
+                                                   "both directions' features")
+    dropout: Probability = Field(0.0, description="dropout on the outputs of every layer "
+                                                  "but the last, while training")
+
+
+class RnnArgs(RecurrentArgs):
+    nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="'tanh' or 'relu'")
+
+
 # ---------------------------------------------------------------- geometry helpers
 
 
@@ -235,12 +289,56 @@ def pair(value) -> Pair:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def spread(value, n: int) -> tuple[int, ...]:
+    """One number per axis: 3 -> (3, 3) for maps, (3,) for sequences, (3, 3, 3) for volumes."""
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+# the spatial axes after the channels, by rank, and how messages name them
+AXES = {2: ("L",), 3: ("H", "W"), 4: ("D", "H", "W")}
+AXIS_WORDS = {"L": "length", "D": "depth", "H": "height", "W": "width"}
+RANK_NAMES = {1: "flat features", 2: "a sequence", 3: "a C x H x W map",
+              4: "a C x D x H x W volume"}
+_WRONG_RANK_HINTS = {  # (rank needed, rank given): the hint
+    (3, 1): "spatial ops come before `flatten`; remove the flatten above or move this op "
+            "before it",
+    (3, 2): "this op takes maps and the input is a sequence: conv1d, maxpool1d, avgpool1d "
+            "and batchnorm read C x L sequences; rnn, gru, lstm, linear and layernorm T x F",
+    (3, 4): "this op takes maps and the input is a volume: conv3d, maxpool3d, avgpool3d and "
+            "batchnorm read volumes",
+    (2, 1): "a sequence has two dimensions: declare `input [T, F]`, or do not `flatten` "
+            "before this",
+    (2, 3): "turn the map into a sequence first: `to_sequence` makes its columns the time "
+            "steps (W x C*H; `transpose` then gives C*H x W), or `flatten` it for `linear`",
+    (2, 4): "turn the volume into a map or a sequence first (a conv3d or pool that leaves "
+            "depth 1 cannot drop the axis: use the 2-D ops on C x H x W)",
+    (4, 1): "volume ops come before `flatten`: declare `input [C, D, H, W]`",
+    (4, 2): "this is a 3-D op and the input is a sequence: use conv1d, maxpool1d or "
+            "avgpool1d",
+    (4, 3): "this is a 3-D op and the input is a map: use conv, maxpool or avgpool, or "
+            "declare `input [C, D, H, W]`",
+}
+
+
+def need_rank(shape: Shape, op: str, rank: int) -> None:
+    """E306 (maps, volumes) or E313 (sequences) when the input has another rank."""
+    if len(shape) == rank:
+        return
+    got = fmt_shape(shape)
+    hint = _WRONG_RANK_HINTS.get((rank, len(shape)))
+    detail = f"incoming shape is {got} ({RANK_NAMES.get(len(shape), 'rank ' + str(len(shape)))})"
+    if rank == 2:
+        raise ShapeError("E315", f"`{op}` needs a sequence input, got {got}",
+                         detail=detail + "; a sequence is C x L for conv1d, the 1-D pools and "
+                                         "batchnorm, T x F for recurrent layers and linear",
+                         hint=hint)
+    needed = "C x H x W" if rank == 3 else "C x D x H x W"
+    raise ShapeError("E306", f"`{op}` needs a {needed} input, got {got}",
+                     detail=detail if len(shape) != 1 else f"incoming shape is {got}", hint=hint)
+
+
 def need_map(shape: Shape, op: str) -> None:
-    if len(shape) != 3:
-        raise ShapeError("E306", f"`{op}` needs a C x H x W input, got {fmt_shape(shape)}",
-                         detail=f"incoming shape is {fmt_shape(shape)}",
-                         hint="spatial ops come before `flatten`; remove the flatten above "
-                              "or move this op before it")
+    need_rank(shape, op, 3)
 
 
 def same_pads(size: int, k: int, s: int, d: int) -> Pair:
@@ -250,16 +348,17 @@ def same_pads(size: int, k: int, s: int, d: int) -> Pair:
     return (total // 2, total - total // 2)
 
 
-def resolve_padding(p, hw: Pair, k: Pair, s: Pair, d: Pair) -> Pads:
+def resolve_padding(p, sizes: tuple[int, ...], k: tuple, s: tuple, d: tuple) -> tuple[Pair, ...]:
+    """(before, after) per spatial axis: ((top, bottom), (left, right)) on maps."""
     if p == "valid":
-        return ((0, 0), (0, 0))
+        return ((0, 0),) * len(sizes)
     if p == "same":
-        return (same_pads(hw[0], k[0], s[0], d[0]), same_pads(hw[1], k[1], s[1], d[1]))
+        return tuple(same_pads(*axis) for axis in zip(sizes, k, s, d))
     if isinstance(p, int):
-        return ((p, p), (p, p))
+        return ((p, p),) * len(sizes)
     if isinstance(p[0], int):
-        return ((p[0], p[0]), (p[1], p[1]))
-    return (tuple(p[0]), tuple(p[1]))
+        return tuple((x, x) for x in p)
+    return tuple(tuple(x) for x in p)
 
 
 def _window_formula(axis: str, size: int, pads: Pair, k: int, s: int, d: int,
@@ -277,7 +376,7 @@ def conv_extent(axis: str, size: int, pads: Pair, k: int, s: int, d: int, op: st
     if padded < reach:
         raise ShapeError(
             "E302", f"`{op}` kernel is larger than the padded input",
-            detail=f"padded {'height' if axis == 'H' else 'width'} is {padded} "
+            detail=f"padded {AXIS_WORDS[axis]} is {padded} "
                    f"({size} + {pads[0]} + {pads[1]}), the kernel spans {reach}",
             formula=_window_formula(axis, size, pads, k, s, d, False,
                                     (padded - reach) // s + 1),
@@ -299,8 +398,8 @@ def pool_extent(axis: str, size: int, pads: Pair, k: int, s: int, d: int,
         out -= 1
     if out < 1:
         raise ShapeError(
-            "E301", f"`{op}` output {'height' if axis == 'H' else 'width'} becomes {out}",
-            detail=f"incoming {'height' if axis == 'H' else 'width'} is {size}, window {k}",
+            "E301", f"`{op}` output {AXIS_WORDS[axis]} becomes {out}",
+            detail=f"incoming {AXIS_WORDS[axis]} is {size}, window {k}",
             formula=_window_formula(axis, size, pads, k, s, d, ceil_mode, out),
             hint="the input is too small here: downsample less before this, or pad")
     return out
@@ -310,22 +409,30 @@ def pool_extent(axis: str, size: int, pads: Pair, k: int, s: int, d: int,
 
 
 def _conv_like(op: str, shape: Shape, out: int, k, s, p, d, groups: int,
-               bias: bool) -> tuple[Shape, dict]:
-    need_map(shape, op)
-    c, h, w = shape
-    k, s, d = pair(k), pair(s), pair(d)
+               bias: bool, rank: int = 3) -> tuple[Shape, dict]:
+    """Convolution over the spatial axes of a map (rank 3), sequence (2) or volume (4)."""
+    need_rank(shape, op, rank)
+    c, *sizes = shape
+    axes = AXES[rank]
+    k, s, d = spread(k, len(axes)), spread(s, len(axes)), spread(d, len(axes))
     if c % groups or out % groups:
         raise ShapeError(
             "E305", f"`{op}` groups={groups} must divide input and output channels",
             detail=f"input channels {c}, output channels {out}, groups {groups}",
             formula=f"{c} % {groups} = {c % groups}, {out} % {groups} = {out % groups}",
             hint="pick groups that divide both channel counts")
-    pads = resolve_padding(p, (h, w), k, s, d)
-    oh = conv_extent("H", h, pads[0], k[0], s[0], d[0], op)
-    ow = conv_extent("W", w, pads[1], k[1], s[1], d[1], op)
+    pads = resolve_padding(p, tuple(sizes), k, s, d)
+    uneven = [axis for axis, (before, after) in zip(axes, pads) if before != after]
+    if uneven and rank != 3:  # only 2-D convs have a per-side padded form (PaddedConv2d)
+        raise ShapeError(
+            "E216", f"`{op}` p='same' would pad the {AXIS_WORDS[uneven[0]]} unevenly",
+            detail=f"'same' needs {dict(zip(axes, pads))[uneven[0]]} (before, after) here; "
+                   f"nn.Conv{rank - 1}d pads both sides alike",
+            hint="use an odd kernel and stride 1, or give the padding as a number")
+    extents = tuple(conv_extent(*axis, op) for axis in zip(axes, sizes, pads, k, s, d))
     attrs = {"in_channels": c, "out_channels": out, "kernel": k, "stride": s, "padding": pads,
-                 "dilation": d, "groups": groups, "bias": bias}
-    return (out, oh, ow), attrs
+             "dilation": d, "groups": groups, "bias": bias}
+    return (out, *extents), attrs
 
 
 def conv_shape(a: ConvArgs, shape: Shape):
@@ -342,31 +449,58 @@ def pwconv_shape(a: PointwiseArgs, shape: Shape):
     return _conv_like("pwconv", shape, a.out, 1, a.s, 0, 1, a.groups, a.bias)
 
 
-def _pool_shape(op: str, a, shape: Shape, dilation) -> tuple[Shape, dict]:
-    need_map(shape, op)
-    c, h, w = shape
-    k = pair(a.k)
-    s = pair(a.s) if a.s is not None else k
-    d = pair(dilation)
-    p = pair(a.p)
-    pads = ((p[0], p[0]), (p[1], p[1]))
-    if p[1] > k[1] // 2 >= p[0]:  # PyTorch rejects either axis's padding before any size
-        pool_extent("W", w, pads[1], k[1], s[1], d[1], a.ceil_mode, op)
-    oh = pool_extent("H", h, pads[0], k[0], s[0], d[0], a.ceil_mode, op)
-    ow = pool_extent("W", w, pads[1], k[1], s[1], d[1], a.ceil_mode, op)
+def _conv_nd(op: str, rank: int):
+    """conv1d (rank 2, C x L) and conv3d (rank 4, C x D x H x W)."""
+    def rule(a: ConvArgs, shape: Shape):
+        return _conv_like(op, shape, a.out, a.k, a.s, a.p, a.d, a.groups, a.bias, rank)
+    return rule
+
+
+def _pool_shape(op: str, a, shape: Shape, dilation, rank: int) -> tuple[Shape, dict]:
+    need_rank(shape, op, rank)
+    c, *sizes = shape
+    axes = AXES[rank]
+    k = spread(a.k, len(axes))
+    s = spread(a.s, len(axes)) if a.s is not None else k
+    d = spread(dilation, len(axes))
+    p = spread(a.p, len(axes))
+    windows = [(axis, size, (pad, pad), *rest, a.ceil_mode, op)
+               for axis, size, pad, *rest in zip(axes, sizes, p, k, s, d)]
+    for window in windows:  # PyTorch rejects any axis's padding before any size
+        if window[2][0] > window[3] // 2:
+            pool_extent(*window)
+    extents = tuple(pool_extent(*window) for window in windows)
     attrs = {"kernel": k, "stride": s, "padding": p, "dilation": d, "ceil_mode": a.ceil_mode}
-    return (c, oh, ow), attrs
+    return (c, *extents), attrs
 
 
-def maxpool_shape(a: MaxPoolArgs, shape: Shape):
-    return _pool_shape("maxpool", a, shape, a.d)
+def _maxpool_rule(op: str, rank: int):
+    def rule(a: MaxPoolArgs, shape: Shape):
+        return _pool_shape(op, a, shape, a.d, rank)
+    return rule
 
 
-def avgpool_shape(a: AvgPoolArgs, shape: Shape):
-    out, attrs = _pool_shape("avgpool", a, shape, 1)
-    attrs.pop("dilation")
-    attrs["count_include_pad"] = a.count_include_pad
-    return out, attrs
+def _avgpool_rule(op: str, rank: int):
+    def rule(a: AvgPoolArgs, shape: Shape):
+        out, attrs = _pool_shape(op, a, shape, 1, rank)
+        small = [(axis, size, k) for axis, size, k in zip(AXES[rank], shape[1:], attrs["kernel"])
+                 if size < k]
+        if rank == 4 and small:  # avg_pool3d wants the window inside the unpadded input
+            axis, size, k = small[0]
+            raise ShapeError(
+                "E301", f"`{op}` window is larger than the input's {AXIS_WORDS[axis]}",
+                detail=f"incoming {AXIS_WORDS[axis]} is {size}, window {k}; PyTorch's "
+                       "avg_pool3d refuses a window larger than the unpadded input, padding "
+                       "or not",
+                hint="use a smaller window on that axis, or downsample less before this")
+        attrs.pop("dilation")
+        attrs["count_include_pad"] = a.count_include_pad
+        return out, attrs
+    return rule
+
+
+maxpool_shape = _maxpool_rule("maxpool", 3)
+avgpool_shape = _avgpool_rule("avgpool", 3)
 
 
 def _adaptive_shape(op: str):
@@ -395,8 +529,12 @@ def _any_preserving(a: Args, shape: Shape):
     return shape, dict(a.model_dump())
 
 
+# BatchNorm1d on features and on C x L sequences, 2d on maps, 3d on volumes
+BATCHNORM_DIMS = {1: 1, 2: 1, 3: 2, 4: 3}
+
+
 def batchnorm_shape(a: BatchNormArgs, shape: Shape):
-    return shape, dict(a.model_dump(), features=shape[0], dims=2 if len(shape) == 3 else 1)
+    return shape, dict(a.model_dump(), features=shape[0], dims=BATCHNORM_DIMS[len(shape)])
 
 
 def _divides(op: str, shape: Shape, groups: int) -> None:
@@ -430,14 +568,14 @@ def instancenorm_shape(a: InstanceNormArgs, shape: Shape):
 
 
 def layernorm_shape(a: LayerNormArgs, shape: Shape):
-    if len(shape) != 1:
+    if len(shape) not in (1, 2):
         raise ShapeError(
             "E307", f"`layernorm` normalises features, got {fmt_shape(shape)}",
             detail=f"incoming shape is {fmt_shape(shape)}; nn.LayerNorm would normalise "
                    f"the last dimension ({shape[-1]}), not the channels",
             hint="use `layernorm2d` for the channels of a map (ConvNeXt's LayerNorm2d), or "
                  "put `layernorm` inside `channels_last { ... }`")
-    return shape, dict(a.model_dump(), features=shape[0])
+    return shape, dict(a.model_dump(), features=shape[-1])  # T x F: each step's features
 
 
 def layernorm2d_shape(a: LayerNormArgs, shape: Shape):
@@ -464,13 +602,44 @@ def flatten_shape(a: NoArgs, shape: Shape):
 
 
 def linear_shape(a: LinearArgs, shape: Shape):
-    if len(shape) != 1:
+    if len(shape) not in (1, 2):
         raise ShapeError(
             "E307", f"`linear` needs a flat input, got {fmt_shape(shape)}",
             detail=f"incoming shape is {fmt_shape(shape)} ({prod(shape)} values)",
             hint=f"add `flatten` before it (it gives {prod(shape)} features), or a "
                  f"`global_avgpool` then `flatten` (it gives {shape[0]})")
-    return (a.out,), {"in_features": shape[0], "out_features": a.out, "bias": a.bias}
+    # on a T x F sequence, per time step (nn.Linear acts on the last dimension)
+    return (*shape[:-1], a.out), {"in_features": shape[-1], "out_features": a.out,
+                                  "bias": a.bias}
+
+
+def softmax_shape(a: NoArgs, shape: Shape):
+    """Over dimension 1 of the batch (channels, features), but over the last one, each time
+    step's features, on a T x F sequence (as linear and layernorm read a sequence)."""
+    return shape, {"dim": 2 if len(shape) == 2 else 1}
+
+
+def transpose_shape(a: NoArgs, shape: Shape):
+    need_rank(shape, "transpose", 2)
+    return permute_shape(PermuteArgs(dims=(1, 0)), shape)
+
+
+def to_sequence_shape(a: NoArgs, shape: Shape):
+    need_map(shape, "to_sequence")
+    c, h, w = shape
+    return (w, c * h), {}
+
+
+def _recurrent_shape(op: str, gates: int):
+    """A T x F sequence to T x hidden (x 2 if bidirectional); `gates` weight blocks."""
+    def rule(a: RecurrentArgs, shape: Shape):
+        need_rank(shape, op, 2)
+        steps, features = shape
+        directions = 2 if a.bidirectional else 1
+        attrs = dict(a.model_dump(), input_size=features, gates=gates, steps=steps,
+                     directions=directions)
+        return (steps, a.hidden * directions), attrs
+    return rule
 
 
 def _axis(axis: str) -> str:
@@ -631,14 +800,13 @@ def pixel_unshuffle_shape(a: ShuffleFactorArgs, shape: Shape):
 
 
 def conv_params(attrs: dict, out: Shape) -> int:
-    kh, kw = attrs["kernel"]
-    weights = attrs["out_channels"] * attrs["in_channels"] // attrs["groups"] * kh * kw
+    weights = attrs["out_channels"] * attrs["in_channels"] // attrs["groups"] * prod(
+        attrs["kernel"])
     return weights + (attrs["out_channels"] if attrs["bias"] else 0)
 
 
 def conv_macs(attrs: dict, out: Shape) -> int:
-    kh, kw = attrs["kernel"]
-    return prod(out) * attrs["in_channels"] // attrs["groups"] * kh * kw
+    return prod(out) * attrs["in_channels"] // attrs["groups"] * prod(attrs["kernel"])
 
 
 def conv_transpose_macs(attrs: dict, out: Shape) -> int:
@@ -654,7 +822,28 @@ def linear_params(attrs: dict, out: Shape) -> int:
 
 
 def linear_macs(attrs: dict, out: Shape) -> int:
-    return attrs["in_features"] * attrs["out_features"]
+    return attrs["in_features"] * prod(out)  # in x out, times T on a sequence
+
+
+def _recurrent_inputs(attrs: dict) -> tuple[int, int]:
+    """(the first layer's input features, every later layer's)."""
+    return attrs["input_size"], attrs["hidden"] * attrs["directions"]
+
+
+def recurrent_params(attrs: dict, out: Shape) -> int:
+    """torch's: per layer and direction gates * (hidden * (in + hidden) + 2 * hidden)."""
+    hidden, first, later = attrs["hidden"], *_recurrent_inputs(attrs)
+    bias = 2 * hidden if attrs["bias"] else 0
+    per_direction = (hidden * (first + hidden) + bias
+                     + (attrs["layers"] - 1) * (hidden * (later + hidden) + bias))
+    return attrs["directions"] * attrs["gates"] * per_direction
+
+
+def recurrent_macs(attrs: dict, out: Shape) -> int:
+    """gates * hidden * (in + hidden) per layer, direction and time step."""
+    hidden, first, later = attrs["hidden"], *_recurrent_inputs(attrs)
+    per_step = hidden * (first + hidden) + (attrs["layers"] - 1) * hidden * (later + hidden)
+    return attrs["steps"] * attrs["directions"] * attrs["gates"] * per_step
 
 
 def affine_params(attrs: dict, out: Shape) -> int:
@@ -688,8 +877,8 @@ class Default(NamedTuple):
 
 
 def _compact(value):
-    """(3, 3) -> 3, as a person would write it."""
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+    """(3, 3) -> 3 (and (3,) or (3, 3, 3) -> 3), as a person would write it."""
+    if isinstance(value, tuple) and 1 <= len(value) <= 3 and len(set(value)) == 1:
         return _compact(value[0])
     return value
 
@@ -703,16 +892,18 @@ def _without_defaults(kwargs: dict, defaults: dict) -> dict:
 
 
 def conv_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
-    (top, bottom), (left, right) = attrs["padding"]
-    symmetric = top == bottom and left == right
+    """nn.Conv1d, 2d or 3d by the number of axes; PaddedConv2d for uneven 2-D padding."""
+    pads = attrs["padding"]
+    symmetric = all(before == after for before, after in pads)
     kwargs = _without_defaults(
         {"kernel_size": attrs["kernel"], "stride": attrs["stride"],
-         "padding": (top, left) if symmetric else 0, "dilation": attrs["dilation"],
-         "groups": attrs["groups"], "bias": attrs["bias"]},
+         "padding": tuple(before for before, _ in pads) if symmetric else 0,
+         "dilation": attrs["dilation"], "groups": attrs["groups"], "bias": attrs["bias"]},
         {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
     args = (attrs["in_channels"], attrs["out_channels"])
     if symmetric:
-        return "Conv2d", args, kwargs
+        return f"Conv{len(pads)}d", args, kwargs
+    (top, bottom), (left, right) = pads
     return "PaddedConv2d", args, {**kwargs, "pad": (left, right, top, bottom)}
 
 
@@ -758,21 +949,35 @@ def pad_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
     return PAD_CLASSES[attrs["mode"]], (_pad_text(attrs["p"]), *value), {}
 
 
-def maxpool_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
-    kwargs = _without_defaults(
-        {"stride": attrs["stride"], "padding": attrs["padding"], "dilation": attrs["dilation"],
-         "ceil_mode": attrs["ceil_mode"]},
-        {"stride": _compact(attrs["kernel"]), "padding": 0, "dilation": 1, "ceil_mode": False})
-    return "MaxPool2d", (_compact(attrs["kernel"]),), kwargs
+def _pool_torch(name: str, options: tuple[str, ...], defaults: dict):
+    """nn.MaxPool1d/2d/3d or nn.AvgPool1d/2d/3d by the number of axes."""
+    def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+        kernel = _compact(attrs["kernel"])
+        kwargs = _without_defaults({key: attrs[key] for key in options},
+                                   {"stride": kernel, "padding": 0, **defaults})
+        return f"{name}{len(attrs['kernel'])}d", (kernel,), kwargs
+    return ctor
 
 
-def avgpool_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
-    kwargs = _without_defaults(
-        {"stride": attrs["stride"], "padding": attrs["padding"],
-         "ceil_mode": attrs["ceil_mode"], "count_include_pad": attrs["count_include_pad"]},
-        {"stride": _compact(attrs["kernel"]), "padding": 0, "ceil_mode": False,
-         "count_include_pad": True})
-    return "AvgPool2d", (_compact(attrs["kernel"]),), kwargs
+maxpool_torch = _pool_torch("MaxPool", ("stride", "padding", "dilation", "ceil_mode"),
+                            {"dilation": 1, "ceil_mode": False})
+avgpool_torch = _pool_torch("AvgPool", ("stride", "padding", "ceil_mode", "count_include_pad"),
+                            {"ceil_mode": False, "count_include_pad": True})
+
+
+def recurrent_torch(name: str):
+    """archspec's Sequence{RNN,LSTM,GRU}: torch's layer, batch first, giving the output
+    sequence only (torch_helpers.py)."""
+    def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+        options = {"num_layers": attrs["layers"], "bias": attrs["bias"], "batch_first": True,
+                   "dropout": attrs["dropout"], "bidirectional": attrs["bidirectional"]}
+        if "nonlinearity" in attrs:
+            options = {"nonlinearity": attrs["nonlinearity"], **options}
+        kwargs = _without_defaults(options, {"num_layers": 1, "nonlinearity": "tanh",
+                                             "bias": True, "dropout": 0.0,
+                                             "bidirectional": False})
+        return name, (attrs["input_size"], attrs["hidden"]), kwargs
+    return ctor
 
 
 def batchnorm_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
@@ -863,6 +1068,10 @@ def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):
     return ctor
 
 
+# Permute((0, 2, 1)) for `transpose`, Permute((0, 2, 3, 1)) around channels_last
+_permute_torch = _from_attrs("Permute", ("dims",), {})
+
+
 # ---------------------------------------------------------------- other operations
 #
 # With `summary --count all`, FLOPs are 2 x MACs plus these, per sample; docs/counting.md
@@ -878,9 +1087,19 @@ def _bias_adds(attrs: dict, shape: Shape, out: Shape) -> int:
 
 
 def _window_ops(extra: int) -> Callable[[dict, Shape, Shape], int]:
-    """Pooling: kh*kw - 1 comparisons (max) or kh*kw - 1 adds and a divide (average)."""
-    return lambda attrs, shape, out: prod(out) * (attrs["kernel"][0] * attrs["kernel"][1]
-                                                  - 1 + extra)
+    """Pooling: kh*kw - 1 comparisons (max) or kh*kw - 1 adds and a divide (average); the
+    window's size on sequences and volumes alike."""
+    return lambda attrs, shape, out: prod(out) * (prod(attrs["kernel"]) - 1 + extra)
+
+
+def _recurrent_ops(update: int) -> Callable[[dict, Shape, Shape], int]:
+    """Per time step, layer and direction: for each gate value the add of its input and
+    hidden parts, its two biases and its activation; then `update` per hidden value."""
+    def ops(attrs: dict, shape: Shape, out: Shape) -> int:
+        per_gate = 2 + (2 if attrs["bias"] else 0)
+        per_step = attrs["hidden"] * (attrs["gates"] * per_gate + update)
+        return attrs["steps"] * attrs["layers"] * attrs["directions"] * per_step
+    return ops
 
 
 def _lrn_ops(attrs: dict, shape: Shape, out: Shape) -> int:
@@ -919,7 +1138,8 @@ KEEP = "keep"  # H x W unchanged
 # arguments that name another tensor (`like=@name`): the op's module takes it as a second input
 TENSOR_ARGUMENTS = frozenset({"like"})
 HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute",
-                            "CenterCrop2d", "Interpolate"})
+                            "CenterCrop2d", "Interpolate", "ToSequence",
+                            "SequenceRNN", "SequenceLSTM", "SequenceGRU"})
 LOST = "lost"  # H x W depend on the input size
 
 
@@ -987,7 +1207,14 @@ def pixel_unshuffle_source(a) -> SourceCall:
 def batchnorm_source(a) -> SourceCall:
     kwargs = a.keywords({"eps": (a.value("eps"), 1e-5), "momentum": (a.value("momentum"), 0.1),
                          "affine": (a.value("affine"), True)})
-    return SourceCall(f"nn.BatchNorm{2 if a.rank == 3 else 1}d", (a.channels,), kwargs)
+    return SourceCall(f"nn.BatchNorm{BATCHNORM_DIMS[a.rank]}d", (a.channels,), kwargs)
+
+
+def written_out(a) -> SourceCall:
+    """Ops of sequences and volumes: translate.py writes networks with rank-2 or rank-4
+    shapes out per network (its constructors track channels of maps and features only), so
+    no parametric form is ever asked for."""
+    raise AssertionError(f"`{a.op.name}` has no parametric source form (translate.py)")
 
 
 def pool_source(name: str, extra: dict):
@@ -1056,16 +1283,15 @@ def linear_source(a) -> SourceCall:
 
 
 def _stride_text(attrs: dict) -> str:
-    sh, sw = pair(attrs.get("stride", 1))
-    if (sh, sw) == (1, 1):
+    stride = attrs.get("stride", (1,))
+    if set(stride) == {1}:
         return ""
-    return f", /{sh}" if sh == sw else f", /{sh}×{sw}"
+    return f", /{stride[0]}" if len(set(stride)) == 1 else ", /" + "×".join(map(str, stride))
 
 
 def window_label(name: str, channels: bool = False):
     def label(attrs: dict) -> str:
-        kh, kw = pair(attrs.get("kernel", 1))
-        text = f"{name} {kh}×{kw}"
+        text = f"{name} " + "×".join(map(str, attrs.get("kernel", (1, 1))))
         if channels:
             text += f", {attrs['out_channels']}"
             if attrs.get("groups", 1) != 1:
@@ -1083,6 +1309,16 @@ def adaptive_label(name: str):
 
 def attribute_label(name: str, key: str):
     return lambda attrs: f"{name} {attrs[key]}"
+
+
+def recurrent_label(name: str):
+    """`lstm 256`, `lstm 256, 2 layers, bidirectional`."""
+    def label(attrs: dict) -> str:
+        text = f"{name} {attrs['hidden']}"
+        if attrs["layers"] > 1:
+            text += f", {attrs['layers']} layers"
+        return text + (", bidirectional" if attrs["bidirectional"] else "")
+    return label
 
 
 
@@ -1132,6 +1368,56 @@ def _activation(name: str, module: str, function: str, doc: str, ops: int, rule:
                   functional=_function(function, inplace=inplace), pointwise=True)
 
 
+def _recurrent(name: str, title: str, args: type[Args], gates: int, update: int,
+               rule: str) -> OpSpec:
+    """rnn, gru, lstm: torch's nn.RNN/GRU/LSTM, batch first, giving the output sequence;
+    `gates` weight blocks per layer and direction, `update` operations per hidden value."""
+    return OpSpec(
+        name, "recurrent", args, _recurrent_shape(name, gates), ("hidden", "layers"),
+        recurrent_params, recurrent_macs,
+        f"{title} over a T x F sequence, batch first, giving its output sequence "
+        f"(T x hidden, x 2 if bidirectional; nn.{title})",
+        {"hidden_size": "hidden", "num_layers": "layers"},
+        label=recurrent_label(name), receptive="flat",
+        source=written_out,
+        torch=recurrent_torch(f"Sequence{title}"),
+        other_ops=_recurrent_ops(update),
+        other_rule=f"per time step, layer and direction: 4 per gate value of its {gates} "
+                   f"gate{'s' if gates > 1 else ''} (the add of the input and hidden parts, "
+                   f"two biases, the activation; 2 without bias){rule}")
+
+
+def _conv_nd_op(name: str, args: type[Args], doc: str) -> OpSpec:
+    """conv1d (rank 2) and conv3d (rank 4): conv's rules over one or three axes."""
+    rank = int(name[4]) + 1
+    return OpSpec(name, "conv", args, _conv_nd(name, rank), ("out", "k", "s", "p"),
+                  conv_params, conv_macs, doc + "; input channels are inferred", _CONV_ALIASES,
+                  label=window_label(name, channels=True), receptive="window",
+                  source=written_out,
+                  torch=conv_torch,
+                  other_ops=_bias_adds,
+                  other_rule="one add per output value for the bias, if any")
+
+
+def _pool_nd(name: str) -> OpSpec:
+    """maxpool1d, avgpool1d (rank 2) and maxpool3d, avgpool3d (rank 4)."""
+    kind, rank = name[:3], int(name[7]) + 1
+    title = f"{kind.title()}Pool{rank - 1}d"
+    what = "a C x L sequence" if rank == 2 else "a C x D x H x W volume"
+    window = "k" if rank == 2 else "kd x kh x kw"
+    args = {("max", 2): MaxPool1dArgs, ("avg", 2): AvgPool1dArgs,
+            ("max", 4): MaxPool3dArgs, ("avg", 4): AvgPool3dArgs}[kind, rank]
+    rule = (_maxpool_rule if kind == "max" else _avgpool_rule)(name, rank)
+    return OpSpec(name, "pool", args, rule, ("k", "s", "p"),
+                  doc=f"{'max' if kind == 'max' else 'average'} pooling of {what} (nn.{title})",
+                  aliases=_POOL_ALIASES, label=window_label(name), receptive="window",
+                  source=written_out,
+                  torch=maxpool_torch if kind == "max" else avgpool_torch,
+                  other_ops=_window_ops(0 if kind == "max" else 1),
+                  other_rule=f"{window} - 1 " + ("comparisons" if kind == "max" else
+                                                 "adds and a divide") + " per output value")
+
+
 _CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
                  "out_channels": "out"}
 _POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
@@ -1170,8 +1456,11 @@ _OPS = [
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any (MACs are counted per "
                       "input value: in x out/groups x kh x kw each)"),
+    _conv_nd_op("conv1d", Conv1dArgs, "1-D convolution of a C x L sequence (nn.Conv1d)"),
+    _conv_nd_op("conv3d", Conv3dArgs, "3-D convolution of a C x D x H x W volume (nn.Conv3d)"),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), affine_params,
-           doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
+           doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features and C x L "
+               "sequences, BatchNorm3d on volumes)",
            source=batchnorm_source,
            torch=batchnorm_torch,
            other_ops=_per_output(2),
@@ -1248,13 +1537,14 @@ _OPS = [
                 "3 per value: add, clamp, divide"),
     _activation("mish", "Mish", "F.mish", "x * tanh(softplus(x))", 3,
                 "3 per value: softplus, tanh, multiply (each counted as one)"),
-    OpSpec("softmax", "activation", NoArgs, _any_preserving,
-           doc="softmax over channels (maps) or features (flat)",
-           source=module_source("Softmax", dim=1),
-           torch=_fixed("Softmax", dim=1),
+    OpSpec("softmax", "activation", NoArgs, softmax_shape,
+           doc="softmax over channels (maps, volumes), features (flat) or each time step's "
+               "features (sequences)",
+           source=module_source("Softmax", dim=1),  # maps and features only (translate.py)
+           torch=_from_attrs("Softmax", (), {}),
            other_ops=_per_output(3),
            other_rule="3 per value: exponent, sum and divide",
-           functional=_function("F.softmax", dim=1)),
+           functional=_function("F.softmax")),
     OpSpec("maxpool", "pool", MaxPoolArgs, maxpool_shape, ("k", "s", "p"),
            doc="max pooling (nn.MaxPool2d)", aliases=_POOL_ALIASES,
            label=window_label("maxpool"), receptive="window",
@@ -1269,6 +1559,7 @@ _OPS = [
            torch=avgpool_torch,
            other_ops=_window_ops(1),
            other_rule="kh x kw - 1 adds and a divide per output value"),
+    _pool_nd("maxpool1d"), _pool_nd("avgpool1d"), _pool_nd("maxpool3d"), _pool_nd("avgpool3d"),
     OpSpec("global_avgpool", "pool", NoArgs, _global_shape("global_avgpool"),
            doc="average over all of H x W: C x 1 x 1",
            receptive="adaptive",
@@ -1397,7 +1688,7 @@ _OPS = [
     OpSpec("permute", "reshape", PermuteArgs, permute_shape, ("dims",), internal=True,
            doc="reorders the dimensions; written by `channels_last`, not callable",
            source=module_source("Permute", ("dims",)),
-           torch=_from_attrs("Permute", ("dims",), {}),
+           torch=_permute_torch,
            other_ops=_per_output(0),
            other_rule="0: a view, no arithmetic"),
     OpSpec("flatten", "reshape", NoArgs, flatten_shape, doc="C x H x W to C*H*W features",
@@ -1407,8 +1698,24 @@ _OPS = [
            other_ops=_per_output(0),
            other_rule="0: a view, no arithmetic",
            functional=_function("torch.flatten", start_dim=1)),
+    OpSpec("transpose", "reshape", NoArgs, transpose_shape,
+           doc="swaps the two dimensions of a sequence: C x L to L x C (T x F to F x T)",
+           source=written_out,
+           torch=_permute_torch,
+           other_ops=_per_output(0),
+           other_rule="0: a view, no arithmetic",
+           functional=_function("torch.permute", ("dims",))),
+    OpSpec("to_sequence", "reshape", NoArgs, to_sequence_shape,
+           doc="a C x H x W map to a W x C*H sequence: each column is a time step, its C*H "
+               "values (channel-major) the step's features",
+           receptive="flat",
+           source=written_out,
+           torch=_fixed("ToSequence"),
+           other_ops=_per_output(0),
+           other_rule="0: a copy, no arithmetic"),
     OpSpec("linear", "linear", LinearArgs, linear_shape, ("out",), linear_params, linear_macs,
-           "fully connected layer (nn.Linear); input features are inferred",
+           "fully connected layer (nn.Linear); input features are inferred; on a T x F "
+           "sequence, applied at each time step",
            {"out_features": "out"},
            label=attribute_label("linear", "out_features"), receptive="flat",
            source=linear_source,
@@ -1416,6 +1723,13 @@ _OPS = [
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any",
            pointwise=True),
+    _recurrent("rnn", "RNN", RnnArgs, 1, 0, ""),
+    _recurrent("gru", "GRU", RecurrentArgs, 3, 5,
+               ", plus 5 per hidden value for the update (the reset gate times the hidden "
+               "part, 1 - z, two multiplies, an add)"),
+    _recurrent("lstm", "LSTM", RecurrentArgs, 4, 5,
+               ", plus 5 per hidden value for the cell and the output (two multiplies and "
+               "an add, tanh, a multiply)"),
     OpSpec("identity", "identity", NoArgs, _any_preserving, doc="passes its input through",
            source=module_source("Identity"),
            torch=_fixed("Identity"),
@@ -1444,7 +1758,10 @@ SYNONYMS = {
     "batchnorm2d": "batchnorm", "layernorm2d_": "layernorm2d", "fc": "linear",
     "dense_layer": "linear", "conv2d": "conv", "depthwise": "dwconv", "pointwise": "pwconv",
     "max_pool": "maxpool", "avg_pool": "avgpool", "maxpool2d": "maxpool",
-    "avgpool2d": "avgpool", "shuffle": "channel_shuffle", "layer_scale": "scale",
+    "avgpool2d": "avgpool", "max_pool1d": "maxpool1d", "avg_pool1d": "avgpool1d",
+    "max_pool3d": "maxpool3d", "avg_pool3d": "avgpool3d", "batchnorm1d": "batchnorm",
+    "batchnorm3d": "batchnorm", "swapaxes": "transpose",
+    "shuffle": "channel_shuffle", "layer_scale": "scale",
     "layerscale": "scale", "lrn2d": "lrn", "local_response_norm": "lrn",
     "convtranspose2d": "conv_transpose", "conv_transpose2d": "conv_transpose",
     "deconv": "conv_transpose", "upconv": "conv_transpose", "interpolate": "upsample",
@@ -1460,7 +1777,8 @@ PATTERN_SYNONYMS = {
     "squeeze_excitation": "squeeze-excitation is a gate: gate { global_avgpool "
                           "conv(c // 4, k=1) relu conv(c, k=1) sigmoid }",
     "chunk": "split { ... } gives each branch an equal share of the channels",
-    "permute": "channels_last { ... } runs per-position layers with the channels last",
+    "permute": "channels_last { ... } runs per-position layers with the channels last; "
+               "`transpose` swaps the two dimensions of a sequence",
     "cat": "concat { ... } concatenates branches on channels",
     "residual": "add { ... } sums its branches (one branch: plus the input)",
 }
@@ -1469,7 +1787,7 @@ PATTERN_SYNONYMS = {
 NOT_OPS = frozenset({
     "hardtanh", "softplus", "elu", "selu", "celu", "prelu", "rrelu", "logsigmoid", "softsign",
     "tanhshrink", "threshold", "glu", "hardshrink", "softshrink", "softmin", "log_softmax",
-    "embedding", "lstm", "gru", "rnn", "attention", "conv1d", "conv3d", "unfold", "fold",
+    "embedding", "attention", "unfold", "fold",
 })
 
 

@@ -174,10 +174,11 @@ def _kernel_text(layer: ir.Layer) -> str:
     attrs = layer.attrs
     if "kernel" not in attrs:
         return ""
-    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
-    kernel = f"{kh}" if kh == kw else f"{kh}x{kw}"
-    stride = f"{sh}" if sh == sw else f"{sh}x{sw}"
-    return f"{kernel}x{kernel}/{stride}" if kh == kw else f"{kernel}/{stride}"
+    kernel, stride = attrs["kernel"], attrs["stride"]  # one number per axis
+    if len(set(kernel)) == 1:
+        kernel = (kernel[0],) * len(kernel)  # 3x3 for maps, 3 for sequences, 3x3x3
+    stride_text = str(stride[0]) if len(set(stride)) == 1 else "x".join(map(str, stride))
+    return "x".join(map(str, kernel)) + "/" + stride_text
 
 
 def _pair_text(h: int, w: int) -> str:
@@ -346,7 +347,7 @@ def footer_lines(summary: Summary) -> list[str]:
         f"Total params:      {summary.params:,} ({_megabytes(summary.param_bytes)}, float32)",
         f"Trainable params:  {summary.params:,}",
         (f"MACs{unit}:{' ' * (13 - len(unit))} {summary.macs:,} ({human(summary.macs)}, "
-         "conv and linear weight multiply-accumulates)"),
+         "conv, linear and recurrent weight multiply-accumulates)"),
         (f"FLOPs{unit}:{' ' * (12 - len(unit))} {summary.flops:,} ({human(summary.flops)}, "
          f"{flops_rule})"),
         (f"Activations{unit}:{' ' * (6 - len(unit))} {summary.activations:,} values, "

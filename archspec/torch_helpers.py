@@ -112,6 +112,38 @@ class Interpolate(nn.Module):
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
 
 
+class ToSequence(nn.Module):
+    """An N x C x H x W map to an N x W x C*H sequence: each column a time step, its C*H
+    values (channel-major) the step's features (CRNN's map-to-sequence)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2).flatten(2)
+
+
+class SequenceRNN(nn.RNN):
+    """nn.RNN (archspec builds it batch first) whose forward returns the output sequence
+    only, not the final hidden state; parameters and state_dict are nn.RNN's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[0]
+
+
+class SequenceLSTM(nn.LSTM):
+    """nn.LSTM (batch first) whose forward returns the output sequence only, not the final
+    hidden and cell states; parameters and state_dict are nn.LSTM's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[0]
+
+
+class SequenceGRU(nn.GRU):
+    """nn.GRU (batch first) whose forward returns the output sequence only, not the final
+    hidden state; parameters and state_dict are nn.GRU's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[0]
+
+
 def init_weights(
     model: nn.Module,
     conv: str = "default",
@@ -121,7 +153,7 @@ def init_weights(
 ) -> None:
     """The spec's init(...) choices; 'default' keeps PyTorch's own initialisation."""
     for module in model.modules():
-        if isinstance(module, nn.Conv2d) and conv != "default":
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d) and conv != "default":
             if conv.startswith("kaiming"):
                 init = getattr(nn.init, conv + "_")
                 init(module.weight, mode="fan_out", nonlinearity="relu")

@@ -257,6 +257,11 @@ class Translator:
         source = network.source
         if source is None:
             raise Unsupported("no definition")
+        ranks = {len(node.out_shape) for node in ir.iter_nodes(network.body)
+                 if node.out_shape is not None} | {len(network.input_shape)}
+        if ranks - {1, 3}:
+            raise Unsupported("sequences and volumes (rank-2 and rank-4 shapes): generated "
+                              "constructors track the channels of maps and features only")
         for value in network.args.values():
             self._check_value(value)
         name = self.classes.name(("network", id(source)), source.name)

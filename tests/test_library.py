@@ -274,7 +274,8 @@ def test_every_variant_in_the_library_is_covered():
     """Every library file checks clean (no errors, no warnings), and a variant with a
     torchvision counterpart that is added to one must be listed above."""
     covered = set(IDS)
-    files = {file for file, _ in TORCHVISION_VARIANTS} | {"lenet.arch", "nin.arch"}
+    files = {file for file, _ in TORCHVISION_VARIANTS} | {"lenet.arch", "nin.arch",
+                                                           "sequence.arch"}
     for path in sorted(SPECS / file for file in files):
         result = archspec.check_file(str(path))
         assert not result.diagnostics, [d.message for d in result.diagnostics]

@@ -119,9 +119,47 @@ class TorchvisionCrop(nn.Module):
         return center_crop(x, list(self.size))
 
 
+class OutputSequence(nn.Module):
+    """What archspec's SequenceRNN, SequenceLSTM and SequenceGRU must compute: torch's
+    recurrent layer, built batch first, giving its output sequence only (output[0]), with
+    torch's own parameters and state_dict names."""
+
+    def __init__(self, layer: nn.RNNBase) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)[0]
+
+    @property
+    def reference(self) -> nn.Module:
+        return self.layer
+
+    @property
+    def helper(self) -> tuple[str, type]:
+        return f"Sequence{type(self.layer).__name__}", type(self.layer)
+
+
+class SwapDims(nn.Module):
+    """`transpose`: the two dimensions of each sample of a sequence swapped."""
+
+    def forward(self, x):
+        return x.transpose(1, 2)
+
+
+class Columns(nn.Module):
+    """`to_sequence`: an N x C x H x W map to N x W x C*H, each column a time step whose
+    features are its values channel by channel (CRNN's map-to-sequence)."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return torch.stack([x[:, :, :, i].reshape(n, c * h) for i in range(w)], dim=1)
+
+
 # Reference descriptions that stand for an archspec helper class: (its name, its torch base).
 HELPERS = {Padded: ("PaddedConv2d", nn.Conv2d), ChannelsLastNorm: ("LayerNorm2d", nn.LayerNorm),
-           DropRows: ("StochasticDepth", nn.Module), TorchvisionCrop: ("CenterCrop2d", nn.Module)}
+           DropRows: ("StochasticDepth", nn.Module), TorchvisionCrop: ("CenterCrop2d", nn.Module),
+           SwapDims: ("Permute", nn.Module), Columns: ("ToSequence", nn.Module)}
 
 
 @dataclass
@@ -166,6 +204,27 @@ def tf_same(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
 
 M = (4, 9, 11)  # a feature map: 4 channels, 9x11 (odd, and unequal, sizes)
 F7 = (7,)  # flat features
+S = (6, 5)  # a sequence: 6 channels of length 5 (C x L), or 6 steps of 5 features (T x F)
+V = (3, 5, 6, 7)  # a volume: 3 channels, 5 x 6 x 7
+
+
+def _recurrent_cases(op: str, layer) -> list:
+    """Defaults, then each argument off its default, with PyTorch's layer built batch first."""
+    def ref(*args, **kwargs):
+        return lambda: OutputSequence(layer(*args, batch_first=True, **kwargs))
+    return [
+        Case(op, S, {"hidden": 4}, ref(5, 4)),
+        Case(op, S, {"hidden": 3, "layers": 2}, ref(5, 3, num_layers=2)),
+        Case(op, S, {"hidden": 4, "bias": False}, ref(5, 4, bias=False)),
+        Case(op, S, {"hidden": 4, "bidirectional": True}, ref(5, 4, bidirectional=True)),
+        Case(op, S, {"hidden": 4, "layers": 3, "dropout": 0.4},
+             ref(5, 4, num_layers=3, dropout=0.4)),
+        Case(op, S, {"hidden": 4, "layers": 2, "bidirectional": True, "bias": False},
+             ref(5, 4, 2, bias=False, bidirectional=True), call=f"{op}(4, 2, bias=false, "
+                                                       "bidirectional=true)"),
+        Case(op, (1, 1), {"hidden": 2}, ref(1, 2), call=f"{op}(hidden_size=2)"),
+    ]
+
 
 CASES = [
     # ------------------------------------------------------------------ conv
@@ -251,6 +310,33 @@ CASES = [
     Case("pwconv", M, {"out": 6, "s": 2}, lambda: nn.Conv2d(4, 6, 1, stride=2)),
     Case("pwconv", M, {"out": 6, "groups": 2}, lambda: nn.Conv2d(4, 6, 1, groups=2)),
     Case("pwconv", M, {"out": 6, "bias": False}, lambda: nn.Conv2d(4, 6, 1, bias=False)),
+    # ------------------------------------------------------------------ conv1d, conv3d
+    Case("conv1d", S, {"out": 4, "k": 3}, lambda: nn.Conv1d(6, 4, 3)),
+    Case("conv1d", S, {"out": 4, "k": 2, "s": 2}, lambda: nn.Conv1d(6, 4, 2, stride=2)),
+    Case("conv1d", S, {"out": 4, "k": 3, "p": 2}, lambda: nn.Conv1d(6, 4, 3, padding=2)),
+    Case("conv1d", S, {"out": 4, "k": 3, "p": "same"}, lambda: nn.Conv1d(6, 4, 3, padding=1)),
+    Case("conv1d", S, {"out": 4, "k": 3, "p": "valid"}, lambda: nn.Conv1d(6, 4, 3)),
+    Case("conv1d", S, {"out": 4, "k": 3, "d": 2}, lambda: nn.Conv1d(6, 4, 3, dilation=2)),
+    Case("conv1d", S, {"out": 4, "k": 3, "groups": 2}, lambda: nn.Conv1d(6, 4, 3, groups=2)),
+    Case("conv1d", S, {"out": 4, "k": 3, "bias": False},
+         lambda: nn.Conv1d(6, 4, 3, bias=False)),
+    Case("conv1d", S, {"out": 4, "k": 3, "s": 2, "p": 1}, lambda: nn.Conv1d(6, 4, 3, 2, 1),
+         call="conv1d(4, 3, 2, 1)"),
+    Case("conv3d", V, {"out": 6, "k": 3}, lambda: nn.Conv3d(3, 6, 3)),
+    Case("conv3d", V, {"out": 6, "k": (1, 2, 3)}, lambda: nn.Conv3d(3, 6, (1, 2, 3))),
+    Case("conv3d", V, {"out": 6, "k": 3, "s": (1, 2, 3)},
+         lambda: nn.Conv3d(3, 6, 3, stride=(1, 2, 3))),
+    Case("conv3d", V, {"out": 6, "k": 3, "p": (0, 1, 2)},
+         lambda: nn.Conv3d(3, 6, 3, padding=(0, 1, 2))),
+    Case("conv3d", V, {"out": 6, "k": 3, "p": "same"}, lambda: nn.Conv3d(3, 6, 3, padding=1)),
+    Case("conv3d", V, {"out": 6, "k": 3, "p": "valid"}, lambda: nn.Conv3d(3, 6, 3)),
+    Case("conv3d", V, {"out": 6, "k": 2, "d": (1, 2, 2)},
+         lambda: nn.Conv3d(3, 6, 2, dilation=(1, 2, 2))),
+    Case("conv3d", V, {"out": 6, "k": 1, "groups": 3}, lambda: nn.Conv3d(3, 6, 1, groups=3)),
+    Case("conv3d", V, {"out": 6, "k": 3, "bias": False},
+         lambda: nn.Conv3d(3, 6, 3, bias=False)),
+    Case("conv3d", V, {"out": 6, "k": 3, "s": 2, "p": 1}, lambda: nn.Conv3d(3, 6, 3, 2, 1),
+         call="conv3d(6, 3, 2, 1)"),
     # ------------------------------------------------------------------ maxpool
     Case("maxpool", M, {"k": 2}, lambda: nn.MaxPool2d(2)),
     Case("maxpool", M, {"k": (2, 3)}, lambda: nn.MaxPool2d((2, 3))),
@@ -275,6 +361,36 @@ CASES = [
     Case("avgpool", M, {"k": 3, "s": 2, "p": 1, "ceil_mode": True, "count_include_pad": False},
          lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True,
                               count_include_pad=False)),
+    # ------------------------------------------------------------------ 1-D and 3-D pools
+    Case("maxpool1d", S, {"k": 2}, lambda: nn.MaxPool1d(2)),
+    Case("maxpool1d", S, {"k": 3, "s": 1, "p": 1}, lambda: nn.MaxPool1d(3, stride=1, padding=1)),
+    Case("maxpool1d", S, {"k": 2, "s": 1, "d": 2}, lambda: nn.MaxPool1d(2, stride=1, dilation=2)),
+    Case("maxpool1d", S, {"k": 2, "ceil_mode": True}, lambda: nn.MaxPool1d(2, ceil_mode=True)),
+    Case("maxpool1d", S, {"k": 3, "s": 2, "p": 1}, lambda: nn.MaxPool1d(3, 2, 1),
+         call="maxpool1d(3, 2, 1)"),
+    Case("avgpool1d", S, {"k": 2}, lambda: nn.AvgPool1d(2)),
+    Case("avgpool1d", S, {"k": 3, "s": 1, "p": 1}, lambda: nn.AvgPool1d(3, stride=1, padding=1)),
+    Case("avgpool1d", S, {"k": 2, "ceil_mode": True}, lambda: nn.AvgPool1d(2, ceil_mode=True)),
+    Case("avgpool1d", S, {"k": 3, "s": 2, "p": 1, "count_include_pad": False},
+         lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False)),
+    Case("maxpool3d", V, {"k": 2}, lambda: nn.MaxPool3d(2)),
+    Case("maxpool3d", V, {"k": (1, 2, 3)}, lambda: nn.MaxPool3d((1, 2, 3))),
+    Case("maxpool3d", V, {"k": 3, "s": (1, 2, 2), "p": (0, 1, 1)},
+         lambda: nn.MaxPool3d(3, stride=(1, 2, 2), padding=(0, 1, 1))),
+    Case("maxpool3d", V, {"k": 2, "s": 1, "d": 2}, lambda: nn.MaxPool3d(2, stride=1, dilation=2)),
+    Case("maxpool3d", V, {"k": 2, "ceil_mode": True}, lambda: nn.MaxPool3d(2, ceil_mode=True)),
+    Case("avgpool3d", V, {"k": 2}, lambda: nn.AvgPool3d(2)),
+    Case("avgpool3d", V, {"k": 3, "s": (1, 2, 2), "p": 1},
+         lambda: nn.AvgPool3d(3, stride=(1, 2, 2), padding=1)),
+    Case("avgpool3d", V, {"k": 2, "ceil_mode": True}, lambda: nn.AvgPool3d(2, ceil_mode=True)),
+    Case("avgpool3d", V, {"k": 3, "s": 2, "p": 1, "count_include_pad": False},
+         lambda: nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False)),
+    # ------------------------------------------------------------------ recurrent
+    *_recurrent_cases("rnn", nn.RNN),
+    Case("rnn", S, {"hidden": 4, "nonlinearity": "relu"},
+         lambda: OutputSequence(nn.RNN(5, 4, nonlinearity="relu", batch_first=True))),
+    *_recurrent_cases("gru", nn.GRU),
+    *_recurrent_cases("lstm", nn.LSTM),
     # ------------------------------------------------------------------ adaptive and global
     Case("adaptive_avgpool", M, {"size": 2}, lambda: nn.AdaptiveAvgPool2d(2)),
     Case("adaptive_avgpool", M, {"size": (2, 3)}, lambda: nn.AdaptiveAvgPool2d((2, 3))),
@@ -290,6 +406,8 @@ CASES = [
     Case("batchnorm", M, {"affine": False}, lambda: nn.BatchNorm2d(4, affine=False)),
     Case("batchnorm", F7, {"eps": 0.5, "momentum": 0.7, "affine": False},
          lambda: nn.BatchNorm1d(7, eps=0.5, momentum=0.7, affine=False)),
+    Case("batchnorm", S, {}, lambda: nn.BatchNorm1d(6)),  # C x L
+    Case("batchnorm", V, {"momentum": 0.7}, lambda: nn.BatchNorm3d(3, momentum=0.7)),
     Case("lrn", M, {"size": 3}, lambda: nn.LocalResponseNorm(3), scale=30.0),
     Case("lrn", M, {"size": 2}, lambda: nn.LocalResponseNorm(2), scale=30.0),
     Case("lrn", M, {"size": 3, "alpha": 0.5}, lambda: nn.LocalResponseNorm(3, alpha=0.5)),
@@ -319,6 +437,7 @@ CASES = [
     Case("layernorm", F7, {}, lambda: nn.LayerNorm(7)),
     Case("layernorm", F7, {"eps": 0.5}, lambda: nn.LayerNorm(7, eps=0.5)),
     Case("layernorm", F7, {"affine": False}, lambda: nn.LayerNorm(7, elementwise_affine=False)),
+    Case("layernorm", S, {}, lambda: nn.LayerNorm(5)),  # each step's features
     Case("layernorm2d", M, {}, lambda: ChannelsLastNorm(nn.LayerNorm(4))),
     Case("layernorm2d", M, {"eps": 0.5}, lambda: ChannelsLastNorm(nn.LayerNorm(4, eps=0.5))),
     Case("layernorm2d", M, {"affine": False},
@@ -396,9 +515,17 @@ CASES = [
     Case("pixel_unshuffle", (2, 6, 4), {"r": 2}, lambda: nn.PixelUnshuffle(2)),
     Case("pixel_unshuffle", M, {"r": 1}, lambda: nn.PixelUnshuffle(1), call="pixel_unshuffle(1)"),
     Case("flatten", M, {}, lambda: nn.Flatten()),
+    Case("flatten", S, {}, lambda: nn.Flatten()),
+    Case("transpose", S, {}, lambda: SwapDims()),
+    Case("to_sequence", M, {}, lambda: Columns()),
+    Case("to_sequence", (1, 1, 3), {}, lambda: Columns()),
     Case("linear", F7, {"out": 5}, lambda: nn.Linear(7, 5)),
     Case("linear", F7, {"out": 3, "bias": False}, lambda: nn.Linear(7, 3, bias=False)),
     Case("linear", F7, {"out": 5}, lambda: nn.Linear(7, 5), call="linear(out_features=5)"),
+    Case("linear", S, {"out": 3}, lambda: nn.Linear(5, 3)),  # at each of the 6 steps
+    Case("relu", S, {}, lambda: nn.ReLU()),
+    Case("softmax", S, {}, lambda: nn.Softmax(dim=2)),  # each step's features
+    Case("dropout", S, {"p": 0.3}, lambda: nn.Dropout(0.3)),
     Case("identity", M, {}, lambda: nn.Identity()),
 ]
 
@@ -416,6 +543,26 @@ ATTRIBUTES = {
     nn.CircularPad2d: ("padding",),
     nn.PixelShuffle: ("upscale_factor",),
     nn.PixelUnshuffle: ("downscale_factor",),
+    nn.Conv1d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                "groups", "padding_mode", "output_padding", "transposed"),
+    nn.Conv3d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                "groups", "padding_mode", "output_padding", "transposed"),
+    nn.MaxPool1d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                   "return_indices"),
+    nn.MaxPool3d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                   "return_indices"),
+    nn.AvgPool1d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    nn.AvgPool3d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                   "divisor_override"),
+    nn.BatchNorm3d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    nn.RNN: ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
+             "dropout", "bidirectional", "proj_size"),
+    nn.GRU: ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+             "bidirectional", "proj_size"),
+    nn.LSTM: ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+              "bidirectional", "proj_size"),
+    SwapDims: (),
+    Columns: (),
     nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
                    "return_indices"),
     nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
@@ -506,8 +653,9 @@ def test_op_module_matches_hand_built_torch_layer(tmp_path, case):
     got = model.get_submodule("l")
     ref_module = getattr(expected, "reference", expected)
     attributes = ATTRIBUTES[type(ref_module)]
-    if type(expected) in HELPERS:
-        name, base = HELPERS[type(expected)]
+    helper = HELPERS.get(type(expected)) or getattr(expected, "helper", None)
+    if helper is not None:
+        name, base = helper
         assert isinstance(got, base) and type(got).__name__ == name, type(got)
     else:
         assert type(got) is type(expected)
@@ -517,7 +665,8 @@ def test_op_module_matches_hand_built_torch_layer(tmp_path, case):
     for name in attributes:
         assert _normalised(name, getattr(got, name)) == _normalised(
             name, getattr(ref_module, name)), name
-    if hasattr(ref_module, "bias") and not isinstance(ref_module, nn.BatchNorm1d | nn.BatchNorm2d):
+    if hasattr(ref_module, "bias") and not isinstance(
+            ref_module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.RNNBase):
         assert (got.bias is None) == (ref_module.bias is None), "bias"
     assert {n for n, _ in got.named_children()} == set()  # one layer, nothing hidden in it
 

@@ -27,14 +27,18 @@ from itertools import product
 import pytest
 import torch
 import torch.nn.functional as F
-from test_op_modules import ChannelsLastNorm, DropRows, Scale
+from test_op_modules import ChannelsLastNorm, DropRows, OutputSequence, Scale, SwapDims
 from torch import nn
 
 import archspec
 from archspec.ops import REGISTRY, TENSOR_ARGUMENTS
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
-              pytest.mark.filterwarnings("ignore:dropout2d. Received a 2-D input:UserWarning")]
+              pytest.mark.filterwarnings("ignore:dropout2d. Received a 2-D input:UserWarning"),
+              pytest.mark.filterwarnings("ignore:dropout2d. Received a 3D input:UserWarning"),
+              pytest.mark.filterwarnings("ignore:dropout2d. Received a 5-D input:UserWarning"),
+              pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but "
+                                         "last recurrent layer:UserWarning")]
 
 # ---------------------------------------------------------------- cases
 
@@ -80,6 +84,15 @@ POSITIONAL = {
     "pad": ("p", "mode", "value"),
     "pixel_shuffle": ("r",),
     "pixel_unshuffle": ("r",),
+    "conv1d": ("out", "k", "s", "p"),
+    "conv3d": ("out", "k", "s", "p"),
+    "maxpool1d": ("k", "s", "p"),
+    "avgpool1d": ("k", "s", "p"),
+    "maxpool3d": ("k", "s", "p"),
+    "avgpool3d": ("k", "s", "p"),
+    "rnn": ("hidden", "layers"),
+    "gru": ("hidden", "layers"),
+    "lstm": ("hidden", "layers"),
 }
 
 
@@ -232,7 +245,7 @@ def adaptive_cases() -> list[Case]:
 def norm_cases() -> list[Case]:
     cases = []
     for shape, (eps, momentum, affine) in product(
-            [(3, 4, 5), (1, 1, 1), (8, 2, 2), (5,), (16,), (1,)],
+            [(3, 4, 5), (1, 1, 1), (8, 2, 2), (5,), (16,), (1,), (3, 5), (1, 4), (2, 3, 4, 5)],
             [(None, None, None), (0.001, None, None), (None, 0.3, False), (1e-3, 0.0, True)]):
         cases.append(case("batchnorm", shape, eps=eps, momentum=momentum, affine=affine))
     for shape, size in product([(1, 3, 3), (3, 4, 5), (8, 2, 2), (16, 1, 1)], [1, 2, 3, 5, 7]):
@@ -263,6 +276,9 @@ def channel_norm_cases() -> list[Case]:
             [(None, None), (0.001, None), (None, False), (1e-6, True)]):
         cases.append(case("layernorm", shape, eps=eps, affine=affine))
         cases.append(case("layernorm2d", shape, eps=eps, affine=affine))
+    for shape in SEQUENCES:  # layernorm: each step's features; layernorm2d refuses
+        cases.append(case("layernorm", shape, eps=0.001))
+        cases.append(case("layernorm2d", shape))
     return _unique(cases)
 
 
@@ -283,13 +299,21 @@ def activation_cases() -> list[Case]:
     for op, arg_sets in variants.items():
         for i, (shape, args) in enumerate(product(ANY_SHAPES, arg_sets)):
             cases.append(case(op, shape, positional=i % 2 == 1, **args))
+        cases += [case(op, shape, **arg_sets[-1]) for shape in [(5, 7), (2, 3, 4, 5)]]
     return _unique(cases)
 
 
 def reshape_linear_cases() -> list[Case]:
-    cases = [case("flatten", shape) for shape in ANY_SHAPES + [(2, 1, 6), (5, 3, 1)]]
+    cases = [case("flatten", shape) for shape in ANY_SHAPES + [(2, 1, 6), (5, 3, 1), (5, 7),
+                                                                (2, 3, 4, 5)]]
     for features, out, bias in product([1, 7, 30], [1, 5, 16], [None, False]):
         cases.append(case("linear", (features,), positional=out != 5, out=out, bias=bias))
+    # on a sequence, at each time step; on a volume refused (its last axis is not features)
+    for shape, out in product(SEQUENCES + [(2, 3, 4, 5)], [1, 5]):
+        cases.append(case("linear", shape, out=out, bias=None if out == 5 else False))
+    # transpose: sequences only; to_sequence: maps only
+    cases += [case("transpose", shape) for shape in SEQUENCES + [(3, 4, 5), (6,)]]
+    cases += [case("to_sequence", shape) for shape in [(4, 1, 1), (4, 2, 3), (2, 7, 4), (4, 5)]]
     # on an unflattened map (with C * H > 1, so that torch's matmul on the last axis fails)
     cases += [case("linear", shape, out=4) for shape in [(3, 4, 5), (2, 1, 6), (1, 2, 2)]]
     for i, (shape, groups) in enumerate(product(
@@ -357,6 +381,70 @@ def pixel_shuffle_cases() -> list[Case]:
             ["pixel_shuffle", "pixel_unshuffle"],
             [(4, 2, 3), (8, 1, 1), (9, 3, 3), (6, 4, 6), (1, 4, 4), (12,)], [1, 2, 3])):
         cases.append(case(op, shape, positional=i % 2 == 0, r=r))
+
+
+SEQUENCES = [(4, 1), (4, 5), (4, 9), (6, 12), (1, 3)]
+VOLUMES = [(2, 1, 1, 1), (2, 3, 4, 5), (2, 5, 5, 5), (3, 4, 6, 2)]
+
+
+def sequence_cases() -> list[Case]:
+    """conv1d and the 1-D pools on C x L sequences; on maps, volumes and features."""
+    rng = random.Random(5)
+    cases = []
+    for shape, k, p in product(SEQUENCES, [1, 2, 3, 5], [0, 1, "same", "valid"]):
+        groups = rng.choice([1, 1, 2, 3])
+        cases.append(case("conv1d", shape, positional=len(cases) % 3 == 0, out=6, k=k,
+                          s=rng.choice([None, 2, 3]), p=p, d=rng.choice([None, None, 2]),
+                          groups=None if groups == 1 else groups,
+                          bias=rng.choice([None, False])))
+    cases += [case("conv1d", shape, out=4, k=1) for shape in [(4, 5, 5), (2, 3, 4, 5)]]
+    for op in ("maxpool1d", "avgpool1d"):
+        for shape, k, p in product(SEQUENCES + [(2, 8)], [1, 2, 3, 4], [0, 1, 2]):
+            extra = ({"d": rng.choice([None, 2])} if op == "maxpool1d" else
+                     {"count_include_pad": rng.choice([None, False])})
+            cases.append(case(op, shape, positional=len(cases) % 3 == 0, k=k,
+                              s=rng.choice([None, 1, 2, 3]), p=p or None,
+                              ceil_mode=rng.choice([None, True]), **extra))
+        cases += [case(op, shape, k=2) for shape in [(4, 5, 5), (12,)]]
+    return _unique(cases)
+
+
+def volume_cases() -> list[Case]:
+    """conv3d and the 3-D pools on C x D x H x W volumes; on maps and sequences."""
+    rng = random.Random(6)
+    cases = []
+    for shape, k, p in product(VOLUMES, [1, 2, 3, (1, 2, 3)], [0, 1, (0, 1, 2), "same", "valid"]):
+        groups = rng.choice([1, 1, 2, 3])
+        cases.append(case("conv3d", shape, positional=len(cases) % 3 == 0, out=6, k=k,
+                          s=rng.choice([None, 2, (1, 2, 1)]), p=p,
+                          d=rng.choice([None, None, 2, (2, 1, 1)]),
+                          groups=None if groups == 1 else groups,
+                          bias=rng.choice([None, False])))
+    cases.append(case("conv3d", (4, 5), out=4, k=1))
+    for op in ("maxpool3d", "avgpool3d"):
+        for shape, k, p in product(VOLUMES, [1, 2, 3, (1, 2, 2)], [0, 1, (0, 1, 0)]):
+            extra = ({"d": rng.choice([None, 2, (1, 1, 2)])} if op == "maxpool3d" else
+                     {"count_include_pad": rng.choice([None, False])})
+            cases.append(case(op, shape, positional=len(cases) % 3 == 0, k=k,
+                              s=rng.choice([None, 1, 2, (1, 2, 1)]), p=p or None,
+                              ceil_mode=rng.choice([None, True]), **extra))
+        cases += [case(op, shape, k=1) for shape in [(4, 5), (4, 5, 5)]]
+    return _unique(cases)
+
+
+def recurrent_cases() -> list[Case]:
+    """rnn, gru and lstm on T x F sequences; on maps and flat features."""
+    rng = random.Random(7)
+    cases = []
+    for op in ("rnn", "gru", "lstm"):
+        for shape, hidden, layers in product([(1, 3), (5, 7), (9, 1)], [1, 4], [1, 2]):
+            extra = {"nonlinearity": rng.choice([None, "relu"])} if op == "rnn" else {}
+            cases.append(case(op, shape, positional=len(cases) % 2 == 0, hidden=hidden,
+                              layers=None if layers == 1 else layers,
+                              bias=rng.choice([None, False]),
+                              bidirectional=rng.choice([None, True]),
+                              dropout=rng.choice([None, 0.3]), **extra))
+        cases += [case(op, shape, hidden=3) for shape in [(4, 5, 5), (12,)]]
     return _unique(cases)
 
 
@@ -376,6 +464,9 @@ FAMILIES: dict[str, list[Case]] = {
     "crop": crop_cases(),
     "pad": pad_cases(),
     "pixel_shuffle": pixel_shuffle_cases(),
+    "sequence": sequence_cases(),
+    "volume": volume_cases(),
+    "recurrent": recurrent_cases(),
 }
 
 # ---------------------------------------------------------------- torch layers
@@ -450,6 +541,54 @@ class Pad(nn.Module):
         return F.pad(x, self.pad, self.mode, self.value)
 
 
+def padding_nd(p, shape, k, s, d) -> tuple[tuple[int, int], ...]:
+    """conv1d and conv3d: (before, after) per spatial axis that the padding must resolve to."""
+    n = len(shape) - 1
+    k, s, d = (tuple(v) if isinstance(v, tuple) else (v,) * n for v in (k, s, d))
+    if p == "same":
+        return tuple(tf_same_pads(shape[i + 1], k[i], s[i], d[i]) for i in range(n))
+    if p == "valid":
+        return ((0, 0),) * n
+    return tuple((x, x) for x in (p if isinstance(p, tuple) else (p,) * n))
+
+
+class Lambda(nn.Module):
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+def sequence_layer(c: Case) -> nn.Module:
+    """The torch layers of sequences and volumes."""
+    a, shape = c.params, c.in_shape
+    if c.op in ("conv1d", "conv3d"):
+        pads = padding_nd(a.get("p", 0), shape, a["k"], a.get("s", 1), a.get("d", 1))
+        conv = nn.Conv1d if c.op == "conv1d" else nn.Conv3d
+        return conv(shape[0], a["out"], a["k"], a.get("s", 1), tuple(b for b, _ in pads),
+                    a.get("d", 1), a.get("groups", 1), a.get("bias", True))
+    pools = {"maxpool1d": nn.MaxPool1d, "maxpool3d": nn.MaxPool3d,
+             "avgpool1d": nn.AvgPool1d, "avgpool3d": nn.AvgPool3d}
+    if c.op.startswith("maxpool"):
+        return pools[c.op](a["k"], a.get("s"), a.get("p", 0), a.get("d", 1),
+                           ceil_mode=a.get("ceil_mode", False))
+    if c.op.startswith("avgpool"):
+        return pools[c.op](a["k"], a.get("s"), a.get("p", 0), a.get("ceil_mode", False),
+                           a.get("count_include_pad", True))
+    layer = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[c.op]
+    extra = {"nonlinearity": a.get("nonlinearity", "tanh")} if c.op == "rnn" else {}
+    return OutputSequence(layer(shape[-1], a["hidden"], num_layers=a.get("layers", 1),
+                                bias=a.get("bias", True), batch_first=True,
+                                dropout=a.get("dropout", 0.0),
+                                bidirectional=a.get("bidirectional", False), **extra))
+
+
+SEQUENCE_OPS = {"conv1d", "conv3d", "maxpool1d", "avgpool1d", "maxpool3d", "avgpool3d", "rnn",
+                "gru", "lstm"}
+
+
 def torch_layer(c: Case) -> nn.Module:
     a, shape = c.params, c.in_shape
     if c.op == "conv_transpose":
@@ -461,6 +600,8 @@ def torch_layer(c: Case) -> nn.Module:
                            a.get("align_corners"))
     if c.op == "pad":
         return Pad(a["p"], a.get("mode", "constant"), a.get("value"))
+    if c.op in SEQUENCE_OPS:
+        return sequence_layer(c)
     if c.op == "conv":
         return conv_layer(shape, shape[0], a["out"], a["k"], a.get("s", 1), a.get("p", 0),
                           a.get("d", 1), a.get("groups", 1), a.get("bias", True))
@@ -478,13 +619,16 @@ def torch_layer(c: Case) -> nn.Module:
         return nn.AvgPool2d(a["k"], a.get("s"), a.get("p", 0), a.get("ceil_mode", False),
                             a.get("count_include_pad", True))
     if c.op == "batchnorm":
-        norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+        norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[
+            len(shape)]
         return norm(shape[0], a.get("eps", 1e-5), a.get("momentum", 0.1), a.get("affine", True))
     if c.op == "lrn":
         return nn.LocalResponseNorm(a["size"], a.get("alpha", 1e-4), a.get("beta", 0.75),
                                     a.get("k", 1.0))
     if c.op == "linear":
-        return nn.Linear(math.prod(shape), a["out"], a.get("bias", True))
+        # per time step on a sequence; on a map, what `flatten` would give
+        return nn.Linear(shape[-1] if len(shape) == 2 else math.prod(shape), a["out"],
+                         a.get("bias", True))
     if c.op == "groupnorm":
         return nn.GroupNorm(a["groups"], shape[0], a.get("eps", 1e-5), a.get("affine", True))
     if c.op == "instancenorm":
@@ -492,7 +636,8 @@ def torch_layer(c: Case) -> nn.Module:
                                  a.get("affine", False), a.get("track", False))
     if c.op in ("layernorm", "layernorm2d"):
         # over the channels, as one means it: nn.LayerNorm(C) itself normalises the last axis
-        norm = nn.LayerNorm(shape[0], a.get("eps", 1e-5), a.get("affine", True))
+        norm = nn.LayerNorm(shape[-1] if len(shape) == 2 else shape[0], a.get("eps", 1e-5),
+                            a.get("affine", True))
         return norm if c.op == "layernorm" else ChannelsLastNorm(norm)
     if c.op == "scale":
         return Scale((shape[0],) + (1,) * (len(shape) - 1), a.get("init", 1.0))
@@ -505,7 +650,8 @@ def torch_layer(c: Case) -> nn.Module:
         "global_maxpool": lambda: nn.AdaptiveMaxPool2d((1, 1)),
         "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
         "silu": nn.SiLU, "identity": nn.Identity, "flatten": nn.Flatten,
-        "softmax": lambda: nn.Softmax(dim=1),  # channels of a map, features of a flat input
+        # channels of a map, features of a flat input, each step's features of a sequence
+        "softmax": lambda: nn.Softmax(dim=2 if len(shape) == 2 else 1),
         "leaky_relu": lambda: nn.LeakyReLU(a.get("slope", 0.01)),
         "gelu": lambda: nn.GELU(approximate=a.get("approximate", "none")),
         "dropout": lambda: nn.Dropout(a.get("p", 0.5)),
@@ -517,6 +663,8 @@ def torch_layer(c: Case) -> nn.Module:
         "crop": lambda: CropRule(a["size"]),
         "pixel_shuffle": lambda: nn.PixelShuffle(a["r"]),
         "pixel_unshuffle": lambda: nn.PixelUnshuffle(a["r"]),
+        "transpose": SwapDims,
+        "to_sequence": lambda: Lambda(lambda x: x.permute(0, 3, 1, 2).flatten(2)),
     }
     return simple[c.op]()
 
@@ -555,6 +703,17 @@ TORCH_ERRORS = [
     ("expects input to have at least 3 dimensions", "E306"),  # pixel_(un)shuffle, flat
     ("dimension to be divisible by the square of upscale_factor", "E305"),
     ("to be divisible by downscale_factor", "E314"),
+    # sequences and volumes
+    ("Expected 2D (unbatched) or 3D (batched) input to conv1d", "E315"),
+    ("Expected 4D (unbatched) or 5D (batched) input to conv3d", "E306"),
+    ("max_pool1d: Expected 2D or 3D", "E315"),
+    ("while checking arguments for avg_pool1d", "E315"),
+    ("padding should be at most half", "E308"),  # max_pool1d
+    ("Invalid computed output size", "E301"),  # max_pool1d
+    ("non-empty 4D or 5D (batch mode) tensor expected", "E306"),  # 3-D pools on a sequence
+    ("smaller than kernel size", "E301"),  # avg_pool3d
+    ("Expected input to be 2D or 3D", "E315"),  # RNN, GRU, LSTM on a map
+    ("mat1 and mat2 shapes cannot be multiplied", "E307"),
 ]
 
 # Inputs PyTorch runs but archspec refuses on purpose: (op, rank of the input) -> the code
@@ -572,7 +731,32 @@ BY_DESIGN = {
     ("dropout2d", 1): "E306",
     # F.pad on (N, F) with four widths pads the batch axis too: a spec pads maps.
     ("pad", 1): "E306",
+    ("dropout2d", 2): "E306",
+    ("dropout2d", 4): "E306",
+    # PyTorch reads an input one rank short as one unbatched sample: a batch of maps as one
+    # volume (the 3-D pools), a batch of flat features as one sequence of batch-size steps
+    # (1-D pools, recurrent layers). The spec declares its input's rank; that is not it.
+    ("maxpool3d", 3): "E306", ("avgpool3d", 3): "E306",
+    ("maxpool1d", 1): "E315", ("avgpool1d", 1): "E315",
+    ("rnn", 1): "E315", ("gru", 1): "E315", ("lstm", 1): "E315",
+    # x.transpose(1, 2) runs on a map (swapping C and H); `transpose` is for sequences
+    # (E313 there, and on flat features, where PyTorch's complaint is an index error)
+    ("transpose", 3): "E315", ("transpose", 1): "E315",
 }
+
+
+def uneven_same(c: Case) -> str | None:
+    """conv1d and conv3d refuse 'same' that would pad one side more (nn.Conv1d/3d pad
+    both sides alike; only 2-D convs have archspec's per-side PaddedConv2d): E216."""
+    if c.op not in ("conv1d", "conv3d") or c.params.get("p") != "same" or len(c.in_shape) != (
+            2 if c.op == "conv1d" else 4):
+        return None
+    a = c.params
+    groups = a.get("groups", 1)
+    if c.in_shape[0] % groups or a["out"] % groups:  # refused before any size (E305)
+        return None
+    pads = padding_nd("same", c.in_shape, a["k"], a.get("s", 1), a.get("d", 1))
+    return "E216" if any(b != e for b, e in pads) else None
 
 # Ops whose PyTorch layer checks its input only while training: the grid runs these in train
 # mode (instance norm refuses a single position per channel whenever it uses the sample's own
@@ -642,7 +826,7 @@ def check_against_torch(family: str, c: Case, compiled) -> tuple[object, nn.Modu
     torch.manual_seed(0)
     x = torch.randn(2, *c.in_shape)
     got = [(d.code, d.span.line) for d in outcome.errors]
-    design = BY_DESIGN.get((c.op, len(c.in_shape)))
+    design = BY_DESIGN.get((c.op, len(c.in_shape))) or uneven_same(c)
     try:
         module = torch_layer(c).train(c.op in TRAINING_CHECKS)
         with torch.no_grad():
@@ -742,7 +926,8 @@ def test_norm(c, compiled):
     layer, module, _ = check_against_torch("norm", c, compiled)
     if layer is not None and c.op == "batchnorm":
         assert layer.attrs["features"] == module.num_features
-        assert layer.attrs["dims"] == (2 if isinstance(module, nn.BatchNorm2d) else 1)
+        assert layer.attrs["dims"] == {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2,
+                                       nn.BatchNorm3d: 3}[type(module)]
 
 
 @pytest.mark.parametrize("c", FAMILIES["channel_norm"], ids=ids(FAMILIES["channel_norm"]))
@@ -762,9 +947,9 @@ def test_activation(c, compiled):
 
 @pytest.mark.parametrize("c", FAMILIES["reshape_linear"], ids=ids(FAMILIES["reshape_linear"]))
 def test_reshape_linear(c, compiled):
-    layer, module, _ = check_against_torch("reshape_linear", c, compiled)
-    if layer is not None and c.op == "linear":
-        assert layer.macs == module.in_features * module.out_features
+    layer, module, y = check_against_torch("reshape_linear", c, compiled)
+    if layer is not None and c.op == "linear":  # in x out, at each step of a sequence
+        assert layer.macs == module.in_features * y[0].numel()
         assert layer.attrs["in_features"] == module.in_features
 
 
@@ -809,6 +994,36 @@ def test_pixel_shuffle(c, compiled):
     check_against_torch("pixel_shuffle", c, compiled)
 
 
+def _check_window(family: str, c: Case, compiled) -> None:
+    """Shapes and errors; for conv1d and conv3d the MACs and the resolved padding too."""
+    layer, module, y = check_against_torch(family, c, compiled)
+    if layer is None or not c.op.startswith("conv"):
+        return
+    assert layer.macs == (y[0].numel() * module.in_channels // module.groups
+                          * math.prod(module.kernel_size))
+    a = c.params
+    assert layer.attrs["padding"] == padding_nd(a.get("p", 0), c.in_shape, a["k"],
+                                                a.get("s", 1), a.get("d", 1))
+
+
+WINDOWS = [(family, c) for family in ("sequence", "volume") for c in FAMILIES[family]]
+
+
+@pytest.mark.parametrize(("family", "c"), WINDOWS, ids=[c.id for _, c in WINDOWS])
+def test_sequence_and_volume(family, c, compiled):
+    _check_window(family, c, compiled)
+
+
+@pytest.mark.parametrize("c", FAMILIES["recurrent"], ids=ids(FAMILIES["recurrent"]))
+def test_recurrent(c, compiled):
+    """Shapes, errors, parameters; MACs are every weight matrix's size per time step."""
+    layer, module, _ = check_against_torch("recurrent", c, compiled)
+    if layer is not None:
+        weights = sum(p.numel() for name, p in module.named_parameters()
+                      if name.split(".")[-1].startswith("weight"))
+        assert layer.macs == c.in_shape[0] * weights
+
+
 # ---------------------------------------------------------------- the grid covers everything
 
 
@@ -842,5 +1057,5 @@ def test_grid_reaches_every_torch_error(compiled):
             if outcome.layer is not None:
                 successes[c.op] = successes.get(c.op, 0) + 1
     assert {"E205", "E216", "E301", "E302", "E305", "E306", "E307", "E308", "E313",
-            "E314"} <= set(codes), codes
+            "E314", "E315"} <= set(codes), codes
     assert set(successes) == set(REGISTRY), "every op needs at least one case that runs"

@@ -125,11 +125,15 @@ ODD_UNICODE = ["\u202e", "\u200b", "\ufeff", "\u0301", "\u2028", "\u2029", "\x00
                "\ud800"]
 def registry_ops() -> list[str]:
     """The op names of archspec/ops.py's registry, read from its text: this process never
-    imports archspec (see run_all), and a new op must reach the fuzzer by itself."""
+    imports archspec (see run_all), and a new op must reach the fuzzer by itself. Each entry
+    of `_OPS` is a call whose first argument is the op's name (`OpSpec("conv", ...)`, or a
+    helper such as `_activation("relu", ...)`)."""
     tree = ast.parse((ROOT / "archspec" / "ops.py").read_text(encoding="utf-8"))
-    return [node.args[0].value for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "OpSpec"
-            and node.args and isinstance(node.args[0], ast.Constant)]
+    entries = next(node.value.elts for node in tree.body if isinstance(node, ast.Assign)
+                   and [getattr(t, "id", "") for t in node.targets] == ["_OPS"])
+    return [node.args[0].value for node in entries
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)]
 
 
 OPS = [*registry_ops(), "init", "unknown_op"]
