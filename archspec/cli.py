@@ -352,6 +352,8 @@ def run_check(args) -> int:
             "networks": [{"name": net.name, "input_shape": list(net.input_shape),
                           "output_shape": list(net.output_shape or ()),
                           **_outputs_json(net),
+                          **({"inputs": [{"name": name, "shape": list(shape)}
+                                         for name, shape in net.inputs]} if net.inputs else {}),
                           "params": net.params, "macs": net.macs} for net in result.networks],
             "diagnostics": [d.to_json() for d in result.diagnostics],
         } for path, result in results]

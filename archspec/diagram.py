@@ -503,6 +503,11 @@ class _Builder:
             "label": _html("input", shape_text(net.input_shape), t.fontsize, True),
             "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
         self.tensors["@input"] = _Tensor("input", net.input_shape)
+        for name, shape in net.inputs:  # the other inputs, named tensors of the network
+            self.root.node(f"input.{name}", {
+                "label": _html(name, shape_text(shape), t.fontsize, True),
+                "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
+            self.tensors[name] = _Tensor(f"input.{name}", shape)
         end = self.sequence(_items(net.body), self.root, 0, self.tensors["@input"], "")
         outputs = net.outputs or [Output(None, None, net.output_shape, False)]
         for i, output in enumerate(outputs):

@@ -9,6 +9,7 @@ run reports every independent mistake.
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -241,23 +242,47 @@ class Expander:
                      "`input [784]` (features)"))
             return None
         env = Env(dict(values))  # `let` must not add to the recorded arguments
+        count = next((i for i, s in enumerate(body) if not isinstance(s, n.Input)), len(body))
+        root_scope = Scope("", source=definition.body)
         try:
             shape = input_override or self.input_shape(body[0], env, namespace)
-            try:
-                check_tensor(shape)
-            except ShapeError as error:
-                raise self._at(error, body[0].span) from None
+            inputs = [self.named_input(stmt, env, namespace, root_scope, shape)
+                      for stmt in body[:count]]
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None
-        stmts = [s for s in body[1:] if not is_init(s)]
-        init = self.init_choices([s for s in body[1:] if is_init(s)], env, namespace)
-        root_scope = Scope("", source=definition.body)
-        root_scope.tensors["input"] = Saved(shape, False)
+        stmts = [s for s in body[count:] if not is_init(s)]
+        init = self.init_choices([s for s in body[count:] if is_init(s)], env, namespace)
         nodes, out = self.body(stmts, env, namespace, shape, root_scope)
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,
-                          init, definition, namespace, self.outputs)
+                          init, definition, namespace, self.outputs, inputs[1:])
+
+    def named_input(self, stmt: n.Input, env: Env, namespace: dict, scope: Scope,
+                    first: Shape) -> tuple[str, Shape]:
+        """One of the network's inputs: the first is `@input` (and its name, if it has one),
+        the others are named tensors of the network (`input depth: [1, 224, 224]`)."""
+        if stmt.name is None and scope.tensors:
+            raise fail("E215", "a second input needs a name", stmt.span,
+                       hint="name it, `input depth: [1, 224, 224]`, and read it as `@depth`")
+        shape = first if not scope.tensors else self.input_shape(stmt, env, namespace)
+        try:
+            check_tensor(shape)
+        except ShapeError as error:
+            raise self._at(error, stmt.span) from None
+        if not scope.tensors:
+            scope.tensors["input"] = Saved(shape, False)
+        if stmt.name is None:
+            return "input", shape
+        name = self.label_text(stmt.name, Evaluator(env, namespace, None, True))
+        if not name.isidentifier() or keyword.iskeyword(name) or name in ("x", "self"):
+            raise fail("E216", f"input name `{name}` is not a parameter name", stmt.name.span,
+                       hint="forward() takes the inputs as parameters: use an identifier "
+                            "other than `x` and `self`")
+        scope.take(name, stmt.name.span)
+        scope.counter -= 1  # an input is no module: it takes no position
+        scope.tensors[name] = Saved(shape, False)
+        return name, shape
 
     def init_choices(self, stmts: list[n.Call], env: Env, namespace: dict) -> dict:
         """The network's `init(...)` statement: weight initialisation the backends apply."""

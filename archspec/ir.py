@@ -119,6 +119,7 @@ class Network:
     source: n.Definition | None = None  # the `network` definition it instantiates
     namespace: dict = field(default_factory=dict)  # names its definition sees (BlockRefs)
     outputs: list[Output] | None = None  # `return(...)`; None: the last tensor
+    inputs: list[tuple[str, Shape]] = field(default_factory=list)  # after the first, by name
 
     def residual_batchnorms(self) -> list[str]:
         """Paths of the batchnorm that ends each residual branch (zero-init candidates)."""
@@ -148,7 +149,14 @@ class Network:
         return sum(layer.macs for layer in self.layers())
 
     def describe(self) -> str:
-        return f"{fmt_shape(self.input_shape)} -> {self.describe_outputs()}"
+        return f"{self.describe_inputs()} -> {self.describe_outputs()}"
+
+    def describe_inputs(self) -> str:
+        """`3x224x224`, or with named inputs after it: `(3x224x224, depth 1x224x224)`."""
+        if not self.inputs:
+            return fmt_shape(self.input_shape)
+        named = ", ".join(f"{name} {fmt_shape(shape)}" for name, shape in self.inputs)
+        return f"({fmt_shape(self.input_shape)}, {named})"
 
     def describe_outputs(self) -> str:
         """`8x16x16`, or each output of `return(...)`: `(out 21x520x520, aux 21x520x520)`."""

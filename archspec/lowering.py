@@ -24,6 +24,8 @@ has a forward() of its own, given here as a small program of plain tuples:
     ("call", name, like)             a child module given the named tensor `like` as well
     ("side", training, step)         run step on the tensor, go on with the tensor itself;
                                      `training`: only in training mode
+    ("inputs", names, step)          a network's forward(x, *inputs): the inputs after the
+                                     first are the named tensors `names`; then step
     ("return", entries)              the network's outputs: (key, name or None for the
                                      tensor itself, training) each; a dict where keys are
                                      given, else a tuple (one entry alone: the tensor)
@@ -92,7 +94,9 @@ def lower(network: ir.Network) -> Lowered:
     merges = merges_at_own_level(source.body) if source is not None else True
     key = ("network", id(source) if source is not None else network.definition)
     root = TorchModule(names.get(key, network.definition), network.body)
-    _fill(root, network.body.children, merges, names, network.outputs)
+    _fill(root, network.body.children, merges or bool(network.inputs), names, network.outputs)
+    if network.inputs:  # forward(x, depth, ...): the other inputs are named tensors
+        root.program = ("inputs", tuple(name for name, _ in network.inputs), root.program)
     if translation is None:
         _name_copies(root, names, {})
     return Lowered(root, translation, why_not)

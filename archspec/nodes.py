@@ -228,7 +228,11 @@ class Let(Stmt):
 
 @dataclass
 class Input(Stmt):
+    """`input [3, 224, 224]`, or a named one, `input depth: [1, 224, 224]`: a network's
+    inputs, in the order its forward() takes them."""
+
     shape: Expr
+    name: LabelPart | None = None
 
 
 # ---------------------------------------------------------------- definitions

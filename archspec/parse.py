@@ -280,7 +280,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def input_stmt(self, meta, c):
-        return n.Input(self._s(meta), c[0])
+        name = None if c[0] is None else self._label(c[0])
+        return n.Input(self._s(meta), c[1], name)
 
     def body(self, c):
         return list(c)

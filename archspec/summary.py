@@ -56,6 +56,7 @@ class Summary:
     activations: int
     zero_by_rule: list[str] = field(default_factory=list)
     outputs: str = ""  # the outputs of `return(...)`, as `Network.describe_outputs` says
+    inputs: str = ""  # the inputs, where there are several (`Network.describe_inputs`)
     training_params: int = 0  # in `aux` branches, which run only in training mode
     training_macs: int = 0
 
@@ -200,6 +201,7 @@ def summarize(network: ir.Network, depth: int = 1, batch: int = 1,
     return Summary(network.name, network.input_shape, network.output_shape, batch, count_all,
                    _fold_repeats(rows), total.params, total.macs, total.flops,
                    total.activations, sorted(total.zero_ops), network.describe_outputs(),
+                   network.describe_inputs(),
                    sum(layer.params for layer in aux), sum(layer.macs for layer in aux) * batch)
 
 
@@ -352,7 +354,7 @@ def footer_lines(summary: Summary) -> list[str]:
          f"{flops_rule})"),
         (f"Activations{unit}:{' ' * (6 - len(unit))} {summary.activations:,} values, "
          f"{_megabytes(summary.activation_bytes)} float32 (every output, one forward pass)"),
-        (f"Input {fmt_shape(summary.input_shape)} -> output "
+        (f"Input {summary.inputs or fmt_shape(summary.input_shape)} -> output "
          f"{summary.outputs or fmt_shape(summary.output_shape)}"),
     ]
     if summary.training_params or summary.training_macs:

@@ -34,8 +34,12 @@ class ArchBlock(nn.Module):
         super().__init__()
         self._program = program
 
-    def forward(self, x: torch.Tensor):
-        return self._run(self._program, x, {"input": x})
+    def forward(self, x: torch.Tensor, *inputs: torch.Tensor):
+        saved, program = {"input": x}, self._program
+        if program[0] == "inputs":  # a network's named inputs after the first
+            saved.update(zip(program[1], inputs))
+            program = program[2]
+        return self._run(program, x, saved)
 
     def _run(self, step: tuple, x: torch.Tensor, saved: dict):
         """`step` applied to `x`; `saved` holds the scope's named tensors read later."""
@@ -148,14 +152,24 @@ def build_module(network: ir.Network) -> nn.Module:
     shape = tuple(network.input_shape)
     if "input_shape" not in module._modules:  # a label may have taken the name
         module.input_shape = shape
-    module.register_forward_pre_hook(functools.partial(check_input, shape))
+    module.register_forward_pre_hook(functools.partial(check_input,
+                                                       tuple(input_shapes(network))))
     return module
 
 
-def check_input(shape: tuple, module: nn.Module, args: tuple) -> None:
-    """A forward pre-hook of built networks (module level, so that it pickles)."""
-    if args[0].dim() != len(shape) + 1:
-        raise ValueError(input_error(shape, tuple(args[0].shape)))
+def check_input(shapes: tuple, module: nn.Module, args: tuple) -> None:
+    """A forward pre-hook of built networks (module level, so that it pickles): as many
+    inputs as the network has, each of its rank."""
+    if len(args) != len(shapes):
+        raise TypeError(f"the network takes {len(shapes)} input(s), got {len(args)}")
+    for shape, arg in zip(shapes, args):
+        if arg.dim() != len(shape) + 1:
+            raise ValueError(input_error(shape, tuple(arg.shape)))
+
+
+def input_shapes(network: ir.Network) -> list[tuple]:
+    """The shapes of every input of a network, in the order forward() takes them."""
+    return [tuple(network.input_shape), *(tuple(s) for _, s in network.inputs)]
 
 
 def input_error(shape: tuple, got: tuple) -> str:
@@ -240,7 +254,7 @@ def verify_network(network: ir.Network, max_bytes: int | None = None) -> None:
 
     for layer in layers:
         modules[layer.path].register_forward_hook(record(layer.path))
-    meta(torch.empty((2, *network.input_shape), device="meta"))
+    meta(*(torch.empty((2, *shape), device="meta") for shape in input_shapes(network)))
     wrong = [layer for layer in layers if seen.get(layer.path) != layer.out_shape]
     if wrong:
         raise ArchError([Diagnostic(

@@ -62,7 +62,7 @@ def with_attributes(step: tuple) -> tuple:
         return (step[0], attribute(step[1]), *step[2:])
     if step[0] in ("seq", "concat", "add", "split", "gate", "dense"):
         return (step[0], tuple(with_attributes(s) for s in step[1]))
-    if step[0] in ("keep", "side"):
+    if step[0] in ("keep", "side", "inputs"):
         return (step[0], step[1], with_attributes(step[2]))
     return step
 
@@ -77,11 +77,18 @@ def _reads_input(step) -> bool:
         return True
     if step[0] == "return":
         return any(name == "input" for _, name, _ in step[1])
+    if step[0] == "inputs":
+        return _reads_input(step[2])
     return any(_reads_input(inner) for inner in step[1:] if isinstance(inner, tuple))
 
 
 def forward_head(program: tuple | None) -> str:
-    """The `def forward` line: what it returns follows the network's `return(...)`."""
+    """The `def forward` line: its inputs, and what it returns (the network's
+    `return(...)`)."""
+    params = "x: torch.Tensor"
+    if program and program[0] == "inputs":
+        params += "".join(f", {name}: torch.Tensor" for name in program[1])
+        program = program[2]
     result = "torch.Tensor"
     last = program[1][-1] if program and program[0] == "seq" and program[1] else None
     if last is not None and last[0] == "return":
@@ -91,7 +98,7 @@ def forward_head(program: tuple | None) -> str:
                   "tuple[torch.Tensor, ...]")
         if entries[0][0] is None and any(training for _, _, training in entries):
             result = "torch.Tensor | tuple[torch.Tensor, ...]"
-    return f"{INDENT}def forward(self, x: torch.Tensor) -> {result}:"
+    return wrap_def(f"{INDENT}def forward(", f"self, {params}", f") -> {result}:")
 
 
 # ---------------------------------------------------------------- the printer
@@ -172,6 +179,10 @@ class Forward:
         self.returned = False
 
     def lines(self, program: tuple) -> list[str]:
+        if program[0] == "inputs":  # the other inputs are parameters of forward()
+            self.saved.update((name, name) for name in program[1])
+            self.used.update(program[1])
+            program = program[2]
         if _reads_input(program):  # `x` will be overwritten: keep the input in a variable
             self.saved["input"] = self.fresh("x_in")
             self.emit(self.saved["input"], "x")
@@ -356,10 +367,13 @@ def input_check(network: ir.Network, base: str) -> tuple[list[str], list[str]]:
     """The network class's input shape (an __init__ line) and the check forward() starts
     with: an input of the wrong rank is refused as build()'s networks refuse it."""
     shape = tuple(network.input_shape)
-    message = INPUT_ERROR.format(shape=fmt_shape(shape), dims=len(shape) + 1,
-                                 got="{tuple(x.shape)}")
-    check = [f"{INDENT * 2}if x.dim() != {len(shape) + 1}:",
-             f"{INDENT * 3}raise ValueError(", f'{INDENT * 4}f"{message}"', f"{INDENT * 3})"]
+    check = []
+    for name, each in [("x", shape), *network.inputs]:
+        message = INPUT_ERROR.format(shape=fmt_shape(each), dims=len(each) + 1,
+                                     got=f"{{tuple({name}.shape)}}")
+        check += [f"{INDENT * 2}if {name}.dim() != {len(each) + 1}:",
+                  f"{INDENT * 3}raise ValueError(", f'{INDENT * 4}f"{message}"',
+                  f"{INDENT * 3})"]
     if base == "sequential":
         check = ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *check,
                  f"{INDENT * 2}return super().forward(x)"]

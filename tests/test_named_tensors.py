@@ -212,3 +212,57 @@ def test_like_refuses_what_is_not_a_tensor(tmp_path):
     assert "`size` of `upsample` is not a tensor" in text
     assert "`like` of `upsample` is a tensor" in text
     assert "a tensor reference is not a value here" in text
+
+
+FUSE = """
+network fuse(classes: int = 5) {
+  input rgb: [3, 16, 16]
+  input depth: [1, 16, 16]
+  a: conv(8, k=3, p=1)
+  @depth
+  b: conv(8, k=3, p=1)
+  add { {} @a }
+  relu
+  global_avgpool flatten
+  fc: linear(classes)
+  return(logits=in, depth=@depth)
+}
+"""
+
+
+class Fuse(nn.Module):
+    """`fuse`, by hand: two inputs, their features added."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, rgb, depth):
+        features = torch.relu(self.b(depth) + self.a(rgb)).mean((2, 3))
+        return {"logits": self.fc(features), "depth": depth}
+
+
+def test_several_inputs(tmp_path):
+    path = tmp_path / "fuse.arch"
+    path.write_text(FUSE)
+    network = archspec.load(str(path))
+    assert network.inputs == [("depth", (1, 16, 16))]
+    reference = Fuse()
+    built = loaded(archspec.build(network), reference)
+    rgb, depth = batch((3, 16, 16)), batch((1, 16, 16), seed=5)
+    written = getattr(compile_and_import(str(path), tmp_path / "fuse.py"), "fuse")()
+    written.load_state_dict(built.state_dict(), strict=True)
+    with torch.no_grad():
+        want = reference(rgb, depth)
+        for model in (built, written):
+            got = model(rgb, depth)
+            assert list(got) == ["logits", "depth"]
+            for key in want:
+                torch.testing.assert_close(got[key], want[key])
+    with pytest.raises(TypeError, match="takes 2 input"):
+        built(rgb)
+    with pytest.raises(ValueError, match="1x16x16"):
+        built(rgb, depth[0])
+    with pytest.raises(ValueError, match="1x16x16"):
+        written(rgb, depth[0])

@@ -381,6 +381,7 @@ def pixel_shuffle_cases() -> list[Case]:
             ["pixel_shuffle", "pixel_unshuffle"],
             [(4, 2, 3), (8, 1, 1), (9, 3, 3), (6, 4, 6), (1, 4, 4), (12,)], [1, 2, 3])):
         cases.append(case(op, shape, positional=i % 2 == 0, r=r))
+    return _unique(cases)
 
 
 SEQUENCES = [(4, 1), (4, 5), (4, 9), (6, 12), (1, 3)]
