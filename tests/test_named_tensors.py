@@ -251,7 +251,7 @@ def test_several_inputs(tmp_path):
     reference = Fuse()
     built = loaded(archspec.build(network), reference)
     rgb, depth = batch((3, 16, 16)), batch((1, 16, 16), seed=5)
-    written = getattr(compile_and_import(str(path), tmp_path / "fuse.py"), "fuse")()
+    written = compile_and_import(str(path), tmp_path / "fuse.py").fuse()
     written.load_state_dict(built.state_dict(), strict=True)
     with torch.no_grad():
         want = reference(rgb, depth)
