@@ -462,20 +462,28 @@ FORMATS = {"table": format_table, "markdown": format_markdown, "csv": format_csv
 
 
 def format_diff(a: Summary, b: Summary, label_a: str, label_b: str) -> str:
-    """Two networks side by side per stage (depth-1 rows matched by name), with deltas."""
-    rows_b = {row.name: row for row in b.rows}
-    names = [row.name for row in a.rows] + [r.name for r in b.rows
-                                           if r.name not in {x.name for x in a.rows}]
-    rows_a = {row.name: row for row in a.rows}
+    """Two networks side by side per stage (depth-1 rows matched by name, and rows of the
+    same name, such as a scope's merges `(concat)`, in their order), with deltas."""
+    rows_a, rows_b = _by_occurrence(a.rows), _by_occurrence(b.rows)
+    names = list(rows_a) + [key for key in rows_b if key not in rows_a]
     header = (f"{'stage':<18} {'output A':>11} {'output B':>11} {'params A':>8} "
               f"{'params B':>8} {'delta':>8} {'MACs A':>7} {'MACs B':>7} {'delta':>7}")
     lines = [f"A = {label_a}", f"B = {label_b}", header, "-" * len(header)]
-    for name in names:
-        ra, rb = rows_a.get(name), rows_b.get(name)
-        lines.append(_diff_line(name, ra, rb))
+    for key in names:
+        lines.append(_diff_line(key[0], rows_a.get(key), rows_b.get(key)))
     lines.append("-" * len(header))
     lines.append(_diff_line("total", _total_row(a), _total_row(b)))
     return "\n".join(lines) + "\n"
+
+
+def _by_occurrence(rows: list[Row]) -> dict[tuple[str, int], Row]:
+    """Rows by name and how many rows of that name came before."""
+    seen: dict[str, int] = {}
+    keyed = {}
+    for row in rows:
+        keyed[row.name, seen.get(row.name, 0)] = row
+        seen[row.name] = seen.get(row.name, 0) + 1
+    return keyed
 
 
 def _total_row(summary: Summary) -> Row:

@@ -156,3 +156,14 @@ def test_diagram_is_a_u():
     assert all(xd < xu for (xd, _), (xu, _) in zip(down, dec))
     skips = [line for line in dot.splitlines() if "dashed" in line and "->" in line]
     assert len(skips) == 4 and all('"S.down' in line for line in skips)
+
+
+def test_diff_pairs_the_merges_of_a_scope_in_order():
+    """A scope's unlabelled merges share a row name, `(concat)`: diff pairs them in order."""
+    from archspec.summary import format_diff, summarize
+
+    a, b = (summarize(archspec.load(SPEC, net=net)) for net in ("unet", "unet_padded"))
+    concats = [line.split()[1:3] for line in format_diff(a, b, "A", "B").splitlines()
+               if line.startswith("(concat)")]
+    assert concats == [["1024x56x56", "1024x64x64"], ["512x104x104", "512x128x128"],
+                       ["256x200x200", "256x256x256"], ["128x392x392", "128x512x512"]]
