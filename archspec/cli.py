@@ -19,7 +19,7 @@ from .diagnostics import (
     one_line,
     printed,
 )
-from .ops import Shape, fmt_shape
+from .ops import Shape
 from .version import __version__
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -320,9 +320,17 @@ def run_compile(args) -> int:
 
 
 def _network_line(path: str, network) -> str:
-    return (f"{one_line(path)}: {one_line(network.name)}: ok  {fmt_shape(network.input_shape)} -> "
-            f"{fmt_shape(network.output_shape)}  {network.params:,} params  "
+    return (f"{one_line(path)}: {one_line(network.name)}: ok  {network.describe()}  "
+            f"{network.params:,} params  "
             f"{network.macs:,} MACs")
+
+
+def _outputs_json(network) -> dict:
+    """`outputs` of a network with `return(...)`: key (null in a tuple), shape, training."""
+    if network.outputs is None:
+        return {}
+    return {"outputs": [{"key": o.key, "shape": list(o.shape), "training": o.training}
+                        for o in network.outputs]}
 
 
 def _status(result: CheckResult) -> int:
@@ -339,6 +347,7 @@ def run_check(args) -> int:
             "ok": not result.errors and not result.unreadable,
             "networks": [{"name": net.name, "input_shape": list(net.input_shape),
                           "output_shape": list(net.output_shape or ()),
+                          **_outputs_json(net),
                           "params": net.params, "macs": net.macs} for net in result.networks],
             "diagnostics": [d.to_json() for d in result.diagnostics],
         } for path, result in results]

@@ -47,6 +47,9 @@ CODES: dict[str, str] = {
     "E218": "wrong number of names to unpack",
     "E219": "misplaced init",
     "E220": "reserved label",
+    "E221": "unknown or not yet computed tensor reference",
+    "E222": "misplaced return, side branch or reference",
+    "E223": "training-only tensor used outside return",
     # shapes
     "E301": "size becomes smaller than 1",
     "E302": "kernel larger than the padded input",
@@ -60,6 +63,8 @@ CODES: dict[str, str] = {
     "E310": "gate does not broadcast against its input",
     "E311": "split needs channels divisible by its branches",
     "E312": "op cannot run inside channels_last",
+    "E313": "crop or padding larger than the input",
+    "E314": "height or width not divisible by the factor",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",

@@ -19,6 +19,7 @@ package is imported only when a drawing is made.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import subprocess
 from html import escape
 from typing import NamedTuple
 
-from .ir import DenseMerge, Layer, Merge, Network, Node, Seq
+from .ir import DenseMerge, Layer, Merge, Network, Node, Output, Ref, Seq, Side, iter_layers
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -198,7 +199,7 @@ def summary(scope: Seq) -> str:
     if text is None and items and all(isinstance(i, Layer) for i in items) and len(items) <= 4:
         text = " · ".join(_SHORT_OPS.get(i.op.name, i.op.name) for i in items)
     if text is None:
-        count = sum(1 for _ in _layers(scope))
+        count = sum(1 for _ in iter_layers(scope))
         text = f"{count} layer" + ("s" if count != 1 else "")
     return text + _downsampling(scope)
 
@@ -210,13 +211,26 @@ def _downsampling(scope: Seq) -> str:
     return ""
 
 
-def _layers(node: Node):
-    if isinstance(node, Layer):
-        yield node
-    for child in (node.children if isinstance(node, Seq) else
-                  node.branches if isinstance(node, Merge) else
-                  node.steps if isinstance(node, DenseMerge) else []):
-        yield from _layers(child)
+ROW_LEVELS = 3  # resolutions a network with skips needs to be drawn in rows
+
+
+def _octaves(before, after) -> int:
+    """How many halvings of the height (negative: doublings) lie between two shapes."""
+    if not before or not after or len(before) != 3 or len(after) != 3:
+        return 0
+    return round(math.log2(before[1] / after[1]))
+
+
+def _like_key(layer: Layer) -> str:
+    """`Ref.key` of the named tensor a layer's `like=` reads."""
+    scope = layer.path.rpartition(".")[0]
+    if layer.like == "input":
+        return f"{scope}@input"
+    return f"{scope}.{layer.like}" if scope else layer.like
+
+
+def _quoted(node_id: str) -> str:
+    return '"' + node_id.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ---------------------------------------------------------------- the drawing model
@@ -238,6 +252,7 @@ class _Tensor(NamedTuple):
 
     node: str
     shape: object
+    skip: bool = False  # read again by `@name`: its next edge is a skip connection
 
 
 class _Builder:
@@ -251,6 +266,10 @@ class _Builder:
         self.merges: dict[str, int] = {}  # scope path -> merges numbered so far
         self.families: set[str] = set()
         self.others: set[str] = set()  # the families drawn as "other"
+        self.tensors: dict[str, _Tensor] = {}  # named tensors by `Ref.key`
+        self.given: dict[str, object] = {}  # node -> the shape of the tensor it gives
+        self.same_level: set[str] = set()  # crops and pads: a level's maps, trimmed
+        self.skips = 0
 
     # nodes ---------------------------------------------------------------
 
@@ -265,7 +284,36 @@ class _Builder:
         if self.shapes and tail.node not in self.labelled:
             attrs["label"] = " " + text + " "
             self.labelled.add(tail.node)
+        if tail.skip:  # as papers draw skips: across, from the encoder to the decoder
+            attrs["style"] = "dashed"
+            self.skips += 1
+        self.given[tail.node] = tail.shape
         self.edges.append((tail.node, head, attrs))
+
+    def levels(self) -> dict[str, int]:
+        """Each node's resolution level, as U-Net's figure has its rows: the levels its
+        input went down (x2 pooling: +1) and up (x2 up-convolution: -1) on the way."""
+        level = {"input": 0}
+        for tail, head, _ in self.edges:
+            if head not in level and tail in level:
+                level[head] = level[tail] + (0 if head in self.same_level else _octaves(
+                    self.given.get(tail), self.given.get(head)))
+        return level
+
+    def rows(self, graph) -> None:
+        """Draw a network with skips as its paper does: one row per resolution, the skips
+        across, the way back up against the ranks (so a U-Net is a U)."""
+        level = self.levels()
+        if len(set(level.values())) < ROW_LEVELS:
+            return  # one resolution or two: a column reads better than a row or two
+        by_level: dict[int, list[str]] = {}
+        for node_id, value in level.items():
+            by_level.setdefault(value, []).append(node_id)
+        for nodes in by_level.values():
+            graph.body.append("\t{rank=same; " + "; ".join(map(_quoted, nodes)) + "}\n")
+        for tail, head, attrs in self.edges:
+            if level.get(tail, 0) > level.get(head, 0):
+                attrs["constraint"] = "false"
 
     def layer(self, layer: Layer, into: _Cluster, src: _Tensor) -> _Tensor:
         node_id = "L." + layer.path
@@ -277,7 +325,15 @@ class _Builder:
         into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
                             **self._fill(_family(layer))})
         self.edge(src, node_id)
-        return _Tensor(node_id, layer.out_shape)
+        if layer.like is not None:  # the tensor whose size it takes
+            like = self.tensors.get(_like_key(layer))
+            if like is not None:
+                self.edges.append((like.node, node_id, {"style": "dotted",
+                                                        "constraint": "false"}))
+        if layer.op.name in ("crop", "pad"):
+            self.same_level.add(node_id)
+        self.tensors[layer.path] = _Tensor(node_id, layer.out_shape)
+        return self.tensors[layer.path]
 
     def collapsed(self, scopes: list[Seq], into: _Cluster, src: _Tensor) -> _Tensor:
         """One node for one collapsed scope, or for N consecutive identical ones (×N)."""
@@ -298,6 +354,8 @@ class _Builder:
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
         self.edge(src, node_id)
+        for scope in scopes:
+            self.tensors[scope.path] = _Tensor(node_id, scope.out_shape)
         return _Tensor(node_id, last.out_shape)
 
     def merge_node(self, scope_path: str, kind: str, into: _Cluster, text: str | None = None,
@@ -342,6 +400,12 @@ class _Builder:
                   scope_path: str) -> _Tensor:
         if isinstance(node, Layer):
             return self.layer(node, into, src)
+        if isinstance(node, Ref):
+            found = self.tensors.get(node.key)
+            return src if found is None else found._replace(skip=True)
+        if isinstance(node, Side):
+            self.sequence(_items(node.body), into, level, src, scope_path)
+            return src
         if isinstance(node, Seq):
             if node.name is None:
                 return self.sequence(_items(node), into, level, src, scope_path)
@@ -383,7 +447,10 @@ class _Builder:
             "labeljust": "r" if self.rankdir == "TB" else "l"}, level=nested)
         into.entries.append(("cluster", cluster))
         inner = level + (1 if block is not None else 0)
-        return self.sequence(_items(scope), cluster, inner, src, scope.path)
+        self.tensors[f"{scope.path}@input"] = src
+        end = self.sequence(_items(scope), cluster, inner, src, scope.path)
+        self.tensors[scope.path] = end
+        return end
 
     def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
               scope_path: str) -> _Tensor:
@@ -434,12 +501,20 @@ class _Builder:
         self.root.node("input", {
             "label": _html("input", shape_text(net.input_shape), t.fontsize, True),
             "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
-        end = self.sequence(_items(net.body), self.root, 0, _Tensor("input", net.input_shape),
-                            "")
-        self.root.node("output", {
-            "label": _html("output", shape_text(net.output_shape), t.fontsize, True),
-            "shape": "box", "style": "rounded,bold", "fillcolor": "white"})
-        self.edge(end, "output")
+        self.tensors["@input"] = _Tensor("input", net.input_shape)
+        end = self.sequence(_items(net.body), self.root, 0, self.tensors["@input"], "")
+        outputs = net.outputs or [Output(None, None, net.output_shape, False)]
+        for i, output in enumerate(outputs):
+            node_id = "output" if len(outputs) == 1 else f"output.{i}"
+            title = output.key or ("output" if len(outputs) == 1 else f"output {i}")
+            subtitle = shape_text(output.shape) + (", training" if output.training else "")
+            self.root.node(node_id, {
+                "label": _html(title, subtitle, t.fontsize, True), "shape": "box",
+                "style": "rounded,bold" + (",dashed" if output.training else ""),
+                "fillcolor": "white"})
+            source = end if output.target is None else self.tensors.get(
+                "@input" if output.target == "input" else output.target, end)
+            self.edge(source._replace(skip=False), node_id)
         return self.root
 
     def legend(self) -> str:
@@ -496,6 +571,8 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
                     emit(inner, sub)
 
     emit(graph, root)
+    if builder.skips and rankdir == "TB":
+        builder.rows(graph)
     for tail, head, attrs in builder.edges:
         graph.edge(tail, head, **attrs)
     return graph.source

@@ -352,6 +352,7 @@ class Evaluator:
     def __init__(self, env: Env, namespace: dict, shape: Shape | None, shape_known: bool):
         self.env, self.namespace = env, namespace
         self.shape, self.shape_known = shape, shape_known
+        self.tensors: Callable[[n.TensorRef], object] | None = None  # where `@name` may be
 
     def __call__(self, expr: n.Expr):
         charge(1)
@@ -377,6 +378,13 @@ class Evaluator:
         raise fail("E208", f"unknown name `{e.id}`", e.span,
                    hint=did_you_mean(e.id, known, e.span)
                    or "declare it as a parameter, or bind it with `let` or a loop before this")
+
+    def _TensorRef(self, e: n.TensorRef):
+        if self.tensors is None:
+            raise fail("E204", "a tensor reference is not a value here", e.span,
+                       hint="`@name` is a statement (go on from that tensor), a merge branch, "
+                            "an op's `like=` argument or an output of `return(...)`")
+        return self.tensors(e)
 
     def _InRef(self, e: n.InRef):
         raise fail("E309", "`in` is the incoming shape: read one of its fields", e.span,

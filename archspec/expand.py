@@ -10,7 +10,7 @@ run reports every independent mistake.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, ValidationError
 
@@ -58,6 +58,7 @@ from .names import label_problem
 from .ops import (
     PERMUTE,
     REGISTRY,
+    TENSOR_ARGUMENTS,
     Args,
     OpSpec,
     Shape,
@@ -97,13 +98,33 @@ _VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_e
 
 
 @dataclass
+class Saved:
+    """A named tensor of a module scope: what `@name` reads."""
+
+    shape: Shape | None  # None after an error: references to it skip quietly
+    training: bool  # computed in an `aux` branch, so only in training mode
+    done: bool = True  # False while its own statement runs
+
+
+class Like(NamedTuple):
+    """The value of `like=@name` while an op's arguments are collected."""
+
+    name: str
+    shape: Shape
+
+
+@dataclass
 class Scope:
     """Names of the modules inside one module scope: labels, or the position as in
-    nn.Sequential for unlabelled statements."""
+    nn.Sequential for unlabelled statements; and the tensors its labels name (`@name`),
+    `input` being the tensor the scope received. `source` is the scope's statement list,
+    searched to explain a reference that finds nothing."""
 
     path: str
     counter: int = 0
     labels: dict[str, Span] = field(default_factory=dict)
+    tensors: dict[str, Saved] = field(default_factory=dict)
+    source: list = field(default_factory=list)
 
     def take(self, label: str | None, span: Span) -> str:
         """The module's name: its label, or its position. A label may be a number
@@ -125,8 +146,10 @@ class Scope:
         self.labels[name] = span
         return name
 
-    def child(self, name: str) -> Scope:
-        return Scope(f"{self.path}.{name}" if self.path else name)
+    def child(self, name: str, shape: Shape | None, source: list) -> Scope:
+        inner = Scope(f"{self.path}.{name}" if self.path else name, source=source)
+        inner.tensors["input"] = Saved(shape, False)
+        return inner
 
 
 def check_path(path: str, name: str, span: Span) -> None:
@@ -160,6 +183,9 @@ class Expander:
         self.depth = 0  # statements being expanded inside each other
         self.fresh_input = False  # the statement being expanded gets a fresh tensor
         self.positions: tuple[int, int] | None = None  # H x W inside channels_last
+        self.training_only = False  # expanding an `aux` branch
+        self.reading: dict[int, bool] = {}  # id(statement list) -> it uses `@name`
+        self.outputs: list[ir.Output] | None = None  # the network's `return(...)`
 
     # ------------------------------------------------------------ reporting
 
@@ -226,10 +252,12 @@ class Expander:
             return None
         stmts = [s for s in body[1:] if not is_init(s)]
         init = self.init_choices([s for s in body[1:] if is_init(s)], env, namespace)
-        nodes, out = self.body(stmts, env, namespace, shape, Scope(""))
+        root_scope = Scope("", source=definition.body)
+        root_scope.tensors["input"] = Saved(shape, False)
+        nodes, out = self.body(stmts, env, namespace, shape, root_scope)
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,
-                          init, definition, namespace)
+                          init, definition, namespace, self.outputs)
 
     def init_choices(self, stmts: list[n.Call], env: Env, namespace: dict) -> dict:
         """The network's `init(...)` statement: weight initialisation the backends apply."""
@@ -276,11 +304,25 @@ class Expander:
         out: list[ir.Node] = []
         before = False  # does the statement before this one give a fresh tensor?
         for stmt in stmts:
+            if self.outputs is not None and not scope.path and not self.stack:
+                self.report_error(Diagnostic(
+                    "E222", "a statement after `return`", stmt.span,
+                    hint="`return(...)` is the last statement of a network"))
+                return out, shape
             self.fresh_input = before
             nodes, shape = self.stmt(stmt, env, ns, shape, scope)
             out.extend(nodes)
             before = gives_fresh(stmt, before, lambda name: self.op_named(name, env, ns))
+            if stmt.label is not None and self.refers_to_tensors(scope.source):
+                before = False  # a later `@label` may read it: nothing may overwrite it
         return out, shape
+
+    def refers_to_tensors(self, source: list) -> bool:
+        """Does a scope's statement list use `@name` anywhere (decided once per list)?"""
+        key = id(source)
+        if key not in self.reading:
+            self.reading[key] = any(isinstance(node, n.TensorRef) for node in n.walk(source))
+        return self.reading[key]
 
     def op_named(self, name: str, env: Env, ns: dict) -> OpSpec | None:
         """The op a call statement names, or None when it names a block (as `resolve`)."""
@@ -321,11 +363,23 @@ class Expander:
     def _stmt(self, stmt, env, ns, shape, scope):
         if stmt.label is None:
             return self._unlabelled(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.RefStmt | n.Side | n.Return):
+            raise fail("E222", f"a label on {describe_statement(stmt)}", stmt.label.span,
+                       hint=LABEL_HINTS[type(stmt)])
         label = self.label_text(stmt.label, self._evaluator(env, ns, shape), scope.path)
         name = scope.take(label, stmt.label.span)
+        scope.tensors[name] = Saved(None, self.training_only, done=False)
+        out = None
+        try:
+            nodes, out = self._labelled(stmt, name, env, ns, shape, scope)
+        finally:  # after an error, references to it skip quietly
+            scope.tensors[name] = Saved(out, self.training_only)
+        return nodes, out
+
+    def _labelled(self, stmt, name: str, env, ns, shape, scope):
         if isinstance(stmt, n.Call):
             return self.call(stmt, env, ns, shape, scope, name)
-        inner = scope.child(name)
+        inner = scope.child(name, shape, [stmt])
         nodes, out = self._unlabelled(stmt, env, ns, shape, inner)
         if not nodes:
             return [], out
@@ -333,8 +387,12 @@ class Expander:
                        statement=stmt)], out
 
     def label_text(self, label: n.LabelPart, evaluator: Evaluator, path: str = "") -> str:
-        """The label's text. Its length (under `path`) is checked piece by piece, before the
-        pieces are joined: a label may repeat a 100,000-character string many times."""
+        """The label's text, refused where PyTorch would refuse the module name."""
+        return self._checked_label(label, self.joined(label, evaluator, path))
+
+    def joined(self, label: n.LabelPart, evaluator: Evaluator, path: str = "") -> str:
+        """The label's pieces joined. Its length (under `path`) is checked piece by piece,
+        before the pieces are joined: a label may repeat a 100,000-character string."""
         parts: list[str] = []
         length = 0
         for piece in label.pieces:
@@ -350,7 +408,9 @@ class Expander:
             if length > MAX_PATH:
                 check_path(path, "".join(parts) + part, label.span)
             parts.append(part)
-        text = "".join(parts)
+        return "".join(parts)
+
+    def _checked_label(self, label: n.LabelPart, text: str) -> str:
         if not text or "." in text or not text.isprintable() or not text.isascii():
             shown = text if text.isprintable() and len(text) <= 80 else show(text, 80)
             raise fail("E216", f"label `{shown}` is not a valid module name",
@@ -358,6 +418,8 @@ class Expander:
                        "joins names with dots); quote names that are not identifiers: "
                        '`"block1-0": ...`')
         problem = label_problem(text)
+        if problem is None and text == "input":
+            problem = "`@input` names the tensor the scope received"
         if problem is not None:
             raise fail("E220", f"label `{text}` is reserved", label.span, detail=problem,
                        hint=f"choose another name, e.g. `{text.strip('_') or 'layer'}_`")
@@ -380,6 +442,12 @@ class Expander:
             return self.for_loop(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.If):
             return self.conditional(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.RefStmt):
+            return self.reference(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.Side):
+            return self.side(stmt, env, ns, shape, scope)
+        if isinstance(stmt, n.Return):
+            return self.returns(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.Let):
             try:
                 value = self._evaluator(env, ns, shape)(stmt.value)
@@ -441,7 +509,7 @@ class Expander:
             measure(value)  # the IR keeps the arguments: they cost their size
         if name is None:
             name = scope.take(None, stmt.span)
-        inner = scope.child(name)
+        inner = scope.child(name, shape, ref.definition.body)
         self.stack.append((ref.name, stmt.span))
         try:
             nodes, out = self.body(ref.definition.body, Env(dict(values)), ref.namespace, shape,
@@ -462,8 +530,10 @@ class Expander:
                        "run there", hint=f"move `{spec.name}` before or after the "
                        "channels_last; inside it go linear, layernorm, activations and dropout")
         fields = list(spec.args.model_fields)
+        evaluator.tensors = lambda ref: self.like(ref, evaluator, scope)
         given, spans = self._collect_args(stmt, list(spec.positional), fields, spec.aliases,
                                           f"`{spec.name}`", evaluator)
+        like = self.like_argument(spec, given, spans)
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
         charge(LAYER_STEPS)  # a layer (validation, shape rule) costs many plain steps
@@ -473,7 +543,7 @@ class Expander:
                 stmt.span, hint="check repeat counts and loop bounds"))
         path = f"{scope.path}.{name}" if scope.path else name
         layer = ir.Layer(stmt.span, shape, None, spec, {}, name, path, fresh=self.fresh_input,
-                         call=stmt)
+                         call=stmt, like=like)
         if shape is None:
             return layer
         try:
@@ -486,14 +556,54 @@ class Expander:
                                        formula=exc.formula, hint=exc.hint)) from None
         return layer
 
+    def like(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope) -> Like:
+        name, saved = self.tensor(ref, evaluator, scope)
+        if saved.shape is None:
+            raise UnknownShape()  # its statement failed and was reported
+        return Like(name, saved.shape)
+
+    def like_argument(self, spec: OpSpec, given: dict, spans: dict) -> str | None:
+        """The named tensor a `like=@name` argument reads; its shape goes to the op's rule."""
+        for key, value in given.items():
+            if isinstance(value, Like) != (key in TENSOR_ARGUMENTS):
+                raise fail("E204", f"`{key}` of `{spec.name}` is "
+                           f"{'not ' * (key not in TENSOR_ARGUMENTS)}a tensor", spans[key],
+                           hint="`like=@name` takes another tensor's size; the other "
+                                "arguments are values")
+        if "like" not in given:
+            return None
+        like = given["like"]
+        given["like"] = like.shape
+        return like.name
+
     def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
         try:
-            return spec.args.model_validate(given)
+            args = spec.args.model_validate(given)
         except ValidationError as exc:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
+        else:
+            self._exactly_one(spec, stmt, given, spans)
+            return args
         for diag in diags[:-1]:
             self.report_error(diag)
         raise EvalError(diags[-1])
+
+    @staticmethod
+    def _exactly_one(spec: OpSpec, stmt: n.Call, given: dict, spans: dict) -> None:
+        """The schema's `one_of` fields: exactly one of them is given."""
+        choices = spec.args.one_of
+        named = [f for f in choices if given.get(f) is not None]
+        usage = " or ".join(f"{spec.name}({f}=...)" for f in choices)
+        if choices and not named:
+            wanted = " or ".join(f"`{f}`" for f in choices)
+            raise fail("E205", f"`{spec.name}` needs {wanted}", stmt.name_span,
+                       hint=f"call it as {usage}")
+        if len(named) > 1:
+            raise fail("E216", f"`{spec.name}` takes only one of "
+                       f"{', '.join(f'`{f}`' for f in choices)}, got {' and '.join(named)}",
+                       spans.get(named[1], stmt.span),
+                       detail=f"`{named[0]}` already sets the output size",
+                       hint=f"keep one: {usage}")
 
     def _validation_diagnostics(self, spec, stmt, given, spans, exc) -> list[Diagnostic]:
         by_field: dict[str, list[dict]] = {}
@@ -579,20 +689,22 @@ class Expander:
                             nodes)
             branches.append(branch)
             scoped = nodes[0] if len(nodes) == 1 and getattr(nodes[0], "name", None) else None
-            names.append(scoped.name if scoped else f"branch {len(branches)}")
+            skip = nodes[0].target if nodes and isinstance(nodes[0], ir.Ref) else None
+            names.append(scoped.name if scoped else f"@{skip}" if skip else
+                         f"branch {len(branches)}")
         if stmt.kind == "add" and len(branches) == 1:
             branches.append(ir.Seq(stmt.span, shape, shape, []))
             names.append("the shortcut")
         if not branches:
             raise fail("E203", f"`{stmt.kind}` needs at least one branch", stmt.span)
-        identity = [not any(ir.iter_layers(b)) for b in branches]
+        node = ir.Merge(stmt.span, shape, None, stmt.kind, branches)
+        identity = node.identities
         if stmt.kind == "gate" and identity[0]:
             raise fail("E203", "`gate` needs layers that compute the gate", stmt.span,
                        hint="e.g. gate { global_avgpool conv(c // 4, k=1) relu conv(c, k=1) "
                             "sigmoid }")
         names = ["the shortcut" if ident and stmt.kind == "add" else name
                  for name, ident in zip(names, identity)]
-        node = ir.Merge(stmt.span, shape, None, stmt.kind, branches)
         shapes = [b.out_shape for b in branches]
         if shape is None or any(s is None for s in shapes):
             return [node], None
@@ -601,9 +713,124 @@ class Expander:
                               else gate_shape(shape, shapes[0]) if stmt.kind == "gate"
                               else add_shape(names, shapes, identity))
         except ShapeError as exc:
+            exc.hint = skip_hint(node) or exc.hint
             raise self._at(exc, Span(stmt.span.file, stmt.span.line, stmt.span.col,
                                      stmt.span.line, stmt.span.col + len(stmt.kind))) from None
         return [node], node.out_shape
+
+    # ------------------------------------------------------------ named tensors
+
+    def tensor(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope,
+               in_return: bool = False) -> tuple[str, Saved]:
+        """The scope's tensor that `@name` names (E221 if none, E223 if it exists only in
+        training mode and this is not an output)."""
+        if self.positions is not None:
+            raise fail("E312", "a tensor reference cannot be used inside channels_last",
+                       ref.span, hint="refer to the tensor before or after the channels_last")
+        name = self.joined(ref.name, evaluator, scope.path)
+        saved = scope.tensors.get(name)
+        if saved is None or not saved.done:
+            raise self.missing_tensor(ref, name, scope)
+        if saved.training and not (in_return or self.training_only):
+            raise fail("E223", f"`@{name}` exists only in training mode", ref.span,
+                       detail=f"`{name}` is computed inside an `aux` branch, which eval mode "
+                              "skips",
+                       hint="use it only in `return(...)` (eval mode leaves it out), or "
+                            "compute it in a `side` branch, which always runs")
+        return name, saved
+
+    def missing_tensor(self, ref: n.TensorRef, name: str, scope: Scope) -> EvalError:
+        """E221, saying why: not computed yet, inside another scope, or no such label."""
+        found = _find_label(scope.source, name, None)
+        shown = f"`@{name}`"
+        if name in scope.tensors:
+            return fail("E221", f"{shown} is not computed yet", ref.span,
+                        detail=f"the reference is inside the statement `{name}:` itself",
+                        hint="refer to a tensor computed before this statement")
+        if found is not None and found[1] is None:
+            stmt = found[0]
+            return fail("E221", f"{shown} is not computed yet", ref.span,
+                        detail=f"`{name}:` is at line {stmt.span.line}, after this reference",
+                        hint="a reference reads a tensor computed before it; move the "
+                             "reference after that statement")
+        if found is not None:
+            return fail("E221", f"{shown} is inside the scope `{found[1]}`", ref.span,
+                        detail=f"`{name}:` (line {found[0].span.line}) is a module of "
+                               f"`{found[1]}`, which is a module scope of its own",
+                        hint=f"refer to `@{found[1]}` (its output), or move the reference "
+                             f"into `{found[1]}`")
+        known = sorted(k for k in scope.tensors if k != "input")
+        return fail("E221", f"no tensor named {shown} here", ref.span,
+                    detail=("the named tensors here are " + ", ".join(
+                        f"`@{k}`" for k in ["input", *known][:12]))
+                    + ("" if len(known) < 12 else ", ..."),
+                    hint=did_you_mean(f"@{name}", lambda: {f"@{k}" for k in scope.tensors},
+                                      ref.span)
+                    or "label the statement whose output you want: `name: conv(...)`, then "
+                       "`@name`")
+
+    def reference(self, stmt: n.RefStmt, env, ns, shape, scope):
+        name, saved = self.tensor(stmt.ref, self._evaluator(env, ns, shape), scope)
+        if saved.shape is None:
+            raise UnknownShape()  # its statement failed and was reported
+        key = (f"{scope.path}@input" if name == "input" else
+               f"{scope.path}.{name}" if scope.path else name)
+        return [ir.Ref(stmt.span, shape, saved.shape, name, key)], saved.shape
+
+    def side(self, stmt: n.Side, env, ns, shape, scope):
+        """A side branch; its labels are tensors of the scope, the current one goes on."""
+        if self.positions is not None:
+            raise fail("E312", f"`{'aux' if stmt.training else 'side'}` cannot run inside "
+                       "channels_last", stmt.span, hint="branch off before or after it")
+        was = self.training_only
+        self.training_only = was or stmt.training
+        self.fresh_input = False  # the tensor goes on after the branch
+        try:
+            nodes, out = self.body(stmt.body, env, ns, shape, scope)
+        finally:
+            self.training_only = was
+        body = ir.Seq(stmt.span, shape, out, nodes)
+        return [ir.Side(stmt.span, shape, shape, body, stmt.training)], shape
+
+    def returns(self, stmt: n.Return, env, ns, shape, scope):
+        """The network's outputs (checked here, built by the backends)."""
+        if scope.path or self.stack or self.training_only:
+            raise fail("E222", "`return` belongs at the top level of a network", stmt.span,
+                       hint="a block gives its last tensor; a network returns named tensors "
+                            "with `return(...)` as its last statement")
+        if not stmt.args:
+            raise fail("E203", "`return` needs at least one output", stmt.span,
+                       hint="e.g. `return(out=in, aux=@aux)` or `return(in, @aux1)`")
+        keyed = {arg.name is not None for arg in stmt.args}
+        if len(keyed) > 1:
+            raise fail("E222", "`return` mixes named and unnamed outputs", stmt.span,
+                       hint="name every output (a dict: `return(out=in, aux=@aux)`) or none "
+                            "(a tuple: `return(in, @aux)`)")
+        evaluator = self._evaluator(env, ns, shape)
+        outputs, seen = [], set()
+        for arg in stmt.args:
+            if arg.name is not None and arg.name in seen:
+                raise fail("E210", f"output `{arg.name}` is given twice", arg.span)
+            seen.add(arg.name)
+            outputs.append(self.output(arg, evaluator, scope, shape))
+        if all(o.training for o in outputs):
+            raise fail("E223", "every output of `return` exists only in training mode",
+                       stmt.span, hint="return the main output too, e.g. `return(in, @aux1)`")
+        if any(o.shape is None for o in outputs):
+            raise UnknownShape()
+        self.outputs = outputs
+        return [], shape
+
+    def output(self, arg: n.Arg, evaluator: Evaluator, scope: Scope,
+               shape: Shape | None) -> ir.Output:
+        if isinstance(arg.value, n.InRef):
+            return ir.Output(arg.name, None, shape, self.training_only)
+        if not isinstance(arg.value, n.TensorRef):
+            raise fail("E204", "an output of `return` is a tensor", arg.value.span,
+                       hint="write `@name` for a labelled statement's tensor, or `in` for the "
+                            "tensor arriving at `return`")
+        name, saved = self.tensor(arg.value, evaluator, scope, in_return=True)
+        return ir.Output(arg.name, name, saved.shape, saved.training)
 
     def split_shape(self, stmt: n.Parallel, shape: Shape | None) -> Shape | None:
         """What each branch of a split gets: an equal share of the channels."""
@@ -687,3 +914,72 @@ class Expander:
         if stmt.orelse is not None:
             return self.body(stmt.orelse, env, ns, shape, scope)
         return [], shape
+
+
+def skip_hint(merge: ir.Merge) -> str | None:
+    """For a skip connection (a branch that starts at `@name`) whose height and width no
+    longer match the other branch: the crop and the pad that would fix it."""
+    skips = [b for b in merge.branches if b.children and isinstance(b.children[0], ir.Ref)]
+    shapes = [b.out_shape for b in merge.branches]
+    if not skips or any(s is None or len(s) != 3 for s in shapes):
+        return None
+    if len({s[1:] for s in shapes}) != 2 or (merge.kind == "add" and len(set(shapes)) != 2):
+        return None
+    skip = skips[0]
+    other = next(s for s in shapes if s[1:] != skip.out_shape[1:])
+    ref, (_, sh, sw), (_, oh, ow) = skip.children[0].target, skip.out_shape, other
+    if sh >= oh and sw >= ow:
+        dh, dw = sh - oh, sw - ow
+        return (f"the skip from `@{ref}` is {sh}x{sw}, the other branch {oh}x{ow}: crop it "
+                f"to that size, `{{ @{ref} crop(({oh}, {ow})) }}` (U-Net's crop-and-concat), "
+                f"or pad the other branch by ({dw // 2}, {dw - dw // 2}, {dh // 2}, "
+                f"{dh - dh // 2}) (left, right, top, bottom) with `pad(...)`")
+    if sh <= oh and sw <= ow:
+        dh, dw = oh - sh, ow - sw
+        return (f"the skip from `@{ref}` is {sh}x{sw}, the other branch {oh}x{ow}: pad the "
+                f"skip, `{{ @{ref} pad(({dw // 2}, {dw - dw // 2}, {dh // 2}, "
+                f"{dh - dh // 2})) }}` (left, right, top, bottom), or resize it with "
+                f"`upsample(size=({oh}, {ow}))`")
+    return None
+
+
+def describe_statement(stmt: n.Stmt) -> str:
+    return ("a tensor reference" if isinstance(stmt, n.RefStmt) else
+            "`return`" if isinstance(stmt, n.Return) else
+            "`aux`" if isinstance(stmt, n.Side) and stmt.training else "`side`")
+
+
+LABEL_HINTS = {
+    n.RefStmt: "`@name` continues from a tensor that has its name already; remove the label",
+    n.Return: "`return` names its outputs inside the parentheses: `return(out=in)`",
+    n.Side: "label the statements inside, which are modules of this scope: "
+            "`aux { aux1: head(...) }`",
+}
+
+
+def _find_label(stmts: list, name: str, scope: str | None):
+    """The statement labelled `name` (literally) among `stmts`, and the labelled scope
+    it belongs to (None: this one), or None."""
+    for stmt in stmts:
+        if not isinstance(stmt, n.Stmt):
+            continue
+        label = stmt.label.pieces if stmt.label is not None else None
+        if label == [name]:
+            return stmt, scope
+        inner = scope
+        if label is not None and not isinstance(stmt, n.Call):
+            inner = "".join(p if isinstance(p, str) else "{...}" for p in label)
+        for body in _bodies(stmt):
+            found = _find_label(body, name, inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _bodies(stmt: n.Stmt) -> list[list]:
+    if isinstance(stmt, n.Parallel):
+        return [stmt.branches]
+    if isinstance(stmt, n.If):
+        return [body for _, body in stmt.tests] + [stmt.orelse or []]
+    body = getattr(stmt, "body", None)
+    return [body] if isinstance(body, list) else []

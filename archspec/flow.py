@@ -30,6 +30,8 @@ def gives_fresh(stmt: n.Stmt, before: bool, op_of: OpLookup) -> bool:
         return ends_fresh(stmt.body, before, op_of)
     if isinstance(stmt, n.ChannelsLast):
         return False  # it ends with a permute: a view of the tensor before
+    if isinstance(stmt, n.Side):
+        return before  # the tensor before goes on
     if isinstance(stmt, n.If):
         bodies = [body for _, body in stmt.tests]
         rest = ends_fresh(stmt.orelse, before, op_of) if stmt.orelse is not None else before
@@ -53,12 +55,22 @@ def is_parameter(stmt: n.Stmt) -> bool:
     return isinstance(stmt, n.Call) and stmt.name == "scale"
 
 
+def reads_named_tensors(stmt: n.Stmt) -> bool:
+    """Does the statement itself read or branch tensors by name: `@name`, a `like=@name`
+    argument, a side branch, `return`?"""
+    if isinstance(stmt, n.RefStmt | n.Side | n.Return):
+        return True
+    return isinstance(stmt, n.Call) and any(isinstance(a.value, n.TensorRef)
+                                            for a in stmt.args)
+
+
 def merges_at_own_level(stmts: list[n.Stmt]) -> bool:
-    """Does this statement list combine tensors itself (concat, add, split, gate, dense) or
-    hold a parameter (`scale`), rather than only inside the modules it calls? Such a scope
-    needs a forward() of its own; the others are sequences of modules (nn.Sequential)."""
+    """Does this statement list combine tensors itself (concat, add, split, gate, dense,
+    named tensors) or hold a parameter (`scale`), rather than only inside the modules it
+    calls? Such a scope needs a forward() of its own; the others are sequences of modules
+    (nn.Sequential)."""
     for stmt in stmts:
-        if is_parameter(stmt):
+        if is_parameter(stmt) or reads_named_tensors(stmt):
             return True
         if stmt.label is not None:
             continue  # a labelled statement is a module scope of its own

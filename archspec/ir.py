@@ -36,6 +36,7 @@ class Layer(Node):
     macs: int = 0
     fresh: bool = False  # its input is a fresh tensor nobody else reads (see flow.py)
     call: n.Call | None = None  # the statement it came from
+    like: str | None = None  # the named tensor its `like=` argument reads (its size)
 
 
 @dataclass
@@ -63,12 +64,47 @@ class Merge(Node):
     kind: str  # 'concat' | 'add'
     branches: list[Seq] = field(default_factory=list)
 
+    @property
+    def identities(self) -> list[bool]:
+        """Which branches pass their input on unchanged (no layers, no `@name`)."""
+        return [not any(isinstance(node, Layer | Ref) for node in iter_nodes(branch))
+                for branch in self.branches]
+
 
 @dataclass
 class DenseMerge(Node):
     """Step k sees concat(input, out_0 .. out_{k-1}); the output concatenates all of them."""
 
     steps: list[Seq] = field(default_factory=list)
+
+
+@dataclass
+class Ref(Node):
+    """`@name`: from here on the tensor `target` of the same module scope (`input`: the
+    tensor the scope received) is the current one; `in_shape` is the one it replaces."""
+
+    target: str
+    key: str  # where the target is in the network: its module path, `<scope>@input`
+
+
+@dataclass
+class Side(Node):
+    """A side branch (`side`, `aux`): `body` runs on the incoming tensor, which goes on
+    unchanged; `training`: it runs only in training mode."""
+
+    body: Seq
+    training: bool
+
+
+@dataclass
+class Output:
+    """One entry of a network's `return(...)`: `target` is a named tensor of the network's
+    scope, or None for the tensor arriving at `return`."""
+
+    key: str | None  # the dict key; None in a tuple
+    target: str | None
+    shape: Shape
+    training: bool  # it comes from an `aux` branch: left out in eval mode
 
 
 @dataclass
@@ -82,6 +118,7 @@ class Network:
     init: dict = field(default_factory=dict)  # the spec's `init(...)` choices
     source: n.Definition | None = None  # the `network` definition it instantiates
     namespace: dict = field(default_factory=dict)  # names its definition sees (BlockRefs)
+    outputs: list[Output] | None = None  # `return(...)`; None: the last tensor
 
     def residual_batchnorms(self) -> list[str]:
         """Paths of the batchnorm that ends each residual branch (zero-init candidates)."""
@@ -111,29 +148,42 @@ class Network:
         return sum(layer.macs for layer in self.layers())
 
     def describe(self) -> str:
-        return f"{fmt_shape(self.input_shape)} -> {fmt_shape(self.output_shape)}"
+        return f"{fmt_shape(self.input_shape)} -> {self.describe_outputs()}"
+
+    def describe_outputs(self) -> str:
+        """`8x16x16`, or each output of `return(...)`: `(out 21x520x520, aux 21x520x520)`."""
+        if self.outputs is None:
+            return fmt_shape(self.output_shape)
+        items = [" ".join(filter(None, [o.key, fmt_shape(o.shape),
+                                        "(training)" if o.training else ""]))
+                 for o in self.outputs]
+        return "(" + ", ".join(items) + ")"
+
+    @property
+    def training_only_layers(self) -> list[Layer]:
+        """Layers of `aux` branches: counted, but run only in training mode."""
+        return [layer for side in iter_nodes(self.body)
+                if isinstance(side, Side) and side.training for layer in iter_layers(side)]
 
 
 
 def iter_nodes(node: Node) -> Iterator[Node]:
     """Every node below `node` (inclusive), in execution order."""
     yield node
-    children = (node.children if isinstance(node, Seq) else
-                node.branches if isinstance(node, Merge) else
-                node.steps if isinstance(node, DenseMerge) else [])
-    for child in children:
+    for child in children(node):
         yield from iter_nodes(child)
+
+
+def children(node: Node) -> list[Node]:
+    """The nodes directly inside `node`, in execution order."""
+    return (node.children if isinstance(node, Seq) else
+            node.branches if isinstance(node, Merge) else
+            node.steps if isinstance(node, DenseMerge) else
+            [node.body] if isinstance(node, Side) else [])
 
 
 def iter_layers(node: Node) -> Iterator[Layer]:
     if isinstance(node, Layer):
         yield node
-    elif isinstance(node, Seq):
-        for child in node.children:
-            yield from iter_layers(child)
-    elif isinstance(node, Merge):
-        for branch in node.branches:
-            yield from iter_layers(branch)
-    elif isinstance(node, DenseMerge):
-        for step in node.steps:
-            yield from iter_layers(step)
+    for child in children(node):
+        yield from iter_layers(child)

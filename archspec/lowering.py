@@ -19,6 +19,14 @@ has a forward() of its own, given here as a small program of plain tuples:
     ("gate", (branch,))              the input times what the branch gives
     ("dense", steps)                 step k sees the input and every earlier step's output
     ("scale", name)                  multiply by the module's parameter `name`
+    ("keep", name, step)             run step and keep its result as the named tensor `name`
+    ("ref", name)                    go on from the named tensor `name` (`input`: the scope's)
+    ("call", name, like)             a child module given the named tensor `like` as well
+    ("side", training, step)         run step on the tensor, go on with the tensor itself;
+                                     `training`: only in training mode
+    ("return", entries)              the network's outputs: (key, name or None for the
+                                     tensor itself, training) each; a dict where keys are
+                                     given, else a tuple (one entry alone: the tensor)
 """
 
 from __future__ import annotations
@@ -84,7 +92,7 @@ def lower(network: ir.Network) -> Lowered:
     merges = merges_at_own_level(source.body) if source is not None else True
     key = ("network", id(source) if source is not None else network.definition)
     root = TorchModule(names.get(key, network.definition), network.body)
-    _fill(root, network.body.children, merges, names)
+    _fill(root, network.body.children, merges, names, network.outputs)
     if translation is None:
         _name_copies(root, names, {})
     return Lowered(root, translation, why_not)
@@ -117,31 +125,66 @@ def _hashable(signature: tuple):
 
 
 def _fill(module: TorchModule, children: list[ir.Node], merges: bool,
-          names: ClassNames) -> None:
+          names: ClassNames, outputs: list[ir.Output] | None = None) -> None:
     module.base = "module" if merges else "sequential"
-    steps = [_step(child, module, merges, names) for child in children]
+    kept = _named_tensors_read(children, outputs or [])
+    steps = [_kept(child, _step(child, module, merges, names, kept), kept)
+             for child in children]
+    if outputs:
+        steps.append(("return", tuple((o.key, o.target, o.training) for o in outputs)))
     if merges:
         module.program = ("seq", tuple(s for s in steps if s is not None))
 
 
-def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames):
-    """The forward step of one IR node, adding the modules it needs to `module`."""
+def _named_tensors_read(children: list[ir.Node], outputs: list[ir.Output]) -> set[str]:
+    """The scope's named tensors that a reference, a `like=` or an output reads."""
+    found = {o.target for o in outputs if o.target is not None}
+    stack = list(children)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ir.Ref):
+            found.add(node.target)
+        elif isinstance(node, ir.Layer) and node.like is not None:
+            found.add(node.like)
+        elif not (isinstance(node, ir.Seq) and node.name is not None):
+            stack.extend(ir.children(node))  # a named scope's references are its own
+    return found
+
+
+def _kept(node: ir.Node, step, kept: set[str]):
+    """The step, keeping its result where it is a named tensor that is read later."""
+    name = getattr(node, "name", None)
+    if isinstance(node, ir.Layer | ir.Seq) and name in kept:
+        return ("keep", name, step)
+    return step
+
+
+def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames,
+          kept: set[str]):
+    """The forward step of one IR node, adding the modules it needs to `module`; `kept`:
+    the scope's named tensors that are read later."""
+    if isinstance(node, ir.Ref):
+        return ("ref", node.target)
+    if isinstance(node, ir.Side):
+        return ("side", node.training, _step(node.body, module, merges, names, kept))
     if isinstance(node, ir.Layer):
         if node.op.name == "scale":
             module.parameters[node.name] = (node.attrs["shape"], node.attrs["init"])
             return ("scale", node.name)
-        if merges and node.name.isdigit() and node.op.functional is not None:
+        if (merges and node.name.isdigit() and node.op.functional is not None
+                and node.like is None):
             return ("fn", *node.op.functional(node.attrs, node.fresh))
         module.children[node.name] = layer_module(node)
-        return ("call", node.name)
+        return ("call", node.name) if node.like is None else ("call", node.name, node.like)
     if isinstance(node, ir.Seq) and node.name is not None:
         module.children[node.name] = _scope(node, names)
         return ("call", node.name)
     if isinstance(node, ir.Seq):
-        return ("seq", tuple(_step(c, module, merges, names) for c in node.children))
+        return ("seq", tuple(_kept(c, _step(c, module, merges, names, kept), kept)
+                             for c in node.children))
     if isinstance(node, ir.Merge):
-        return (node.kind, tuple(_step(b, module, merges, names) for b in node.branches))
-    return ("dense", tuple(_step(s, module, merges, names) for s in node.steps))
+        return (node.kind, tuple(_step(b, module, merges, names, kept) for b in node.branches))
+    return ("dense", tuple(_step(s, module, merges, names, kept) for s in node.steps))
 
 
 def _scope(seq: ir.Seq, names: ClassNames) -> TorchModule:

@@ -30,6 +30,14 @@ class InRef(Expr):
 
 
 @dataclass
+class TensorRef(Expr):
+    """`@name`: the tensor a labelled statement gave earlier in the same module scope, or
+    `@input`, the tensor the scope received. The name is written like a label (`@down{i}`)."""
+
+    name: LabelPart
+
+
+@dataclass
 class TupleExpr(Expr):
     items: list[Expr]
 
@@ -152,6 +160,29 @@ class ChannelsLast(Stmt):
     """Layers that act on each position's channels, run with the channels moved last."""
 
     body: list[Stmt]
+
+
+@dataclass
+class RefStmt(Stmt):
+    """`@name` as a statement: the statements after it continue from that tensor."""
+
+    ref: TensorRef
+
+
+@dataclass
+class Side(Stmt):
+    """A side branch: its body runs on the current tensor, which the statements after it
+    see unchanged. `training`: it runs only in training mode (`aux`, auxiliary heads)."""
+
+    body: list[Stmt]
+    training: bool
+
+
+@dataclass
+class Return(Stmt):
+    """The network's outputs: `return(a, b)` a tuple, `return(out=a, aux=b)` a dict."""
+
+    args: list[Arg]
 
 
 @dataclass

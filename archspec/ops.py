@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,9 +48,12 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 class Args(BaseModel):
-    """Base of every op's argument schema: strict types, no unknown fields."""
+    """Base of every op's argument schema: strict types, no unknown fields. `one_of` names
+    optional fields of which a call gives exactly one (`upsample`'s scale or size): the
+    expander refuses none (E205) and more than one (E216)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    one_of: ClassVar[tuple[str, ...]] = ()
 
 
 class NoArgs(Args):
@@ -168,6 +171,61 @@ class PermuteArgs(Args):
 class LinearArgs(Args):
     out: PosInt = Field(description="output features")
     bias: bool = Field(True, description="learn an additive bias")
+
+
+class ConvTransposeArgs(Args):
+    out: PosInt = Field(description="output channels")
+    k: PosPair = Field(description="kernel size: k or (kh, kw)")
+    s: PosPair = Field(1, description="stride (the upsampling factor): s or (sh, sw)")
+    p: NonNegPair = Field(0, description="padding taken off each side of the output: p or "
+                                         "(ph, pw)")
+    output_padding: NonNegPair = Field(0, description="added to one side (bottom, right) of "
+                                                      "the output, below the stride or the "
+                                                      "dilation")
+    groups: PosInt = Field(1, description="number of channel groups")
+    bias: bool = Field(True, description="learn an additive bias")
+    d: PosPair = Field(1, description="dilation: d or (dh, dw)")
+
+
+UpsampleMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic"]
+
+
+class UpsampleArgs(Args):
+    one_of: ClassVar[tuple[str, ...]] = ("scale", "size", "like")
+    scale: PositiveFloat | tuple[PositiveFloat, PositiveFloat] | None = Field(
+        None, description="scale factor: s or (sh, sw); the output is floor(H * sh)")
+    size: PosPair | None = Field(None, description="output size: s or (h, w)")
+    mode: UpsampleMode = Field("nearest", description="'nearest', 'nearest-exact', "
+                                                      "'bilinear' or 'bicubic'")
+    align_corners: bool | None = Field(None, description="align the corner pixels (bilinear "
+                                                         "and bicubic only)")
+    like: tuple[PosInt, ...] | None = Field(
+        None, description="another tensor, `@name`, whose height and width the output takes "
+                          "(at run time as well)")
+
+
+class CropArgs(Args):
+    one_of: ClassVar[tuple[str, ...]] = ("size", "like")
+    size: PosPair | None = Field(None, description="output size: s or (h, w)")
+    like: tuple[PosInt, ...] | None = Field(
+        None, description="another tensor, `@name`, whose height and width the output takes "
+                          "(at run time as well)")
+
+
+PadWidths = (NonNegInt | tuple[NonNegInt, NonNegInt, NonNegInt, NonNegInt]
+             | tuple[tuple[NonNegInt, NonNegInt], tuple[NonNegInt, NonNegInt]])
+
+
+class PadArgs(Args):
+    p: PadWidths = Field(description="padding: p, (left, right, top, bottom) as F.pad, or "
+                                     "((top, bottom), (left, right)) as conv")
+    mode: Literal["constant", "reflect", "replicate", "circular"] = Field(
+        "constant", description="'constant', 'reflect', 'replicate' or 'circular'")
+    value: float = Field(0.0, description="the fill value of mode 'constant'")
+
+
+class ShuffleFactorArgs(Args):
+    r: PosInt = Field(description="the factor r")
 
 
 # ---------------------------------------------------------------- geometry helpers
@@ -415,6 +473,160 @@ def linear_shape(a: LinearArgs, shape: Shape):
     return (a.out,), {"in_features": shape[0], "out_features": a.out, "bias": a.bias}
 
 
+def _axis(axis: str) -> str:
+    return "height" if axis == "H" else "width"
+
+
+def conv_transpose_shape(a: ConvTransposeArgs, shape: Shape):
+    need_map(shape, "conv_transpose")
+    c, h, w = shape
+    k, s, p, op, d = pair(a.k), pair(a.s), pair(a.p), pair(a.output_padding), pair(a.d)
+    if c % a.groups or a.out % a.groups:
+        raise ShapeError(
+            "E305", f"`conv_transpose` groups={a.groups} must divide input and output channels",
+            detail=f"input channels {c}, output channels {a.out}, groups {a.groups}",
+            formula=f"{c} % {a.groups} = {c % a.groups}, {a.out} % {a.groups} = "
+                    f"{a.out % a.groups}",
+            hint="pick groups that divide both channel counts")
+    for i, axis in enumerate("HW"):
+        if op[i] >= max(s[i], d[i]):  # PyTorch: smaller than either stride or dilation
+            raise ShapeError(
+                "E216", f"`conv_transpose` output_padding {op[i]} on the {_axis(axis)} is not "
+                        "smaller than the stride or the dilation",
+                detail=f"stride {s[i]}, dilation {d[i]}: PyTorch needs output_padding < "
+                       f"max(stride, dilation) = {max(s[i], d[i])}",
+                hint="output_padding picks one of the stride's possible sizes: use "
+                     f"output_padding < {max(s[i], d[i])}")
+    sizes = []
+    for i, (axis, n) in enumerate(zip("HW", (h, w))):
+        out = (n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
+        if out < 1:
+            raise ShapeError(
+                "E301", f"`conv_transpose` output {_axis(axis)} becomes {out}",
+                detail=f"incoming {_axis(axis)} is {n}, padding {p[i]} takes off more than "
+                       "the kernel adds",
+                formula=f"{axis}_out = ({axis}-1)*s - 2p + d*(k-1) + output_padding + 1 = "
+                        f"({n}-1)*{s[i]} - 2*{p[i]} + {d[i]}*({k[i]}-1) + {op[i]} + 1 = {out}",
+                hint="pad less, or use a larger kernel or stride")
+        sizes.append(out)
+    attrs = {"in_channels": c, "out_channels": a.out, "kernel": k, "stride": s, "padding": p,
+             "output_padding": op, "dilation": d, "groups": a.groups, "bias": a.bias,
+             "in_size": (h, w)}
+    return (a.out, *sizes), attrs
+
+
+def upsample_shape(a: UpsampleArgs, shape: Shape):
+    if a.align_corners is not None and a.mode not in ("bilinear", "bicubic"):
+        raise ShapeError(
+            "E216", f"`upsample` align_corners applies to 'bilinear' and 'bicubic', not "
+                    f"'{a.mode}'",
+            detail="PyTorch refuses align_corners with the nearest modes",
+            hint="leave align_corners out, or use mode=\"bilinear\"")
+    need_map(shape, "upsample")
+    c, h, w = shape
+    if a.like is not None:
+        size, scale = like_size(a.like, "upsample"), None
+    elif a.size is not None:
+        size = pair(a.size)
+        scale = None
+    else:
+        scale = (a.scale, a.scale) if isinstance(a.scale, float) else tuple(a.scale)
+        size = (int(h * scale[0]), int(w * scale[1]))  # PyTorch: floor(size * scale)
+        for axis, n, f, out in zip("HW", (h, w), scale, size):
+            if out < 1:
+                raise ShapeError(
+                    "E301", f"`upsample` output {_axis(axis)} becomes {out}",
+                    detail=f"incoming {_axis(axis)} is {n}, scale {f}",
+                    formula=f"{axis}_out = floor({axis} * scale) = floor({n} * {f}) = {out}",
+                    hint="use a larger scale, or give the output size")
+    # named as the arguments: the functional form reads either (see _interpolate)
+    attrs = {"scale": None if scale is None else _compact(scale),
+             "size": None if a.size is None else _compact(size), "mode": a.mode,
+             "align_corners": a.align_corners, "like": a.like is not None}
+    return (c, *size), attrs
+
+
+def like_size(like: Shape, op: str) -> Pair:
+    """The height and width of the tensor a `like=@name` argument names."""
+    if len(like) != 3:
+        raise ShapeError("E306", f"`{op}` like= needs a C x H x W tensor, got "
+                         f"{fmt_shape(like)}", hint="name a feature map, not flat features")
+    return like[1], like[2]
+
+
+def crop_shape(a: CropArgs, shape: Shape):
+    need_map(shape, "crop")
+    c, h, w = shape
+    size = like_size(a.like, "crop") if a.like is not None else pair(a.size)
+    for axis, n, want in zip("HW", (h, w), size):
+        if want > n:
+            raise ShapeError(
+                "E313", f"`crop` to {fmt_shape(size)} is larger than its input",
+                detail=f"incoming {_axis(axis)} is {n}, the crop's is {want}",
+                hint="crop to at most the input's size, or crop a larger map")
+    offsets = ((h - size[0]) // 2, (w - size[1]) // 2)
+    return (c, *size), {"size": size, "offset": offsets, "like": a.like is not None}
+
+
+def pad_widths(p) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom), F.pad's order, from any of pad's forms."""
+    if isinstance(p, int):
+        return (p, p, p, p)
+    if len(p) == 4:
+        return tuple(p)
+    (top, bottom), (left, right) = p
+    return (left, right, top, bottom)
+
+
+def pad_shape(a: PadArgs, shape: Shape):
+    need_map(shape, "pad")
+    c, h, w = shape
+    widths = pad_widths(a.p)
+    if a.mode != "constant" and a.value != 0.0:
+        raise ShapeError(
+            "E216", f"`pad` value={a.value} applies to mode 'constant', not '{a.mode}'",
+            detail=f"mode '{a.mode}' fills from the input itself; PyTorch refuses a value",
+            hint="leave value out, or use mode=\"constant\"")
+    limits = {"reflect": ("less than", lambda pad, n: pad < n),
+              "circular": ("at most", lambda pad, n: pad <= n)}
+    if a.mode in limits:
+        words, fits = limits[a.mode]
+        for axis, n, sides in zip("HW", (h, w), (widths[2:], widths[:2])):
+            if not all(fits(pad, n) for pad in sides):
+                raise ShapeError(
+                    "E313", f"`pad` mode '{a.mode}' pads more than the input has",
+                    detail=f"incoming {_axis(axis)} is {n}, padding {sides[0]} and {sides[1]}:"
+                           f" PyTorch needs each {words} {n}",
+                    hint="pad less, or use mode=\"replicate\" or \"constant\"")
+    out = (c, h + widths[2] + widths[3], w + widths[0] + widths[1])
+    return out, {"p": widths, "mode": a.mode, "value": a.value}
+
+
+def pixel_shuffle_shape(a: ShuffleFactorArgs, shape: Shape):
+    need_map(shape, "pixel_shuffle")
+    c, h, w = shape
+    if c % (a.r * a.r):
+        raise ShapeError(
+            "E305", f"`pixel_shuffle` needs channels divisible by r * r = {a.r * a.r}",
+            detail=f"input channels {c}, r = {a.r}",
+            formula=f"{c} % {a.r * a.r} = {c % (a.r * a.r)}",
+            hint=f"give it a multiple of {a.r * a.r} channels (a conv to {a.r * a.r} * c)")
+    return (c // (a.r * a.r), h * a.r, w * a.r), {"r": a.r}
+
+
+def pixel_unshuffle_shape(a: ShuffleFactorArgs, shape: Shape):
+    need_map(shape, "pixel_unshuffle")
+    c, h, w = shape
+    for axis, n in zip("HW", (h, w)):
+        if n % a.r:
+            raise ShapeError(
+                "E314", f"`pixel_unshuffle` needs the {_axis(axis)} divisible by r = {a.r}",
+                detail=f"incoming {_axis(axis)} is {n}",
+                formula=f"{n} % {a.r} = {n % a.r}",
+                hint=f"pad or crop the map to a multiple of {a.r}")
+    return (c * a.r * a.r, h // a.r, w // a.r), {"r": a.r}
+
+
 # ---------------------------------------------------------------- counts
 
 
@@ -427,6 +639,13 @@ def conv_params(attrs: dict, out: Shape) -> int:
 def conv_macs(attrs: dict, out: Shape) -> int:
     kh, kw = attrs["kernel"]
     return prod(out) * attrs["in_channels"] // attrs["groups"] * kh * kw
+
+
+def conv_transpose_macs(attrs: dict, out: Shape) -> int:
+    """Per input value: each one is multiplied into out/groups x kh x kw outputs."""
+    kh, kw = attrs["kernel"]
+    h, w = attrs["in_size"]
+    return attrs["in_channels"] * h * w * attrs["out_channels"] // attrs["groups"] * kh * kw
 
 
 def linear_params(attrs: dict, out: Shape) -> int:
@@ -495,6 +714,48 @@ def conv_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
     if symmetric:
         return "Conv2d", args, kwargs
     return "PaddedConv2d", args, {**kwargs, "pad": (left, right, top, bottom)}
+
+
+def conv_transpose_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    kwargs = _without_defaults(
+        {"stride": attrs["stride"], "padding": attrs["padding"],
+         "output_padding": attrs["output_padding"], "groups": attrs["groups"],
+         "bias": attrs["bias"], "dilation": attrs["dilation"]},
+        {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True,
+         "dilation": 1})
+    return ("ConvTranspose2d", (attrs["in_channels"], attrs["out_channels"],
+                                _compact(attrs["kernel"])), kwargs)
+
+
+def _interpolate_kwargs(attrs: dict) -> dict:
+    return {"size": attrs["size"], "scale_factor": attrs["scale"], "mode": attrs["mode"],
+            "align_corners": attrs["align_corners"]}
+
+
+_INTERPOLATE_DEFAULTS = {"size": None, "scale_factor": None, "mode": "nearest",
+                         "align_corners": None}
+
+
+def upsample_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    if attrs["like"]:  # the size of the tensor it is given with the input
+        return "Interpolate", (), _without_defaults(
+            {"mode": attrs["mode"], "align_corners": attrs["align_corners"]},
+            _INTERPOLATE_DEFAULTS)
+    return "Upsample", (), _without_defaults(_interpolate_kwargs(attrs), _INTERPOLATE_DEFAULTS)
+
+
+def _pad_text(widths: tuple[int, int, int, int]):
+    """(1, 1, 1, 1) -> 1, as a person writes nn.ReflectionPad2d(1)."""
+    return widths[0] if len(set(widths)) == 1 else widths
+
+
+PAD_CLASSES = {"constant": "ConstantPad2d", "reflect": "ReflectionPad2d",
+               "replicate": "ReplicationPad2d", "circular": "CircularPad2d"}
+
+
+def pad_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
+    value = (attrs["value"],) if attrs["mode"] == "constant" else ()
+    return PAD_CLASSES[attrs["mode"]], (_pad_text(attrs["p"]), *value), {}
 
 
 def maxpool_torch(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
@@ -581,6 +842,19 @@ def _function(name: str, positional: tuple[str, ...] = (), defaults: dict | None
     return call
 
 
+def _interpolate(attrs: dict, fresh: bool) -> FunctionalCall:
+    """upsample as F.interpolate, from the IR's attributes or the call's arguments (the
+    translator's), which name the same values."""
+    return _function("F.interpolate", (), _INTERPOLATE_DEFAULTS)(_interpolate_kwargs(attrs),
+                                                                 fresh)
+
+
+def _pad_function(attrs: dict, fresh: bool) -> FunctionalCall:
+    """pad as F.pad(x, (left, right, top, bottom)), from any form of `p`."""
+    widths = {"pad": pad_widths(attrs["p"]), "mode": attrs["mode"], "value": attrs["value"]}
+    return _function("F.pad", ("pad",), {"mode": "constant", "value": 0.0})(widths, fresh)
+
+
 def _from_attrs(name: str, positional: tuple[str, ...], defaults: dict):
     def ctor(attrs: dict, shape: Shape, fresh: bool) -> TorchCtor:
         rest = {k: v for k, v in attrs.items() if k not in positional}
@@ -619,6 +893,13 @@ def _lrn_workspace(attrs: dict, shape: Shape) -> int:
     return (2 * shape[0] + attrs["size"] - 1) * prod(shape[1:])
 
 
+_UPSAMPLE_OPS = {"nearest": 0, "nearest-exact": 0, "bilinear": 7, "bicubic": 31}
+
+
+def _upsample_ops(attrs: dict, shape: Shape, out: Shape) -> int:
+    return _UPSAMPLE_OPS[attrs["mode"]] * prod(out)
+
+
 def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
     return prod(shape)
 
@@ -635,7 +916,10 @@ def _whole_input(attrs: dict, shape: Shape, out: Shape) -> int:
 
 KEEP = "keep"  # H x W unchanged
 # torch_helpers.py classes that ops use (ops.py does not import torch to look)
-HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute"})
+# arguments that name another tensor (`like=@name`): the op's module takes it as a second input
+TENSOR_ARGUMENTS = frozenset({"like"})
+HELPER_CLASSES = frozenset({"PaddedConv2d", "LayerNorm2d", "StochasticDepth", "Permute",
+                            "CenterCrop2d", "Interpolate"})
 LOST = "lost"  # H x W depend on the input size
 
 
@@ -656,6 +940,48 @@ def conv_source(a) -> SourceCall:
                          "dilation": (a.value("d", 1), 1), "groups": (groups, 1),
                          "bias": (a.value("bias", True), True)})
     return SourceCall("nn.Conv2d", (a.channels, out, a.value("k", 1)), kwargs, out, LOST)
+
+
+def conv_transpose_source(a) -> SourceCall:
+    out = a.value("out")
+    kwargs = a.keywords({"stride": (a.value("s"), 1), "padding": (a.value("p"), 0),
+                         "output_padding": (a.value("output_padding"), 0),
+                         "groups": (a.value("groups"), 1), "bias": (a.value("bias"), True),
+                         "dilation": (a.value("d"), 1)})
+    return SourceCall("nn.ConvTranspose2d", (a.channels, out, a.value("k")), kwargs, out, LOST)
+
+
+def upsample_source(a) -> SourceCall:
+    size = a.value("size")
+    kwargs = a.keywords({"size": (size, None), "scale_factor": (a.value("scale"), None),
+                         "mode": (a.value("mode"), "nearest"),
+                         "align_corners": (a.value("align_corners"), None)})
+    return SourceCall("nn.Upsample", (), kwargs, KEEP, LOST if size is None else a.pair(size))
+
+
+def crop_source(a) -> SourceCall:
+    size = a.value("size")
+    return SourceCall("CenterCrop2d", (size,), {}, KEEP, a.pair(size))
+
+
+def pad_source(a) -> SourceCall:
+    mode, p = a.value("mode"), a.value("p")
+    if not isinstance(mode, str) or not isinstance(p, int | tuple) and p.kind != "int":
+        a.refuse("a `pad` whose mode or form of padding is known only at run time")
+    widths = _pad_text(pad_widths(p)) if isinstance(p, tuple) else p
+    value = a.value("value")
+    value = (value if a.is_sym(value) else float(value),) if mode == "constant" else ()
+    return SourceCall(f"nn.{PAD_CLASSES[mode]}", (widths, *value), {}, KEEP, LOST)
+
+
+def pixel_shuffle_source(a) -> SourceCall:
+    r = a.value("r")
+    return SourceCall("nn.PixelShuffle", (r,), {}, a.floordiv(a.channels, a.mul(r, r)), LOST)
+
+
+def pixel_unshuffle_source(a) -> SourceCall:
+    r = a.value("r")
+    return SourceCall("nn.PixelUnshuffle", (r,), {}, a.mul(a.channels, r, r), LOST)
 
 
 def batchnorm_source(a) -> SourceCall:
@@ -783,8 +1109,9 @@ class OpSpec:
                                                                        kw_only=True)
     source: Callable[..., SourceCall] = field(kw_only=True)  # see "source forms"
     label: Callable[[dict], str] | None = field(default=None, kw_only=True)  # None: the name
-    receptive: Literal["keep", "window", "adaptive", "flat"] = field(default="keep",
-                                                                       kw_only=True)
+    # "none": not tracked past the op (upsampling: a fraction of an input pixel apart)
+    receptive: Literal["keep", "window", "adaptive", "flat", "none"] = field(default="keep",
+                                                                               kw_only=True)
     internal: bool = field(default=False, kw_only=True)  # made by the expander, not callable
     # acts on each position's channel vector alone, so it may run inside channels_last
     pointwise: bool = field(default=False, kw_only=True)
@@ -831,6 +1158,18 @@ _OPS = [
            torch=conv_torch,
            other_ops=_bias_adds,
            other_rule="one add per output value for the bias, if any"),
+    OpSpec("conv_transpose", "conv", ConvTransposeArgs, conv_transpose_shape,
+           ("out", "k", "s", "p"), conv_params, conv_transpose_macs,
+           "transposed 2-D convolution (nn.ConvTranspose2d): upsamples by the stride",
+           _CONV_ALIASES,
+           label=lambda attrs: f"conv_transpose {attrs['kernel'][0]}×{attrs['kernel'][1]}, "
+                               f"{attrs['out_channels']}, ×{_compact(attrs['stride'])}",
+           receptive="none",
+           source=conv_transpose_source,
+           torch=conv_transpose_torch,
+           other_ops=_bias_adds,
+           other_rule="one add per output value for the bias, if any (MACs are counted per "
+                      "input value: in x out/groups x kh x kw each)"),
     OpSpec("batchnorm", "norm", BatchNormArgs, batchnorm_shape, (), affine_params,
            doc="batch normalisation (BatchNorm2d on maps, BatchNorm1d on features)",
            source=batchnorm_source,
@@ -1011,6 +1350,50 @@ _OPS = [
            other_ops=_per_output(0),
            other_rule="0: a copy, no arithmetic",
            functional=_function("F.channel_shuffle", ("groups",))),
+    OpSpec("upsample", "reshape", UpsampleArgs, upsample_shape, ("scale",),
+           doc="resize by a scale factor or to a size (nn.Upsample)",
+           label=lambda attrs: f"upsample {attrs['mode']}",
+           receptive="none",
+           source=upsample_source,
+           torch=upsample_torch,
+           other_ops=_upsample_ops,
+           other_rule="per output value: 'nearest' and 'nearest-exact' 0 (a copy), "
+                      "'bilinear' 7 (4 neighbours: 4 multiplies, 3 adds), 'bicubic' 31 "
+                      "(16 neighbours: 16 multiplies, 15 adds); weights not counted",
+           functional=_interpolate),
+    OpSpec("crop", "reshape", CropArgs, crop_shape, ("size",),
+           doc="the centre of the map: rows from (H - h) // 2, columns from (W - w) // 2",
+           label=lambda attrs: f"crop {fmt_shape(attrs['size'])}",
+           source=crop_source,
+           torch=lambda attrs, shape, fresh: (
+               "CenterCrop2d", () if attrs["like"] else (_compact(attrs["size"]),), {}),
+           other_ops=_per_output(0),
+           other_rule="0: a view, no arithmetic"),
+    OpSpec("pad", "reshape", PadArgs, pad_shape, ("p", "mode", "value"),
+           doc="pad the map's sides (nn.ConstantPad2d, ReflectionPad2d, ReplicationPad2d, "
+               "CircularPad2d)",
+           label=lambda attrs: f"pad {attrs['mode']}",
+           source=pad_source,
+           torch=pad_torch,
+           other_ops=_per_output(0),
+           other_rule="0: a copy, no arithmetic",
+           functional=_pad_function),
+    OpSpec("pixel_shuffle", "reshape", ShuffleFactorArgs, pixel_shuffle_shape, ("r",),
+           doc="C x H x W to C/r² x rH x rW (nn.PixelShuffle)",
+           label=attribute_label("pixel_shuffle", "r"), receptive="none",
+           source=pixel_shuffle_source,
+           torch=_from_attrs("PixelShuffle", ("r",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: a copy, no arithmetic",
+           functional=_function("F.pixel_shuffle", ("r",))),
+    OpSpec("pixel_unshuffle", "reshape", ShuffleFactorArgs, pixel_unshuffle_shape, ("r",),
+           doc="C x H x W to r²C x H/r x W/r (nn.PixelUnshuffle)",
+           label=attribute_label("pixel_unshuffle", "r"), receptive="none",
+           source=pixel_unshuffle_source,
+           torch=_from_attrs("PixelUnshuffle", ("r",), {}),
+           other_ops=_per_output(0),
+           other_rule="0: a copy, no arithmetic",
+           functional=_function("F.pixel_unshuffle", ("r",))),
     OpSpec("permute", "reshape", PermuteArgs, permute_shape, ("dims",), internal=True,
            doc="reorders the dimensions; written by `channels_last`, not callable",
            source=module_source("Permute", ("dims",)),
@@ -1063,6 +1446,11 @@ SYNONYMS = {
     "max_pool": "maxpool", "avg_pool": "avgpool", "maxpool2d": "maxpool",
     "avgpool2d": "avgpool", "shuffle": "channel_shuffle", "layer_scale": "scale",
     "layerscale": "scale", "lrn2d": "lrn", "local_response_norm": "lrn",
+    "convtranspose2d": "conv_transpose", "conv_transpose2d": "conv_transpose",
+    "deconv": "conv_transpose", "upconv": "conv_transpose", "interpolate": "upsample",
+    "resize": "upsample", "center_crop": "crop", "centercrop": "crop", "zeropad2d": "pad",
+    "reflection_pad": "pad", "pixelshuffle": "pixel_shuffle",
+    "pixelunshuffle": "pixel_unshuffle",
 }
 PATTERN_SYNONYMS = {
     "mul": "gate { ... } multiplies the input by what its body computes",
@@ -1081,8 +1469,7 @@ PATTERN_SYNONYMS = {
 NOT_OPS = frozenset({
     "hardtanh", "softplus", "elu", "selu", "celu", "prelu", "rrelu", "logsigmoid", "softsign",
     "tanhshrink", "threshold", "glu", "hardshrink", "softshrink", "softmin", "log_softmax",
-    "upsample", "pixel_shuffle", "embedding", "lstm", "gru", "rnn", "attention", "conv1d",
-    "conv3d", "conv_transpose", "convtranspose2d", "unfold", "fold",
+    "embedding", "lstm", "gru", "rnn", "attention", "conv1d", "conv3d", "unfold", "fold",
 })
 
 

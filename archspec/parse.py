@@ -175,7 +175,10 @@ class _ToAst(Transformer):
         return stmt
 
     def _label(self, tok: Token) -> n.LabelPart:
-        text = str(tok)[:-1]
+        return self._label_text(tok, str(tok)[:-1], 0)
+
+    def _label_text(self, tok: Token, text: str, start: int) -> n.LabelPart:
+        """The pieces of a label-like name: `text` begins `start` characters into `tok`."""
         quoted = text.startswith('"')
         if quoted:
             text = text[1:-1]
@@ -184,13 +187,35 @@ class _ToAst(Transformer):
         for match in re.finditer(r"\{([^{}]*)\}", text):
             if match.start() > pos:
                 pieces.append(text[pos:match.start()])
-            inner_col = tok.column + match.start(1) + quoted
+            inner_col = tok.column + start + match.start(1) + quoted
             pieces.append(parse_expr(match.group(1), self.file, tok.line, inner_col))
             pos = match.end()
         if pos < len(text):
             pieces.append(text[pos:])
         end = Span(self.file, tok.line, tok.column, tok.line, tok.column + len(tok) - 1)
         return n.LabelPart(pieces, end)
+
+    def _tensor_ref(self, tok: Token) -> n.TensorRef:
+        return n.TensorRef(_token_span(self.file, tok), self._label_text(tok, str(tok)[1:], 1))
+
+    def tensor_ref(self, c):
+        return self._tensor_ref(c[0])
+
+    def ref_stmt(self, c):
+        ref = self._tensor_ref(c[0])
+        return n.RefStmt(ref.span, ref)
+
+    @v_args(meta=True)
+    def side_stmt(self, meta, c):
+        return n.Side(self._s(meta), list(c), False)
+
+    @v_args(meta=True)
+    def aux_stmt(self, meta, c):
+        return n.Side(self._s(meta), list(c), True)
+
+    @v_args(meta=True)
+    def return_stmt(self, meta, c):
+        return n.Return(self._s(meta), c[0] or [])
 
     @v_args(meta=True)
     def call(self, meta, c):

@@ -55,6 +55,9 @@ class Summary:
     flops: int
     activations: int
     zero_by_rule: list[str] = field(default_factory=list)
+    outputs: str = ""  # the outputs of `return(...)`, as `Network.describe_outputs` says
+    training_params: int = 0  # in `aux` branches, which run only in training mode
+    training_macs: int = 0
 
     @property
     def param_bytes(self) -> int:
@@ -84,6 +87,7 @@ class _Counter:
         self.batch, self.count_all = batch, count_all
         spatial = len(input_shape) == 3
         self.fields: dict[int, tuple] = {}  # id(node) -> (rf_h, rf_w, jump_h, jump_w)
+        self.named: dict[str, tuple | None] = {}  # the same of each named tensor (`Ref.key`)
         self.start = (1, 1, 1, 1) if spatial else None
 
     def layer(self, layer: ir.Layer) -> _Totals:
@@ -113,11 +117,20 @@ class _Counter:
         if before is None:
             return None
         if isinstance(node, ir.Layer):
-            return _through_layer(node, before)
+            self.named[node.path] = _through_layer(node, before)
+            return self.named[node.path]
+        if isinstance(node, ir.Ref):
+            return self.named.get(node.key)
+        if isinstance(node, ir.Side):
+            self.receptive(node.body, before)
+            return before
         if isinstance(node, ir.Seq):
+            self.named[f"{node.path}@input"] = before
             for child in node.children:
                 before = self.receptive(child, before)
                 self.fields[id(child)] = before
+            if node.name is not None:
+                self.named[node.path] = before
             return before
         if isinstance(node, ir.Merge):
             ends = [self.receptive(b, before) for b in node.branches]
@@ -142,6 +155,8 @@ def _through_layer(layer: ir.Layer, before: tuple) -> tuple | None:
     kind = layer.op.receptive
     if kind == "flat" and len(shape) == 3 and len(layer.out_shape) == 3:
         return before  # a linear inside channels_last: each position on its own
+    if kind == "none":
+        return None  # upsampling: neighbouring outputs are a fraction of a pixel apart
     if kind == "flat" or len(shape) != 3 or len(layer.out_shape) != 3:
         return None if kind == "flat" else before
     if kind == "window":
@@ -179,9 +194,23 @@ def summarize(network: ir.Network, depth: int = 1, batch: int = 1,
     counter.receptive(network.body, counter.start)
     rows: list[Row] = []
     total = _collect(network.body.children, 1, depth, counter, rows, "")
+    rows += _output_rows(network)
+    aux = network.training_only_layers
     return Summary(network.name, network.input_shape, network.output_shape, batch, count_all,
                    _fold_repeats(rows), total.params, total.macs, total.flops,
-                   total.activations, sorted(total.zero_ops))
+                   total.activations, sorted(total.zero_ops), network.describe_outputs(),
+                   sum(layer.params for layer in aux), sum(layer.macs for layer in aux) * batch)
+
+
+def _output_rows(network: ir.Network) -> list[Row]:
+    """A row per output of `return(...)`: which tensor it is, and whether eval gives it."""
+    rows = []
+    for i, output in enumerate(network.outputs or []):
+        name = f"(return {output.key if output.key is not None else i})"
+        source = "in" if output.target is None else f"@{output.target}"
+        op = source + (" (aux)" if output.training else "")  # aux: training mode only
+        rows.append(Row(name, op, 1, output.shape, output.shape))
+    return rows
 
 
 def _collect(nodes: list[ir.Node], level: int, depth: int, counter: _Counter,
@@ -216,6 +245,13 @@ def _node_rows(node: ir.Node, level: int, depth: int, counter: _Counter, rows: l
         return totals
     if isinstance(node, ir.Seq):
         return _collect(node.children, level, depth, counter, rows, scope)
+    if isinstance(node, ir.Side):
+        return _collect([node.body], level, depth, counter, rows, scope)
+    if isinstance(node, ir.Ref):
+        if level <= depth:  # a skip: where the tensor comes from
+            name = f"{scope}.(@{node.target})" if scope else f"(@{node.target})"
+            rows.append(_row(name, "from", level, node, _Totals(), counter, ""))
+        return _Totals()
     children = node.branches if isinstance(node, ir.Merge) else node.steps
     totals = _collect(children, level, depth, counter, rows, scope)
     merge = counter.merge(node)
@@ -315,8 +351,13 @@ def footer_lines(summary: Summary) -> list[str]:
          f"{flops_rule})"),
         (f"Activations{unit}:{' ' * (6 - len(unit))} {summary.activations:,} values, "
          f"{_megabytes(summary.activation_bytes)} float32 (every output, one forward pass)"),
-        f"Input {fmt_shape(summary.input_shape)} -> output {fmt_shape(summary.output_shape)}",
+        (f"Input {fmt_shape(summary.input_shape)} -> output "
+         f"{summary.outputs or fmt_shape(summary.output_shape)}"),
     ]
+    if summary.training_params or summary.training_macs:
+        lines.append(f"Training only:     {summary.training_params:,} params, "
+                     f"{summary.training_macs:,} MACs in `aux` branches (counted above; eval "
+                     "mode skips them)")
     if summary.count_all and summary.zero_by_rule:
         lines.append("Zero by rule (see docs/counting.md): " + ", ".join(summary.zero_by_rule))
     return lines

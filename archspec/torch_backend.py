@@ -34,42 +34,65 @@ class ArchBlock(nn.Module):
         super().__init__()
         self._program = program
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self._program, x)
+    def forward(self, x: torch.Tensor):
+        return self._run(self._program, x, {"input": x})
 
-    def _run(self, step: tuple, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, step: tuple, x: torch.Tensor, saved: dict):
+        """`step` applied to `x`; `saved` holds the scope's named tensors read later."""
         kind = step[0]
         if kind == "call":
-            return self._modules[step[1]](x)
+            module = self._modules[step[1]]
+            return module(x) if len(step) == 2 else module(x, saved[step[2]])
         if kind == "fn":
             return self._function(step, x)
         if kind == "seq":
             for inner in step[1]:
-                x = self._run(inner, x)
+                x = self._run(inner, x, saved)
             return x
+        if kind == "keep":
+            saved[step[1]] = x = self._run(step[2], x, saved)
+            return x
+        if kind == "ref":
+            return saved[step[1]]
+        if kind == "side":
+            if self.training or not step[1]:
+                self._run(step[2], x, saved)
+            return x
+        if kind == "return":
+            return network_outputs(step[1], x, saved, self.training)
         if kind == "concat":
-            return torch.cat([self._run(branch, x) for branch in step[1]], 1)
+            return torch.cat([self._run(branch, x, saved) for branch in step[1]], 1)
         if kind == "add":
-            out = self._run(step[1][0], x)
+            out = self._run(step[1][0], x, saved)
             for branch in step[1][1:]:
-                out = out + self._run(branch, x)
+                out = out + self._run(branch, x, saved)
             return out
         if kind == "gate":
-            return x * self._run(step[1][0], x)
+            return x * self._run(step[1][0], x, saved)
         if kind == "split":
             parts = x.chunk(len(step[1]), 1)
-            return torch.cat([self._run(b, part) for b, part in zip(step[1], parts)], 1)
+            return torch.cat([self._run(b, part, saved) for b, part in zip(step[1], parts)], 1)
         if kind == "scale":
             return self._parameters[step[1]] * x
         features = [x]  # dense: each step sees everything before it
         for inner in step[1]:
-            features.append(self._run(inner, torch.cat(features, 1)))
+            features.append(self._run(inner, torch.cat(features, 1), saved))
         return torch.cat(features, 1)
 
     def _function(self, step: tuple, x: torch.Tensor) -> torch.Tensor:
         _, name, args, kwargs = step
         kwargs = {k: self.training if isinstance(v, Training) else v for k, v in kwargs.items()}
         return _function(name)(x, *args, **kwargs)
+
+
+def network_outputs(entries: tuple, x: torch.Tensor, saved: dict, training: bool):
+    """A network's `return(...)`: eval mode leaves out what only training computes. (A
+    function, not a method: a block's attributes are names its labels cannot take.)"""
+    kept = [(key, x if name is None else saved[name])
+            for key, name, only_training in entries if training or not only_training]
+    if entries[0][0] is not None:
+        return dict(kept)
+    return kept[0][1] if len(kept) == 1 else tuple(value for _, value in kept)
 
 
 _FUNCTIONS = {"torch.sigmoid": torch.sigmoid, "torch.tanh": torch.tanh,
@@ -204,8 +227,8 @@ def verify_network(network: ir.Network, max_bytes: int | None = None) -> None:
     that every layer module's real output shape is the statically inferred one."""
     refuse_if_too_large(network, available_memory() if max_bytes is None else max_bytes,
                         batch=2)
-    with torch.device("meta"):
-        meta = build_module(network).eval()
+    with torch.device("meta"):  # in training mode where `aux` branches run only then
+        meta = build_module(network).train(bool(network.training_only_layers))
     modules = dict(meta.named_modules())
     layers = [layer for layer in network.layers() if layer.path in modules]
     seen: dict[str, tuple] = {}

@@ -11,6 +11,7 @@ No torch import: the file is written as text.
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -58,10 +59,39 @@ def function_text(step: tuple, x: str, parts: FileParts) -> str:
 def with_attributes(step: tuple) -> tuple:
     """A lowered program with child names as attribute texts (`self.conv1`)."""
     if step[0] in ("call", "scale"):
-        return (step[0], attribute(step[1]))
+        return (step[0], attribute(step[1]), *step[2:])
     if step[0] in ("seq", "concat", "add", "split", "gate", "dense"):
         return (step[0], tuple(with_attributes(s) for s in step[1]))
+    if step[0] in ("keep", "side"):
+        return (step[0], step[1], with_attributes(step[2]))
     return step
+
+
+def _reads_input(step) -> bool:
+    """Does a program read its scope's input by name (`@input`, `like=@input`)?"""
+    if not isinstance(step, tuple) or not step:
+        return False
+    if not isinstance(step[0], str):  # a tuple of steps
+        return any(_reads_input(inner) for inner in step)
+    if step[:2] == ("ref", "input") or (step[0] == "call" and step[2:] == ("input",)):
+        return True
+    if step[0] == "return":
+        return any(name == "input" for _, name, _ in step[1])
+    return any(_reads_input(inner) for inner in step[1:] if isinstance(inner, tuple))
+
+
+def forward_head(program: tuple | None) -> str:
+    """The `def forward` line: what it returns follows the network's `return(...)`."""
+    result = "torch.Tensor"
+    last = program[1][-1] if program and program[0] == "seq" and program[1] else None
+    if last is not None and last[0] == "return":
+        entries = last[1]
+        result = ("dict[str, torch.Tensor]" if entries[0][0] is not None else
+                  "torch.Tensor" if len(entries) == 1 else
+                  "tuple[torch.Tensor, ...]")
+        if entries[0][0] is None and any(training for _, _, training in entries):
+            result = "torch.Tensor | tuple[torch.Tensor, ...]"
+    return f"{INDENT}def forward(self, x: torch.Tensor) -> {result}:"
 
 
 # ---------------------------------------------------------------- the printer
@@ -96,8 +126,7 @@ class Printer:
                   check: list[str] = ()) -> str:
         body = self.init_lines(module) + list(extra_init)
         if module.base == "module":
-            body += ["", f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:",
-                     *check]
+            body += ["", forward_head(module.program), *check]
             body += Forward(self.parts).lines(with_attributes(module.program))
         else:
             body += list(check)
@@ -138,10 +167,16 @@ class Forward:
         self.out: list[str] = []
         self.used = {"x", "self"}
         self.next: dict[str, int] = {}  # where each base's numbers go on (`out7`)
+        self.saved: dict[str, str] = {"input": "x"}  # named tensors -> their variables
+        self.depth = 2  # indentation of the statements being written
+        self.returned = False
 
     def lines(self, program: tuple) -> list[str]:
+        if _reads_input(program):  # `x` will be overwritten: keep the input in a variable
+            self.saved["input"] = self.fresh("x_in")
+            self.emit(self.saved["input"], "x")
         result = self.run(program, "x", "x")
-        return self.out + [f"{INDENT * 2}return {result}"]
+        return self.out + ([] if self.returned else [f"{INDENT * 2}return {result}"])
 
     def fresh(self, base: str) -> str:
         """`base`, or the next of `base2`, `base3` ... that is free: one try a name, not one
@@ -155,27 +190,75 @@ class Forward:
         return name
 
     def emit(self, target: str, value: str) -> str:
-        self.out.append(wrap_line(f"{INDENT * 2}{target} = {value}"))
+        self.out.append(wrap_line(f"{INDENT * self.depth}{target} = {value}"))
         return target
+
+    def variable(self, name: str) -> str:
+        """The variable of a named tensor: its label where that is a free identifier."""
+        base = name if name.isidentifier() and not keyword.iskeyword(name) else "tensor"
+        return self.fresh(base)
+
+    def named(self, step: tuple, x: str, target: str) -> str:
+        """The steps that keep, read and return named tensors, and side branches."""
+        kind = step[0]
+        if kind == "keep":
+            if step[1] not in self.saved:
+                self.saved[step[1]] = self.variable(step[1])
+            result = self.run(step[2], x, self.saved[step[1]])
+            if result != self.saved[step[1]]:
+                self.emit(self.saved[step[1]], result)
+            return self.saved[step[1]]
+        if kind == "ref":
+            return self.saved[step[1]]
+        if kind == "side":
+            if step[1]:
+                self.out.append(f"{INDENT * self.depth}if self.training:")
+                self.depth += 1
+            self.run(step[2], x, self.fresh("side"))
+            self.depth -= step[1]
+            return x
+        self.write_return(step[1], x)
+        return x
+
+    def write_return(self, entries: tuple, x: str) -> None:
+        def text(kept: list) -> str:
+            values = [x if name is None else self.saved[name] for _, name, _ in kept]
+            if kept[0][0] is not None:
+                return "{" + ", ".join(f"{literal(key)}: {value}" for (key, _, _), value
+                                       in zip(kept, values)) + "}"
+            return ", ".join(values)
+
+        pad = INDENT * self.depth
+        if any(training for _, _, training in entries):
+            self.out.append(f"{pad}if self.training:")
+            self.out.append(wrap_line(f"{pad}{INDENT}return {text(list(entries))}"))
+        kept = [entry for entry in entries if not entry[2]]
+        self.out.append(wrap_line(f"{pad}return {text(kept)}"))
+        self.returned = True
 
     def run(self, step: tuple, x: str, target: str) -> str:
         """Emit `step` applied to the tensor in `x`; returns the variable holding the result
         (the same `x` for an empty sequence)."""
         kind = step[0]
+        if kind == "call" and len(step) == 3:
+            return self.emit(target, f"{step[1]}({x}, {self.saved[step[2]]})")
         if kind == "call":
             return self.emit(target, f"{step[1]}({x})")
+        if kind in ("keep", "ref", "side", "return"):
+            return self.named(step, x, target)
         if kind == "maybe":
-            self.out.append(f"{INDENT * 2}if {step[1]} is not None:")
-            self.out.append(wrap_line(f"{INDENT * 3}{target} = {step[1]}({x})"))
+            self.out.append(f"{INDENT * self.depth}if {step[1]} is not None:")
+            self.out.append(wrap_line(f"{INDENT * (self.depth + 1)}{target} = {step[1]}({x})"))
             if target != x:
-                self.out.insert(len(self.out) - 2, f"{INDENT * 2}{target} = {x}")
+                self.out.insert(len(self.out) - 2, f"{INDENT * self.depth}{target} = {x}")
             return target
         if kind == "dense_children":
             features = self.fresh("features")
             self.emit(features, f"[{x}]")
             layer = self.fresh("layer")
-            self.out.append(f"{INDENT * 2}for {layer} in self.children():")
-            self.out.append(f"{INDENT * 3}{features}.append({layer}(torch.cat({features}, 1)))")
+            self.out.append(f"{INDENT * self.depth}for {layer} in self.children():")
+            self.out.append(f"{INDENT * (self.depth + 1)}{features}.append("
+                            f"{layer}(torch.cat({features}, 1)))")
             return self.emit(target, f"torch.cat({features}, 1)")
         if kind == "fn":
             return self.emit(target, function_text(step, x, self.parts))
@@ -204,7 +287,7 @@ class Forward:
         self.emit(features, f"[{x}]")
         for inner in step[1]:
             h = self.run(inner, f"torch.cat({features}, 1)", self.fresh("h"))
-            self.out.append(f"{INDENT * 2}{features}.append({h})")
+            self.out.append(f"{INDENT * self.depth}{features}.append({h})")
         return self.emit(target, f"torch.cat({features}, 1)")
 
     def branch(self, step: tuple, x: str, index: int, kind: str) -> str:
@@ -217,7 +300,7 @@ class Forward:
                 "scale" if kind == "gate" else f"branch{index + 1}")
         if step[0] == "maybe":
             return self.emit(self.fresh(name), f"{x} if {step[1]} is None else {step[1]}({x})")
-        if step[0] == "call":
+        if step[0] == "call" and len(step) == 2:
             return f"{step[1]}({x})"
         return self.run(step, x, self.fresh(name))
 
@@ -337,7 +420,7 @@ def _parametric_builder(network: ir.Network, translation: Translation,
 def _builder_doc(network: ir.Network, last: str) -> str:
     return (f'{INDENT}"""`{docstring_text(network.name)}` as specified in '
             f"{docstring_text(where(network.span))}.\n\n{INDENT}"
-            f"{fmt_shape(network.input_shape)} -> {fmt_shape(network.output_shape)}, "
+            f"{network.describe()}, "
             f"{network.params:,} parameters, {network.macs:,} MACs.{' ' + last if last else ''}"
             f"\n{INDENT}\"\"\"")
 

@@ -273,8 +273,7 @@ class Translator:
             lines.append(self._init_call())
         model = ClassModel(name, "module" if merges else "sequential",
                            f"Network `{source.name}` from {where(source.span)}.\n\nAs "
-                           f"`{network.name}`: {fmt_shape(network.input_shape)} -> "
-                           f"{fmt_shape(network.output_shape)}.", params,
+                           f"`{network.name}`: {network.describe()}.", params,
                            lines, forward)
         self.classes.models[name] = model
         return model
@@ -1107,6 +1106,19 @@ class _SourceView:
 
     def mul(self, *values):
         return product(*values)
+
+    def floordiv(self, value, divisor):
+        """value // divisor, folded when both are known."""
+        if is_sym(value) or is_sym(divisor):
+            return binary("//", value, divisor, kind="int")
+        return value // divisor
+
+    @staticmethod
+    def is_sym(value) -> bool:
+        return is_sym(value)
+
+    def refuse(self, reason: str):
+        raise Unsupported(reason)
 
     def pair(self, value):
         if isinstance(value, Sym):

@@ -408,7 +408,8 @@ def test_readme_shows_the_committed_diagrams():
     readme = (ROOT / "README.md").read_text()
     images = re.findall(r'src="(docs/img/[\w.-]+\.png)"', readme)
     assert sorted(images) == ["docs/img/densenet121.png", "docs/img/googlenet.png",
-                              "docs/img/lenet.png", "docs/img/resnet18.png"]
+                              "docs/img/lenet.png", "docs/img/resnet18.png",
+                              "docs/img/unet.png"]
     for image in images:
         data = (ROOT / image).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", image

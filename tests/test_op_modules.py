@@ -35,9 +35,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.functional import center_crop
 
 import archspec
-from archspec.ops import REGISTRY
+from archspec.ops import REGISTRY, TENSOR_ARGUMENTS
 
 
 @dataclass
@@ -104,9 +105,23 @@ class Scale(nn.Module):
         return self.weight * x
 
 
+class TorchvisionCrop(nn.Module):
+    """What `crop` must compute where the margins are even: torchvision's center_crop (which
+    rounds an odd margin's half, so the cases here have even ones; tests/test_ops_torch.py
+    checks odd margins against the documented (H - h) // 2)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        assert (x.shape[-2] - self.size[0]) % 2 == 0 and (x.shape[-1] - self.size[1]) % 2 == 0
+        return center_crop(x, list(self.size))
+
+
 # Reference descriptions that stand for an archspec helper class: (its name, its torch base).
 HELPERS = {Padded: ("PaddedConv2d", nn.Conv2d), ChannelsLastNorm: ("LayerNorm2d", nn.LayerNorm),
-           DropRows: ("StochasticDepth", nn.Module)}
+           DropRows: ("StochasticDepth", nn.Module), TorchvisionCrop: ("CenterCrop2d", nn.Module)}
 
 
 @dataclass
@@ -188,6 +203,36 @@ CASES = [
     Case("conv", M, {"out": 6, "k": 3, "s": 2, "p": 1, "d": 2},
          lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2),
          call="conv(out_channels=6, kernel=3, stride=2, padding=1, dilation=2)"),
+    # ------------------------------------------------------------------ conv_transpose
+    Case("conv_transpose", M, {"out": 6, "k": 3}, lambda: nn.ConvTranspose2d(4, 6, 3)),
+    Case("conv_transpose", M, {"out": 6, "k": (2, 3)}, lambda: nn.ConvTranspose2d(4, 6, (2, 3))),
+    Case("conv_transpose", M, {"out": 6, "k": 2, "s": 2},
+         lambda: nn.ConvTranspose2d(4, 6, 2, stride=2)),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "s": (2, 3)},
+         lambda: nn.ConvTranspose2d(4, 6, 3, stride=(2, 3))),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "p": 1},
+         lambda: nn.ConvTranspose2d(4, 6, 3, padding=1)),
+    Case("conv_transpose", M, {"out": 6, "k": 4, "s": 2, "p": (1, 2)},
+         lambda: nn.ConvTranspose2d(4, 6, 4, stride=2, padding=(1, 2))),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "s": 2, "output_padding": 1},
+         lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, output_padding=1)),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "s": (2, 3), "output_padding": (1, 2)},
+         lambda: nn.ConvTranspose2d(4, 6, 3, stride=(2, 3), output_padding=(1, 2))),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "groups": 2},
+         lambda: nn.ConvTranspose2d(4, 6, 3, groups=2)),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "bias": False},
+         lambda: nn.ConvTranspose2d(4, 6, 3, bias=False)),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "d": 2},
+         lambda: nn.ConvTranspose2d(4, 6, 3, dilation=2)),
+    # output_padding below the dilation, with stride 1
+    Case("conv_transpose", M, {"out": 6, "k": 3, "d": (2, 3), "output_padding": (1, 2)},
+         lambda: nn.ConvTranspose2d(4, 6, 3, output_padding=(1, 2), dilation=(2, 3))),
+    Case("conv_transpose", M, {"out": 6, "k": 4, "s": 2, "p": 1},
+         lambda: nn.ConvTranspose2d(4, 6, 4, 2, 1), call="conv_transpose(6, 4, 2, 1)"),
+    Case("conv_transpose", M, {"out": 6, "k": 3, "s": 2, "p": 1, "output_padding": 1},
+         lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1),
+         call="conv_transpose(out_channels=6, kernel=3, stride=2, padding=1, "
+              "output_padding=1)"),
     # ------------------------------------------------------------------ dwconv
     Case("dwconv", M, {"k": 3}, lambda: nn.Conv2d(4, 4, 3, groups=4)),
     Case("dwconv", M, {"k": (3, 5)}, lambda: nn.Conv2d(4, 4, (3, 5), groups=4)),
@@ -319,6 +364,37 @@ CASES = [
     Case("scale", M, {}, lambda: Scale((4, 1, 1), 1.0)),
     Case("scale", M, {"init": 1e-6}, lambda: Scale((4, 1, 1), 1e-6)),
     Case("scale", F7, {"init": -0.5}, lambda: Scale((7,), -0.5), call="scale(-0.5)"),
+    # ------------------------------------------------------------------ resizing
+    Case("upsample", M, {"scale": 2.0}, lambda: nn.Upsample(scale_factor=2.0)),
+    Case("upsample", M, {"size": 5}, lambda: nn.Upsample(size=5)),
+    Case("upsample", M, {"scale": (1.5, 2.0), "mode": "bilinear"},
+         lambda: nn.Upsample(scale_factor=(1.5, 2.0), mode="bilinear")),
+    Case("upsample", M, {"size": (12, 7), "mode": "bicubic", "align_corners": True},
+         lambda: nn.Upsample(size=(12, 7), mode="bicubic", align_corners=True)),
+    Case("upsample", M, {"scale": 1.5, "mode": "bilinear", "align_corners": False},
+         lambda: nn.Upsample(scale_factor=1.5, mode="bilinear", align_corners=False)),
+    Case("upsample", M, {"scale": 2.0, "mode": "nearest-exact"},
+         lambda: nn.Upsample(scale_factor=2.0, mode="nearest-exact")),
+    Case("upsample", M, {"scale": 3.0}, lambda: nn.Upsample(scale_factor=3),
+         call="upsample(3)"),
+    Case("crop", M, {"size": 5}, lambda: TorchvisionCrop((5, 5))),
+    Case("crop", M, {"size": (7, 3)}, lambda: TorchvisionCrop((7, 3))),
+    Case("crop", M, {"size": (9, 11)}, lambda: TorchvisionCrop((9, 11)), call="crop((9, 11))"),
+    Case("pad", M, {"p": 1}, lambda: nn.ConstantPad2d(1, 0.0)),
+    Case("pad", M, {"p": (0, 1, 2, 3), "value": -1.5},
+         lambda: nn.ConstantPad2d((0, 1, 2, 3), -1.5)),
+    Case("pad", M, {"p": (1, 2, 3, 0), "mode": "reflect"},
+         lambda: nn.ReflectionPad2d((1, 2, 3, 0))),
+    Case("pad", M, {"p": ((1, 0), (2, 3)), "mode": "replicate"},
+         lambda: nn.ReplicationPad2d((2, 3, 1, 0))),
+    Case("pad", M, {"p": 2, "mode": "circular"}, lambda: nn.CircularPad2d(2)),
+    Case("pad", M, {"p": 1, "mode": "reflect"}, lambda: nn.ReflectionPad2d(1),
+         call='pad(1, "reflect")'),
+    Case("pixel_shuffle", (8, 3, 5), {"r": 2}, lambda: nn.PixelShuffle(2)),
+    Case("pixel_shuffle", (9, 2, 2), {"r": 3}, lambda: nn.PixelShuffle(3),
+         call="pixel_shuffle(3)"),
+    Case("pixel_unshuffle", (2, 6, 4), {"r": 2}, lambda: nn.PixelUnshuffle(2)),
+    Case("pixel_unshuffle", M, {"r": 1}, lambda: nn.PixelUnshuffle(1), call="pixel_unshuffle(1)"),
     Case("flatten", M, {}, lambda: nn.Flatten()),
     Case("linear", F7, {"out": 5}, lambda: nn.Linear(7, 5)),
     Case("linear", F7, {"out": 3, "bias": False}, lambda: nn.Linear(7, 3, bias=False)),
@@ -330,6 +406,16 @@ CASES = [
 ATTRIBUTES = {
     nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
                 "groups", "padding_mode", "output_padding", "transposed"),
+    nn.ConvTranspose2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                         "output_padding", "dilation", "groups", "padding_mode", "transposed"),
+    nn.Upsample: ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"),
+    TorchvisionCrop: ("size",),
+    nn.ConstantPad2d: ("padding", "value"),
+    nn.ReflectionPad2d: ("padding",),
+    nn.ReplicationPad2d: ("padding",),
+    nn.CircularPad2d: ("padding",),
+    nn.PixelShuffle: ("upscale_factor",),
+    nn.PixelUnshuffle: ("downscale_factor",),
     nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
                    "return_indices"),
     nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
@@ -363,7 +449,8 @@ ATTRIBUTES = {
     nn.Identity: (),
 }
 
-SPATIAL = {"kernel_size", "stride", "padding", "dilation", "output_size", "output_padding"}
+SPATIAL = {"kernel_size", "stride", "padding", "dilation", "output_size", "output_padding",
+           "size"}
 
 
 def _normalised(name: str, value):
@@ -479,9 +566,14 @@ def test_every_op_and_every_argument_has_a_case():
     for name, op in REGISTRY.items():
         fields = op.args.model_fields
         required = {f for f, info in fields.items() if info.is_required()}
-        assert any(set(c.args) == required and c.call is None for c in by_op[name]), (
-            f"`{name}` has no case with only its required arguments (the defaults)")
+        one_of = set(op.args.one_of) - TENSOR_ARGUMENTS  # exactly one is given: each
+        minimal = [{*required, choice} for choice in one_of] or [required]
+        for given in minimal:
+            assert any(set(c.args) == given and c.call is None for c in by_op[name]), (
+                f"`{name}` has no case with only {sorted(given)} (the defaults)")
         for arg, info in fields.items():
+            if arg in TENSOR_ARGUMENTS:
+                continue  # a second tensor: tests/test_named_tensors.py
             assert any(arg in c.args and (info.is_required() or c.args[arg] != info.default)
                        for c in by_op[name]), f"`{name}`: no case with a non-default `{arg}`"
         for case in by_op[name]:
