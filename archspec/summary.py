@@ -359,8 +359,7 @@ def footer_lines(summary: Summary) -> list[str]:
     ]
     if summary.training_params or summary.training_macs:
         lines.append(f"Training only:     {summary.training_params:,} params, "
-                     f"{summary.training_macs:,} MACs in `aux` branches (counted above; eval "
-                     "mode skips them)")
+                     f"{summary.training_macs:,} MACs (`aux`, counted above, not in eval mode)")
     if summary.count_all and summary.zero_by_rule:
         lines.append("Zero by rule (see docs/counting.md): " + ", ".join(summary.zero_by_rule))
     return lines

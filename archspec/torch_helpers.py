@@ -84,13 +84,15 @@ class CenterCrop2d(nn.Module):
         super().__init__()
         self.size = (size, size) if isinstance(size, int) else size and tuple(size)
 
-    def forward(self, x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, like: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Crops to `size`, or without one to the height and width of `like`."""
         (h, w), (height, width) = self.size or like.shape[-2:], x.shape[-2:]
         if h > height or w > width:
             raise ValueError(f"crop {h}x{w} is larger than the input {height}x{width}")
         top, left = (height - h) // 2, (width - w) // 2
-        return x[..., top:top + h, left:left + w]
+        return x[..., top : top + h, left : left + w]
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -100,13 +102,16 @@ class Interpolate(nn.Module):
     """Resizes a map to the height and width of another tensor, given with it, as
     torchvision's segmentation models do: F.interpolate(x, size=like.shape[-2:])."""
 
-    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+    def __init__(
+        self, mode: str = "nearest", align_corners: bool | None = None
+    ) -> None:
         super().__init__()
         self.mode, self.align_corners = mode, align_corners
 
     def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=like.shape[-2:], mode=self.mode,
-                             align_corners=self.align_corners)
+        return F.interpolate(
+            x, size=like.shape[-2:], mode=self.mode, align_corners=self.align_corners
+        )
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, align_corners={self.align_corners}"

@@ -64,6 +64,24 @@ def structure(model: torch.nn.Module) -> list[tuple[str, str, str]]:
     return [(name, type(m).__name__, m.extra_repr()) for name, m in model.named_modules()]
 
 
+def same(a, b) -> bool:
+    """Equal outputs: a tensor, or the tuple or dict of tensors a network's `return` gives."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
+            and all(same(x, y) for x, y in zip(a, b)))
+
+
+def main_output(output):
+    """The tensor a network's outputs begin with (the `out` of a dict, the logits of a
+    tuple)."""
+    if isinstance(output, dict):
+        return next(iter(output.values()))
+    return output[0] if isinstance(output, tuple) else output
+
+
 def exercise_batchnorms(model: torch.nn.Module, shape: tuple) -> None:
     """Give batchnorm running statistics that are not PyTorch's initial ones."""
     model.train()
@@ -101,8 +119,8 @@ def test_build_and_compiled_source_agree(tmp_path, monkeypatch, spec, net):
             ours = built(x)
         torch.manual_seed(2)
         with torch.no_grad():
-            assert torch.equal(ours, written(x)), mode
-    assert tuple(ours.shape[1:]) == network.output_shape
+            assert same(ours, written(x)), mode
+    assert tuple(main_output(ours).shape[1:]) == network.output_shape
 
 
 def parse_classes(text: str) -> dict[str, ast.ClassDef]:
@@ -139,15 +157,14 @@ def test_a_network_that_needs_the_input_size_is_written_out_and_says_why(monkeyp
 
 # Values for network parameters that check, other than the variants' own: the compiled
 # builder given them must build what archspec.build() builds from the spec given them.
+# (GoogLeNet, with its `aux` heads, and the segmentation networks are written out: their
+# builders take no parameters.)
 SAMPLES = [
     ("resnet.arch", "resnet18", {"layers": [1, 2, 1, 1], "classes": 7}),
     ("resnet.arch", "resnet50", {"groups": 2, "width_per_group": 16, "layers": [1, 1, 2, 1]}),
     ("resnext.arch", "resnext50_32x4d", {"groups": 4, "width_per_group": 8, "classes": 3}),
     ("densenet.arch", "densenet121", {"blocks": [2, 3, 1], "growth": 8, "init": 16,
                                       "bn_size": 2, "classes": 5}),
-    ("googlenet.arch", "googlenet", {"bn": False, "lrn": True, "k5": 5, "pool4": 3,
-                                     "drop": 0.3, "softmax": True, "classes": 4}),
-    ("googlenet.arch", "googlenet_paper", {"bn": True, "classes": 12}),
     ("vgg.arch", "vgg11", {"stages": [(1, 8), (2, 16), (1, 32)], "bn": True, "classes": 5,
                            "drop": 0.25}),
     ("nin.arch", "nin", {"classes": 7}),
@@ -398,7 +415,7 @@ def test_built_models_are_plain_pytorch_objects(tmp_path, monkeypatch, net):
         expected = model(x)
         for other in copies:
             assert structure(other) == structure(model)
-            assert torch.equal(other.eval()(x), expected)
+            assert same(other.eval()(x), expected)
     assert repr(model).splitlines()[0] == f"{type(model).__name__}("
 
 
