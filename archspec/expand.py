@@ -126,6 +126,10 @@ class Scope:
     labels: dict[str, Span] = field(default_factory=dict)
     tensors: dict[str, Saved] = field(default_factory=dict)
     source: list = field(default_factory=list)
+    parent: Scope | None = None  # a labelled scope reads its enclosing scope's tensors too
+    free: list[str] = field(default_factory=list)  # those it reads, passed in as inputs
+    finished: dict[str, tuple[Scope, ir.Seq]] = field(default_factory=dict)  # child scopes
+    outputs: dict[str, Shape | None] = field(default_factory=dict)  # every module's output
 
     def take(self, label: str | None, span: Span) -> str:
         """The module's name: its label, or its position. A label may be a number
@@ -147,10 +151,35 @@ class Scope:
         self.labels[name] = span
         return name
 
-    def child(self, name: str, shape: Shape | None, source: list) -> Scope:
-        inner = Scope(f"{self.path}.{name}" if self.path else name, source=source)
+    def child(self, name: str, shape: Shape | None, source: list,
+              nested: bool = False) -> Scope:
+        """The scope of a block call, or (`nested`) of a labelled statement, which also
+        sees the tensors around it."""
+        inner = Scope(f"{self.path}.{name}" if self.path else name, source=source,
+                      parent=self if nested else None)
         inner.tensors["input"] = Saved(shape, False)
         return inner
+
+    def lookup(self, name: str) -> Saved | None:
+        """`@name` here: a tensor of this scope, `scope.module` of a finished child scope,
+        or, in a labelled scope, a tensor of the scopes around it (then an input of it)."""
+        head, dot, module = name.partition(".")
+        if dot:
+            child = self.finished.get(head)
+            if child is None or module not in child[0].outputs:
+                saved = None
+            else:
+                if module not in child[1].exports:
+                    child[1].exports.append(module)  # the child returns it with its output
+                    keep_intact(child[1], module)
+                saved = Saved(child[0].outputs[module], False)
+        else:
+            saved = self.tensors.get(name)
+        if saved is None and self.parent is not None and name != "input":
+            saved = self.parent.lookup(name)
+            if saved is not None and saved.done and name not in self.free:
+                self.free.append(name)
+        return saved
 
 
 def check_path(path: str, name: str, span: Span) -> None:
@@ -405,12 +434,14 @@ class Expander:
     def _labelled(self, stmt, name: str, env, ns, shape, scope):
         if isinstance(stmt, n.Call):
             return self.call(stmt, env, ns, shape, scope, name)
-        inner = scope.child(name, shape, [stmt])
+        inner = scope.child(name, shape, [stmt], nested=True)
         nodes, out = self._unlabelled(stmt, env, ns, shape, inner)
         if not nodes:
             return [], out
-        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
-                       statement=stmt)], out
+        node = ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
+                      statement=stmt, free=inner.free)
+        scope.finished[name], scope.outputs[name] = (inner, node), out
+        return [node], out
 
     def label_text(self, label: n.LabelPart, evaluator: Evaluator, path: str = "") -> str:
         """The label's text, refused where PyTorch would refuse the module name."""
@@ -493,6 +524,7 @@ class Expander:
             return self.call_block(target, stmt, env, ns, shape, scope, name)
         layer = self.call_op(target, stmt, self._evaluator(env, ns, shape), shape,
                              scope.take(name, stmt.span) if name is None else name, scope)
+        scope.outputs[layer.name] = layer.out_shape
         return [layer], layer.out_shape
 
     def resolve(self, stmt: n.Call, env: Env, ns: dict):
@@ -544,8 +576,9 @@ class Expander:
             self.stack.pop()
         block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition,
                               ref.namespace)
-        return [ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path,
-                       block=block)], out
+        node = ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path, block=block)
+        scope.finished[name], scope.outputs[name] = (inner, node), out
+        return [node], out
 
     def call_op(self, spec: OpSpec, stmt: n.Call, evaluator: Evaluator,
                 shape: Shape | None, name: str, scope: Scope) -> ir.Layer:
@@ -754,7 +787,7 @@ class Expander:
             raise fail("E312", "a tensor reference cannot be used inside channels_last",
                        ref.span, hint="refer to the tensor before or after the channels_last")
         name = self.joined(ref.name, evaluator, scope.path)
-        saved = scope.tensors.get(name)
+        saved = scope.lookup(name)
         if saved is None or not saved.done:
             raise self.missing_tensor(ref, name, scope)
         if saved.training and not (in_return or self.training_only):
@@ -783,8 +816,8 @@ class Expander:
             return fail("E221", f"{shown} is inside the scope `{found[1]}`", ref.span,
                         detail=f"`{name}:` (line {found[0].span.line}) is a module of "
                                f"`{found[1]}`, which is a module scope of its own",
-                        hint=f"refer to `@{found[1]}` (its output), or move the reference "
-                             f"into `{found[1]}`")
+                        hint=f"write `@{found[1]}.{name}` (once `{found[1]}` has run), or "
+                             f"`@{found[1]}` for its output")
         known = sorted(k for k in scope.tensors if k != "input")
         return fail("E221", f"no tensor named {shown} here", ref.span,
                     detail=("the named tensors here are " + ", ".join(
@@ -967,6 +1000,19 @@ def skip_hint(merge: ir.Merge) -> str | None:
                 f"{dh - dh // 2})) }}` (left, right, top, bottom), or resize it with "
                 f"`upsample(size=({oh}, {ow}))`")
     return None
+
+
+def keep_intact(scope: ir.Seq, name: str) -> None:
+    """The layer after module `name` of a finished scope may not overwrite its output in
+    place any more: something outside reads it (`@scope.name`)."""
+    inside: set[int] | None = None  # the nodes of module `name`, once found
+    for node in ir.iter_nodes(scope):
+        if inside is not None and id(node) not in inside and isinstance(node, ir.Layer):
+            node.fresh = False
+            return
+        if inside is None and node is not scope and getattr(node, "name", None) == name \
+                and getattr(node, "path", "").rpartition(".")[0] == scope.path:
+            inside = {id(inner) for inner in ir.iter_nodes(node)}
 
 
 def describe_statement(stmt: n.Stmt) -> str:

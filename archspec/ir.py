@@ -57,6 +57,11 @@ class Seq(Node):
     path: str = ""  # dotted path of the scope ('' for the root or a transparent group)
     block: BlockCall | None = None
     statement: n.Stmt | None = None  # the labelled statement of a label's scope
+    # named tensors of the enclosing scope it reads (`@name` inside a labelled scope), which
+    # its forward() takes after its input; and its modules whose outputs it returns with its
+    # own, for `@scope.module` outside it
+    free: list[str] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)
 
 
 @dataclass

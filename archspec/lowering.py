@@ -21,7 +21,10 @@ has a forward() of its own, given here as a small program of plain tuples:
     ("scale", name)                  multiply by the module's parameter `name`
     ("keep", name, step)             run step and keep its result as the named tensor `name`
     ("ref", name)                    go on from the named tensor `name` (`input`: the scope's)
-    ("call", name, like)             a child module given the named tensor `like` as well
+    ("call", name, *tensors)         a child module given named tensors after its input (a
+                                     `like=`, what a labelled scope reads from around it)
+    ("exports", name, modules, step) run step, the child `name` returning its output and
+                                     those of its `modules` (kept as `name.module`)
     ("side", training, step)         run step on the tensor, go on with the tensor itself;
                                      `training`: only in training mode
     ("inputs", names, step)          a network's forward(x, *inputs): the inputs after the
@@ -141,7 +144,8 @@ def _fill(module: TorchModule, children: list[ir.Node], merges: bool,
 
 
 def _named_tensors_read(children: list[ir.Node], outputs: list[ir.Output]) -> set[str]:
-    """The scope's named tensors that a reference, a `like=` or an output reads."""
+    """The scope's named tensors that a reference, a `like=`, an output or a labelled scope
+    inside it reads."""
     found = {o.target for o in outputs if o.target is not None}
     stack = list(children)
     while stack:
@@ -150,8 +154,10 @@ def _named_tensors_read(children: list[ir.Node], outputs: list[ir.Output]) -> se
             found.add(node.target)
         elif isinstance(node, ir.Layer) and node.like is not None:
             found.add(node.like)
-        elif not (isinstance(node, ir.Seq) and node.name is not None):
-            stack.extend(ir.children(node))  # a named scope's references are its own
+        elif isinstance(node, ir.Seq) and node.name is not None:
+            found.update(node.free)  # its other references are its own
+        else:
+            stack.extend(ir.children(node))
     return found
 
 
@@ -182,7 +188,8 @@ def _step(node: ir.Node, module: TorchModule, merges: bool, names: ClassNames,
         return ("call", node.name) if node.like is None else ("call", node.name, node.like)
     if isinstance(node, ir.Seq) and node.name is not None:
         module.children[node.name] = _scope(node, names)
-        return ("call", node.name)
+        call = ("call", node.name, *node.free)
+        return ("exports", node.name, tuple(node.exports), call) if node.exports else call
     if isinstance(node, ir.Seq):
         return ("seq", tuple(_kept(c, _step(c, module, merges, names, kept), kept)
                              for c in node.children))
@@ -200,8 +207,14 @@ def _scope(seq: ir.Seq, names: ClassNames) -> TorchModule:
         merges = seq.statement is not None and labelled_scope_merges(seq.statement)
         stem = re.sub(r"\d+$", "", seq.name or "") or "Scope"
         cls = names.get(("scope", id(seq.statement)), stem) if merges else SEQUENTIAL
+    if (seq.free or seq.exports) and cls == SEQUENTIAL:
+        cls = names.get(("scope", id(seq.statement)), re.sub(r"\d+$", "", seq.name) or "Scope")
     module = TorchModule(cls, seq)
-    _fill(module, seq.children, merges, names)
+    exports = [ir.Output(None, name, (), False) for name in seq.exports]
+    _fill(module, seq.children, merges or bool(seq.free or seq.exports), names,
+          [ir.Output(None, None, (), False), *exports] if exports else None)
+    if seq.free:  # forward(x, *free): the tensors it reads from around it
+        module.program = ("inputs", tuple(seq.free), module.program)
     if cls == SEQUENTIAL:
         module.base = None
     return module

@@ -45,8 +45,7 @@ class ArchBlock(nn.Module):
         """`step` applied to `x`; `saved` holds the scope's named tensors read later."""
         kind = step[0]
         if kind == "call":
-            module = self._modules[step[1]]
-            return module(x) if len(step) == 2 else module(x, saved[step[2]])
+            return self._modules[step[1]](x, *(saved[name] for name in step[2:]))
         if kind == "fn":
             return self._function(step, x)
         if kind == "seq":
@@ -58,6 +57,10 @@ class ArchBlock(nn.Module):
             return x
         if kind == "ref":
             return saved[step[1]]
+        if kind == "exports":  # the child gave its output and those of some modules
+            x, *exported = self._run(step[3], x, saved)
+            saved.update((f"{step[1]}.{name}", value) for name, value in zip(step[2], exported))
+            return x
         if kind == "side":
             if self.training or not step[1]:
                 self._run(step[2], x, saved)

@@ -64,6 +64,8 @@ def with_attributes(step: tuple) -> tuple:
         return (step[0], tuple(with_attributes(s) for s in step[1]))
     if step[0] in ("keep", "side", "inputs"):
         return (step[0], step[1], with_attributes(step[2]))
+    if step[0] == "exports":
+        return (*step[:3], with_attributes(step[3]))
     return step
 
 
@@ -73,7 +75,7 @@ def _reads_input(step) -> bool:
         return False
     if not isinstance(step[0], str):  # a tuple of steps
         return any(_reads_input(inner) for inner in step)
-    if step[:2] == ("ref", "input") or (step[0] == "call" and step[2:] == ("input",)):
+    if step[:2] == ("ref", "input") or (step[0] == "call" and "input" in step[2:]):
         return True
     if step[0] == "return":
         return any(name == "input" for _, name, _ in step[1])
@@ -82,12 +84,20 @@ def _reads_input(step) -> bool:
     return any(_reads_input(inner) for inner in step[1:] if isinstance(inner, tuple))
 
 
+def parameter_name(name: str) -> str:
+    """A named tensor as a Python name: `backbone.4` is `backbone_4`."""
+    text = re.sub(r"\W", "_", name)
+    if not text.isidentifier() or keyword.iskeyword(text) or text in ("x", "self"):
+        text = f"t_{text}"
+    return text
+
+
 def forward_head(program: tuple | None) -> str:
     """The `def forward` line: its inputs, and what it returns (the network's
     `return(...)`)."""
     params = "x: torch.Tensor"
     if program and program[0] == "inputs":
-        params += "".join(f", {name}: torch.Tensor" for name in program[1])
+        params += "".join(f", {parameter_name(name)}: torch.Tensor" for name in program[1])
         program = program[2]
     result = "torch.Tensor"
     last = program[1][-1] if program and program[0] == "seq" and program[1] else None
@@ -180,8 +190,8 @@ class Forward:
 
     def lines(self, program: tuple) -> list[str]:
         if program[0] == "inputs":  # the other inputs are parameters of forward()
-            self.saved.update((name, name) for name in program[1])
-            self.used.update(program[1])
+            self.saved.update((name, parameter_name(name)) for name in program[1])
+            self.used.update(parameter_name(name) for name in program[1])
             program = program[2]
         if _reads_input(program):  # `x` will be overwritten: keep the input in a variable
             self.saved["input"] = self.fresh("x_in")
@@ -206,8 +216,7 @@ class Forward:
 
     def variable(self, name: str) -> str:
         """The variable of a named tensor: its label where that is a free identifier."""
-        base = name if name.isidentifier() and not keyword.iskeyword(name) else "tensor"
-        return self.fresh(base)
+        return self.fresh(parameter_name(name))
 
     def named(self, step: tuple, x: str, target: str) -> str:
         """The steps that keep, read and return named tensors, and side branches."""
@@ -251,8 +260,15 @@ class Forward:
         """Emit `step` applied to the tensor in `x`; returns the variable holding the result
         (the same `x` for an empty sequence)."""
         kind = step[0]
-        if kind == "call" and len(step) == 3:
-            return self.emit(target, f"{step[1]}({x}, {self.saved[step[2]]})")
+        if kind == "call" and len(step) > 2:
+            tensors = ", ".join(self.saved[name] for name in step[2:])
+            return self.emit(target, f"{step[1]}({x}, {tensors})")
+        if kind == "exports":  # `x, backbone_4 = self.backbone(x)`
+            names = [f"{step[1]}.{module}" for module in step[2]]
+            for name in names:
+                self.saved[name] = self.variable(name)
+            result = self.run(step[3], x, ", ".join([target, *(self.saved[n] for n in names)]))
+            return target if result != x else x
         if kind == "call":
             return self.emit(target, f"{step[1]}({x})")
         if kind in ("keep", "ref", "side", "return"):

@@ -63,7 +63,7 @@ TORCHVISION_VARIANTS = [
 # specs/segmentation.arch: torchvision.models.segmentation's builders (tests/test_segmentation.py
 # compares them; they return {"out": ...}, at the input's size).
 SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-                "deeplabv3_mobilenet_v3_large"]
+                "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
 # Builder arguments: no pretrained backbone for the segmentation networks, and no weight
 # initialisation where the state_dict replaces it anyway (GoogLeNet's and Inception-v3's
 # truncated normals are slow; torchvision warns that it changes their default).

@@ -18,7 +18,7 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
-from reference import assert_same, batch, compile_and_import, loaded, randomise
+from reference import assert_same, batch, compile_and_import, loaded, outputs, randomise
 from torch import nn
 
 import archspec
@@ -266,3 +266,75 @@ def test_several_inputs(tmp_path):
         built(rgb, depth[0])
     with pytest.raises(ValueError, match="1x16x16"):
         written(rgb, depth[0])
+
+
+ACROSS = """
+block feats() {
+  conv(4, k=3, p=1) relu
+  conv(8, k=3, s=2, p=1) relu
+  conv(8, k=3, s=2, p=1)
+}
+
+network across(classes: int = 3) {
+  input [3, 32, 32]
+  backbone: feats()
+  classifier: {
+    cbr: { conv(6, k=1, bias=false) batchnorm relu }
+    @input
+    scale: { adaptive_avgpool(1) conv(6, k=1, bias=false) sigmoid }
+    @cbr
+    gate { @scale }
+    upsample(like=@backbone.2, mode="bilinear", align_corners=false)
+    add { { @backbone.2 low: conv(classes, k=1) } high: conv(classes, k=1) }
+  }
+  upsample(like=@input, mode="bilinear", align_corners=false)
+  return(out=in)
+}
+"""
+
+
+class Across(nn.Module):
+    """`across`, by hand: LR-ASPP's shape. The classifier reads the backbone's third
+    module's output (before the relu after it) next to its own input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(4, 8, 3, 2, 1), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, 2, 1))
+        self.classifier = nn.Module()
+        self.classifier.cbr = nn.Sequential(nn.Conv2d(8, 6, 1, bias=False), nn.BatchNorm2d(6),
+                                            nn.ReLU())
+        self.classifier.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1),
+                                              nn.Conv2d(8, 6, 1, bias=False), nn.Sigmoid())
+        self.classifier.low, self.classifier.high = nn.Conv2d(8, 3, 1), nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        low = self.backbone[:3](x)
+        high = self.backbone[3:](low)
+        head = self.classifier
+        y = head.cbr(high) * head.scale(high)
+        y = F.interpolate(y, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        y = head.low(low) + head.high(y)
+        return {"out": F.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                                     align_corners=False)}
+
+
+def test_a_scope_reads_a_module_inside_another(tmp_path):
+    """`@backbone.2` inside `classifier`: the backbone returns that output with its own (the
+    relu after it no longer in place), the classifier takes it after its input."""
+    path = tmp_path / "across.arch"
+    path.write_text(ACROSS)
+    network = archspec.load(str(path))
+    reference = Across()
+    built = loaded(archspec.build(network), reference)
+    written = compile_and_import(str(path), tmp_path / "across.py").across()
+    written.load_state_dict(built.state_dict(), strict=True)
+    x = batch((3, 32, 32))
+    for training in (False, True):
+        want = outputs(reference, x, training)["out"]
+        for model in (built, written):
+            torch.testing.assert_close(outputs(model, x, training)["out"], want)
+    classifier = next(n for n in network.body.children if getattr(n, "name", "") == "classifier")
+    backbone = next(n for n in network.body.children if getattr(n, "name", "") == "backbone")
+    assert classifier.free == ["backbone.2"] and backbone.exports == ["2"]

@@ -51,7 +51,7 @@ TORCHVISION = frozenset({
         ("y", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
         ("x", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"))) for size in sizes),
     "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-    "deeplabv3_mobilenet_v3_large",
+    "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
 })
 
 
