@@ -487,24 +487,9 @@ class Expander:
             return self.call(stmt, env, ns, shape, scope, None)
         if isinstance(stmt, n.Group):
             return self.body(stmt.body, env, ns, shape, scope)
-        if isinstance(stmt, n.Parallel):
-            return self.parallel(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.ChannelsLast):
-            return self.channels_last(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.Dense):
-            return self.dense(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.Repeat):
-            return self.repeat(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.For):
-            return self.for_loop(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.If):
-            return self.conditional(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.RefStmt):
-            return self.reference(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.Side):
-            return self.side(stmt, env, ns, shape, scope)
-        if isinstance(stmt, n.Return):
-            return self.returns(stmt, env, ns, shape, scope)
+        method = STATEMENT_METHODS.get(type(stmt))
+        if method is not None:
+            return getattr(self, method)(stmt, env, ns, shape, scope)
         if isinstance(stmt, n.Let):
             try:
                 value = self._evaluator(env, ns, shape)(stmt.value)
@@ -1000,6 +985,12 @@ def skip_hint(merge: ir.Merge) -> str | None:
                 f"{dh - dh // 2})) }}` (left, right, top, bottom), or resize it with "
                 f"`upsample(size=({oh}, {ow}))`")
     return None
+
+
+# The Expander method that expands each kind of statement (calls, groups and `let` aside).
+STATEMENT_METHODS = {n.Parallel: "parallel", n.ChannelsLast: "channels_last", n.Dense: "dense",
+                     n.Repeat: "repeat", n.For: "for_loop", n.If: "conditional",
+                     n.RefStmt: "reference", n.Side: "side", n.Return: "returns"}
 
 
 def keep_intact(scope: ir.Seq, name: str) -> None:
