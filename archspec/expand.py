@@ -1022,10 +1022,12 @@ LABEL_HINTS = {
 
 def _find_label(stmts: list, name: str, scope: str | None):
     """The statement labelled `name` (literally) among `stmts`, and the labelled scope
-    it belongs to (None: this one), or None."""
+    it belongs to (None: this one), or None. Each statement looked at costs a step: a
+    reference that finds nothing, inside a loop, searches the scope's text every time."""
     for stmt in stmts:
         if not isinstance(stmt, n.Stmt):
             continue
+        charge(1)
         label = stmt.label.pieces if stmt.label is not None else None
         if label == [name]:
             return stmt, scope
