@@ -212,7 +212,7 @@ def _downsampling(scope: Seq) -> str:
     return ""
 
 
-ROW_LEVELS = 3  # resolutions a network with skips needs to be drawn in rows
+ROW_LEVELS = 3  # levels a network's skips must run across for it to be drawn in rows
 
 
 def _octaves(before, after) -> int:
@@ -222,12 +222,14 @@ def _octaves(before, after) -> int:
     return round(math.log2(before[1] / after[1]))
 
 
-def _like_key(layer: Layer) -> str:
-    """`Ref.key` of the named tensor a layer's `like=` reads."""
+def _like_keys(layer: Layer) -> list[str]:
+    """Where the named tensor a layer's `like=` reads may be (`Ref.key`): in the layer's
+    scope, or (a labelled scope reads the tensors around it) in a scope around it."""
     scope = layer.path.rpartition(".")[0]
     if layer.like == "input":
-        return f"{scope}@input"
-    return f"{scope}.{layer.like}" if scope else layer.like
+        return [f"{scope}@input"]
+    parts = scope.split(".") if scope else []
+    return [".".join(parts[:i] + [layer.like]) for i in range(len(parts), -1, -1)]
 
 
 def _quoted(node_id: str) -> str:
@@ -305,8 +307,10 @@ class _Builder:
         """Draw a network with skips as its paper does: one row per resolution, the skips
         across, the way back up against the ranks (so a U-Net is a U)."""
         level = self.levels()
-        if len(set(level.values())) < ROW_LEVELS:
-            return  # one resolution or two: a column reads better than a row or two
+        ladder = {level.get(tail) for tail, head, attrs in self.edges
+                  if attrs.get("style") == "dashed" and level.get(tail) == level.get(head)}
+        if len(ladder - {None}) < ROW_LEVELS:
+            return  # skips across one or two levels (LR-ASPP): a column reads better
         by_level: dict[int, list[str]] = {}
         for node_id, value in level.items():
             by_level.setdefault(value, []).append(node_id)
@@ -327,7 +331,8 @@ class _Builder:
                             **self._fill(_family(layer))})
         self.edge(src, node_id)
         if layer.like is not None:  # the tensor whose size it takes
-            like = self.tensors.get(_like_key(layer))
+            like = next((self.tensors[key] for key in _like_keys(layer)
+                         if key in self.tensors), None)
             if like is not None:
                 self.edges.append((like.node, node_id, {"style": "dotted",
                                                         "constraint": "false"}))

@@ -163,6 +163,10 @@ class Scope:
     def lookup(self, name: str) -> Saved | None:
         """`@name` here: a tensor of this scope, `scope.module` of a finished child scope,
         or, in a labelled scope, a tensor of the scopes around it (then an input of it)."""
+        return self.find(name)[0]
+
+    def find(self, name: str) -> tuple[Saved | None, Scope]:
+        """`lookup`, and the scope the tensor belongs to."""
         head, dot, module = name.partition(".")
         if dot:
             child = self.finished.get(head)
@@ -176,10 +180,11 @@ class Scope:
         else:
             saved = self.tensors.get(name)
         if saved is None and self.parent is not None and name != "input":
-            saved = self.parent.lookup(name)
+            saved, owner = self.parent.find(name)
             if saved is not None and saved.done and name not in self.free:
                 self.free.append(name)
-        return saved
+            return saved, owner
+        return saved, self
 
 
 def check_path(path: str, name: str, span: Span) -> None:
@@ -817,8 +822,9 @@ class Expander:
         name, saved = self.tensor(stmt.ref, self._evaluator(env, ns, shape), scope)
         if saved.shape is None:
             raise UnknownShape()  # its statement failed and was reported
-        key = (f"{scope.path}@input" if name == "input" else
-               f"{scope.path}.{name}" if scope.path else name)
+        owner = scope.find(name)[1]
+        key = (f"{owner.path}@input" if name == "input" else
+               f"{owner.path}.{name}" if owner.path else name)
         return [ir.Ref(stmt.span, shape, saved.shape, name, key)], saved.shape
 
     def side(self, stmt: n.Side, env, ns, shape, scope):
