@@ -293,6 +293,13 @@ class _Builder:
         self.given[tail.node] = tail.shape
         self.edges.append((tail.node, head, attrs))
 
+    def drawn(self, key: str) -> _Tensor | None:
+        """The node that gives a named tensor: its own, or, inside a collapsed scope
+        (`backbone.4` of a collapsed `backbone`), the scope's node."""
+        while key not in self.tensors and "." in key:
+            key = key.rpartition(".")[0]
+        return self.tensors.get(key)
+
     def levels(self) -> dict[str, int]:
         """Each node's resolution level, as U-Net's figure has its rows: the levels its
         input went down (x2 pooling: +1) and up (x2 up-convolution: -1) on the way."""
@@ -331,8 +338,7 @@ class _Builder:
                             **self._fill(_family(layer))})
         self.edge(src, node_id)
         if layer.like is not None:  # the tensor whose size it takes
-            like = next((self.tensors[key] for key in _like_keys(layer)
-                         if key in self.tensors), None)
+            like = next(filter(None, map(self.drawn, _like_keys(layer))), None)
             if like is not None:
                 self.edges.append((like.node, node_id, {"style": "dotted",
                                                         "constraint": "false"}))
@@ -407,7 +413,7 @@ class _Builder:
         if isinstance(node, Layer):
             return self.layer(node, into, src)
         if isinstance(node, Ref):
-            found = self.tensors.get(node.key)
+            found = self.drawn(node.key)
             return src if found is None else found._replace(skip=True)
         if isinstance(node, Side):
             self.sequence(_items(node.body), into, level, src, scope_path)

@@ -338,3 +338,14 @@ def test_a_scope_reads_a_module_inside_another(tmp_path):
     classifier = next(n for n in network.body.children if getattr(n, "name", "") == "classifier")
     backbone = next(n for n in network.body.children if getattr(n, "name", "") == "backbone")
     assert classifier.free == ["backbone.2"] and backbone.exports == ["2"]
+
+
+@pytest.mark.parametrize(("depth", "source"), [(0, "S.backbone"), (1, "L.backbone.2")])
+def test_diagram_draws_a_read_into_another_scope(tmp_path, depth, source):
+    """`@backbone.2` inside `classifier` is a dashed edge from the module that gives it, or
+    from the collapsed backbone; no rows (its skips run across one level)."""
+    path = tmp_path / "across.arch"
+    path.write_text(ACROSS)
+    dot = to_dot(archspec.load(str(path)), depth=depth)
+    assert f'"{source}" -> "L.classifier.low" [style=dashed]' in dot
+    assert "rank=same" not in dot
