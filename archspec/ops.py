@@ -1194,6 +1194,15 @@ def pad_source(a) -> SourceCall:
     return SourceCall(f"nn.{PAD_CLASSES[mode]}", (widths, *value), {}, KEEP, LOST)
 
 
+def _pixel_shuffle_op(name: str, doc: str, shape_rule, source) -> OpSpec:
+    """pixel_shuffle and pixel_unshuffle: the factor r, a copy of the values rearranged."""
+    torch_name = "".join(part.capitalize() for part in name.split("_"))  # PixelShuffle
+    return OpSpec(name, "reshape", ShuffleFactorArgs, shape_rule, ("r",), doc=doc,
+                  label=attribute_label(name, "r"), receptive="none", source=source,
+                  torch=_from_attrs(torch_name, ("r",), {}), other_ops=_per_output(0),
+                  other_rule="0: a copy, no arithmetic", functional=_function(f"F.{name}", ("r",)))
+
+
 def pixel_shuffle_source(a) -> SourceCall:
     r = a.value("r")
     return SourceCall("nn.PixelShuffle", (r,), {}, a.floordiv(a.channels, a.mul(r, r)), LOST)
@@ -1669,22 +1678,10 @@ _OPS = [
            other_ops=_per_output(0),
            other_rule="0: a copy, no arithmetic",
            functional=_pad_function),
-    OpSpec("pixel_shuffle", "reshape", ShuffleFactorArgs, pixel_shuffle_shape, ("r",),
-           doc="C x H x W to C/r² x rH x rW (nn.PixelShuffle)",
-           label=attribute_label("pixel_shuffle", "r"), receptive="none",
-           source=pixel_shuffle_source,
-           torch=_from_attrs("PixelShuffle", ("r",), {}),
-           other_ops=_per_output(0),
-           other_rule="0: a copy, no arithmetic",
-           functional=_function("F.pixel_shuffle", ("r",))),
-    OpSpec("pixel_unshuffle", "reshape", ShuffleFactorArgs, pixel_unshuffle_shape, ("r",),
-           doc="C x H x W to r²C x H/r x W/r (nn.PixelUnshuffle)",
-           label=attribute_label("pixel_unshuffle", "r"), receptive="none",
-           source=pixel_unshuffle_source,
-           torch=_from_attrs("PixelUnshuffle", ("r",), {}),
-           other_ops=_per_output(0),
-           other_rule="0: a copy, no arithmetic",
-           functional=_function("F.pixel_unshuffle", ("r",))),
+    _pixel_shuffle_op("pixel_shuffle", "C x H x W to C/r² x rH x rW (nn.PixelShuffle)",
+                      pixel_shuffle_shape, pixel_shuffle_source),
+    _pixel_shuffle_op("pixel_unshuffle", "C x H x W to r²C x H/r x W/r (nn.PixelUnshuffle)",
+                      pixel_unshuffle_shape, pixel_unshuffle_source),
     OpSpec("permute", "reshape", PermuteArgs, permute_shape, ("dims",), internal=True,
            doc="reorders the dimensions; written by `channels_last`, not callable",
            source=module_source("Permute", ("dims",)),
