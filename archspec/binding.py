@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import nodes as n
-from .diagnostics import Span, did_you_mean
-from .evaluate import Env, Evaluator, fail, show, type_name
+from .diagnostics import Diagnostic, Span, did_you_mean
+from .evaluate import Env, EvalError, Evaluator, fail, show, type_name
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,18 @@ def collect(sig: Signature, args: Iterable[n.Arg],
     given: dict = {}
     spans: dict = {}
     seen_keyword = False
+    args = list(args)
+    unknown = [_unknown_keyword(sig, arg) for arg in args
+               if arg.name is not None and sig.aliases.get(arg.name, arg.name) not in sig.known]
+    if unknown:  # every misspelt keyword of the call at once
+        raise EvalError(unknown[0], tuple(unknown[1:]))
     for arg in args:
         seen_keyword = seen_keyword or arg.name is not None
         name = _parameter(sig, arg, len(given), seen_keyword)
         if name in given:
             raise fail("E210", f"`{name}` is given twice", arg.span,
-                       hint=f"pass `{name}` once, by position or by name")
+                       hint=_in_channels_hint(sig, name, given)
+                       or f"pass `{name}` once, by position or by name")
         given[name] = evaluate(arg.value)
         spans[name] = arg.span
     return given, spans
@@ -63,17 +69,28 @@ ARGUMENT_HINTS = {
 }
 
 
+def _in_channels_hint(sig: Signature, name: str, given: dict) -> str | None:
+    """`conv(3, 64, k=3)`: PyTorch's habit of giving the input channels first, which
+    shifts the output channels into `k`."""
+    if sig.positional[:2] != ("out", "k") or name != "k" or "out" not in given:
+        return None
+    return (f"the input channels come from the incoming shape (PyTorch's in_channels is not "
+            f"an argument here): leave out the first number, "
+            f"`{sig.what.strip('`')}({show(given['k'])}, k=...)`")
+
+
+def _unknown_keyword(sig: Signature, arg: n.Arg) -> Diagnostic:
+    return Diagnostic("E202", f"{sig.what} has no parameter `{arg.name}`", arg.span,
+                      hint=ARGUMENT_HINTS.get(arg.name)
+                      or did_you_mean(arg.name, [*sig.names, *sig.aliases])
+                      or f"parameters: {', '.join(sig.names) or 'none'}")
+
+
 def _parameter(sig: Signature, arg: n.Arg, position: int, seen_keyword: bool) -> str:
     """The parameter an argument is for. While no keyword has been seen, every earlier
     argument was positional, so `position` (the count bound so far) is this one's index."""
     if arg.name is not None:
-        name = sig.aliases.get(arg.name, arg.name)
-        if name not in sig.known:
-            raise fail("E202", f"{sig.what} has no parameter `{arg.name}`", arg.span,
-                       hint=ARGUMENT_HINTS.get(arg.name)
-                       or did_you_mean(arg.name, [*sig.names, *sig.aliases])
-                       or f"parameters: {', '.join(sig.names) or 'none'}")
-        return name
+        return sig.aliases.get(arg.name, arg.name)  # known: `collect` checked every keyword
     if seen_keyword:
         raise fail("E203", "a positional argument follows a keyword argument", arg.span,
                    hint="put positional arguments first")

@@ -83,6 +83,7 @@ CODES: dict[str, str] = {
     # warnings
     "W001": "unused parameter",
     "W002": "unused block",
+    "W003": "input looks channels last",
 }
 
 

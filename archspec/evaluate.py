@@ -15,15 +15,20 @@ from dataclasses import dataclass
 from . import nodes as n
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .limits import INT_LIMIT, MAX_ITEMS, MAX_NESTING, charge, measure
-from .ops import Shape, fmt_shape
+from .ops import STRING_CHOICES, Shape, fmt_shape
 
 
 class EvalError(Exception):
     """A diagnostic raised while evaluating; caught per statement so checking goes on."""
 
-    def __init__(self, diagnostic: Diagnostic):
+    def __init__(self, diagnostic: Diagnostic, also: tuple[Diagnostic, ...] = ()):
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.also = also  # independent mistakes found with it (every bad keyword of a call)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [self.diagnostic, *self.also]
 
 
 class UnknownShape(Exception):
@@ -375,8 +380,10 @@ class Evaluator:
         def known() -> set[str]:
             return self.env.names() | set(self.namespace)
 
+        quoted = (f'`{e.id}` is a string value of an op argument: write it in quotes, '
+                  f'`"{e.id}"`' if e.id in STRING_CHOICES else None)
         raise fail("E208", f"unknown name `{e.id}`", e.span,
-                   hint=did_you_mean(e.id, known, e.span)
+                   hint=quoted or did_you_mean(e.id, known, e.span)
                    or "declare it as a parameter, or bind it with `let` or a loop before this")
 
     def _TensorRef(self, e: n.TensorRef):

@@ -282,6 +282,8 @@ class Expander:
             shape = input_override or self.input_shape(body[0], env, namespace)
             inputs = [self.named_input(stmt, env, namespace, root_scope, shape)
                       for stmt in body[:count]]
+            if input_override is None:
+                self.channels_last_warning(body[0], shape)
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None
@@ -291,6 +293,18 @@ class Expander:
         root = ir.Seq(definition.span, shape, out, nodes)
         return ir.Network(self.network, definition.name, values, shape, root, definition.span,
                           init, definition, namespace, self.outputs, inputs[1:])
+
+    def channels_last_warning(self, stmt: n.Input, shape: Shape) -> None:
+        """W003 for `input [224, 224, 3]`: an image written height, width, channels, as
+        NumPy and PIL hold it; archspec's (and PyTorch's) maps are channels first."""
+        if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4:
+            self.report(Diagnostic(
+                "W003", f"input [{', '.join(map(str, shape))}] looks like height, width, "
+                "channels", stmt.shape.span,
+                detail=f"maps are C x H x W: this is {shape[0]} channels of {shape[1]}x"
+                       f"{shape[2]}",
+                hint=f"write the channels first: `input [{shape[2]}, {shape[0]}, "
+                     f"{shape[1]}]`"))
 
     def named_input(self, stmt: n.Input, env: Env, namespace: dict, scope: Scope,
                     first: Shape) -> tuple[str, Shape]:
@@ -405,7 +419,8 @@ class Expander:
             charge(1, stmt.span)
             return self._stmt(stmt, env, ns, shape, scope)
         except EvalError as exc:
-            self.report_error(exc.diagnostic)
+            for diag in exc.diagnostics:
+                self.report_error(diag)
         except UnknownShape:
             pass
         except LimitError as exc:
@@ -677,7 +692,7 @@ class Expander:
                 f"`{fname}` of `{spec.name}` has the wrong type: "
                 f"{type_name(given.get(fname))}",
                 spans.get(fname, stmt.span), detail=reason,
-                hint=f"`{fname}` is the {expected}"))
+                hint=_float_hint(given.get(fname), errors) or f"`{fname}` is the {expected}"))
         return diags
 
     # ------------------------------------------------------------ connection patterns
@@ -964,6 +979,15 @@ class Expander:
         if stmt.orelse is not None:
             return self.body(stmt.orelse, env, ns, shape, scope)
         return [], shape
+
+
+def _float_hint(value, errors: list[dict]) -> str | None:
+    """A float where a whole number belongs: usually `c / 2`, which Python's rules make a
+    float even when it divides."""
+    if type_name(value) != "float" or not any(e["type"] == "int_type" for e in errors):
+        return None
+    return (f"{show(value)} is a float: `/` always gives one; use `//` for a whole number "
+            "(`c // 2`), or int(...)")
 
 
 def skip_hint(merge: ir.Merge) -> str | None:

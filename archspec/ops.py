@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Annotated, ClassVar, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -1427,9 +1427,10 @@ def _pool_nd(name: str) -> OpSpec:
                                                  "adds and a divide") + " per output value")
 
 
-_CONV_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d",
-                 "out_channels": "out"}
-_POOL_ALIASES = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d"}
+# PyTorch's keyword names are accepted too (`kernel_size=3`), so code is easy to carry over
+_POOL_ALIASES = {"kernel": "k", "kernel_size": "k", "stride": "s", "padding": "p",
+                 "dilation": "d"}
+_CONV_ALIASES = {**_POOL_ALIASES, "out_channels": "out"}
 
 _OPS = [
     OpSpec("conv", "conv", ConvArgs, conv_shape, ("out", "k", "s", "p"), conv_params, conv_macs,
@@ -1736,6 +1737,18 @@ _OPS = [
 ]
 
 REGISTRY: dict[str, OpSpec] = {op.name: op for op in _OPS if not op.internal}
+
+
+def _string_choices(annotation) -> set[str]:
+    """The strings a field's type allows (`Literal["same", "valid"]`, inside unions)."""
+    if get_origin(annotation) is Literal:
+        return {a for a in get_args(annotation) if isinstance(a, str)}
+    return set().union(*(_string_choices(a) for a in get_args(annotation)))
+
+
+# Every string an op argument takes: `p=same` is then a forgotten pair of quotes.
+STRING_CHOICES = frozenset().union(*(
+    _string_choices(info.annotation) for op in _OPS for info in op.args.model_fields.values()))
 PERMUTE = next(op for op in _OPS if op.name == "permute")  # what channels_last writes
 
 
