@@ -616,8 +616,12 @@ class Expander:
             detail = exc.detail or ""
             if fmt_shape(shape) not in detail:  # every shape error names the incoming shape
                 detail += ("; " if detail else "") + f"the incoming shape is {fmt_shape(shape)}"
-            raise EvalError(Diagnostic(exc.code, exc.message, stmt.span, detail=detail,
-                                       formula=exc.formula, hint=exc.hint)) from None
+            diagnostic = Diagnostic(exc.code, exc.message, stmt.span, detail=detail,
+                                    formula=exc.formula, hint=exc.hint)
+            if exc.recovered is None:
+                raise EvalError(diagnostic) from None
+            self.report_error(diagnostic)  # and go on with the shape the fix would give
+            layer.out_shape = exc.recovered
         return layer
 
     def like(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope) -> Like:
@@ -777,9 +781,12 @@ class Expander:
                               else gate_shape(shape, shapes[0]) if stmt.kind == "gate"
                               else add_shape(names, shapes, identity))
         except ShapeError as exc:
-            exc.hint = skip_hint(node) or exc.hint
-            raise self._at(exc, Span(stmt.span.file, stmt.span.line, stmt.span.col,
-                                     stmt.span.line, stmt.span.col + len(stmt.kind))) from None
+            exc.hint = skip_hint(node) or padding_hint(node, identity) or exc.hint
+            where = odd_branch(node, stmt) or Span(stmt.span.file, stmt.span.line,
+                                                   stmt.span.col, stmt.span.line,
+                                                   stmt.span.col + len(stmt.kind))
+            self.report_error(self._at(exc, where).diagnostic)
+            node.out_shape = recovered_merge(node, shape, shapes)  # checking goes on
         return [node], node.out_shape
 
     # ------------------------------------------------------------ named tensors
@@ -988,6 +995,55 @@ def _float_hint(value, errors: list[dict]) -> str | None:
         return None
     return (f"{show(value)} is a float: `/` always gives one; use `//` for a whole number "
             "(`c // 2`), or int(...)")
+
+
+def recovered_merge(merge: ir.Merge, shape: Shape, shapes: list[Shape]) -> Shape:
+    """The shape checking goes on with after a merge that does not fit: the first
+    branch's size, with every branch's channels where they concatenate."""
+    if merge.kind == "gate":
+        return shape
+    first = shapes[0]
+    if merge.kind in ("concat", "split") and all(len(s) == len(first) for s in shapes):
+        return (sum(s[0] for s in shapes), *first[1:])
+    return first
+
+
+def odd_branch(merge: ir.Merge, stmt: n.Parallel) -> Span | None:
+    """The one branch of a concat whose height and width differ from all the others' (the
+    mistake is there, as in an Inception branch that lost its padding)."""
+    if merge.kind not in ("concat", "split") or len(merge.branches) < 3:
+        return None
+    sizes = [b.out_shape[1:] for b in merge.branches]
+    odd = [i for i, size in enumerate(sizes) if sizes.count(size) == 1]
+    branches = [b for b in stmt.branches if not isinstance(b, n.Let)]
+    if len(odd) != 1 or len(set(sizes)) != 2 or len(branches) != len(sizes):
+        return None
+    return branches[odd[0]].span
+
+
+def padding_hint(merge: ir.Merge, identity: list[bool]) -> str | None:
+    """A branch that only lost height and width to an unpadded k x k conv: the padding
+    that fixes it, named at the conv."""
+    shapes = [b.out_shape for b in merge.branches]
+    if any(s is None or len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) == 1:
+        return None
+    if merge.kind == "add" and len({s[0] for s in shapes}) > 1:
+        return None  # channels differ too: a projection (add_shape's hint)
+    want = shapes[identity.index(True)][1:] if any(identity) else max(s[1:] for s in shapes)
+    for branch in merge.branches:
+        if branch.out_shape[1:] == want:
+            continue
+        for layer in ir.iter_layers(branch):
+            pads, kernel = layer.attrs.get("padding"), layer.attrs.get("kernel")
+            if layer.op.family == "conv" and kernel and pads == ((0, 0), (0, 0)) \
+                    and layer.attrs.get("stride") in ((1, 1), 1) and max(kernel) > 1:
+                sizes = " and ".join(sorted({fmt_shape(s[1:]) for s in shapes}))
+                fix = (f"`p={kernel[0] // 2}` (k // 2)" if kernel[0] % 2 and kernel[0] == kernel[1]
+                       else '`p="same"` (an even kernel pads one side more)')
+                return (f"branches give {sizes}, which an unpadded {kernel[0]}x{kernel[1]} "
+                        f"conv explains: give the `{layer.op.name}` at line {layer.span.line} "
+                        f"{fix}")
+    return None
 
 
 def skip_hint(merge: ir.Merge) -> str | None:

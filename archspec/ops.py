@@ -26,10 +26,13 @@ class ShapeError(Exception):
     """A shape rule's complaint; the expander turns it into a Diagnostic at the call."""
 
     def __init__(self, code: str, message: str, detail: str | None = None,
-                 formula: str | None = None, hint: str | None = None):
+                 formula: str | None = None, hint: str | None = None,
+                 recovered: Shape | None = None):
         super().__init__(message)
         self.code, self.message = code, message
         self.detail, self.formula, self.hint = detail, formula, hint
+        # the shape checking goes on with after the error, where one is plausible
+        self.recovered = recovered
 
 
 def fmt_shape(shape: Shape | None) -> str:
@@ -607,7 +610,8 @@ def linear_shape(a: LinearArgs, shape: Shape):
             "E307", f"`linear` needs a flat input, got {fmt_shape(shape)}",
             detail=f"incoming shape is {fmt_shape(shape)} ({prod(shape)} values)",
             hint=f"add `flatten` before it (it gives {prod(shape)} features), or a "
-                 f"`global_avgpool` then `flatten` (it gives {shape[0]})")
+                 f"`global_avgpool` then `flatten` (it gives {shape[0]})",
+            recovered=(a.out,))  # as if flattened
     # on a T x F sequence, per time step (nn.Linear acts on the last dimension)
     return (*shape[:-1], a.out), {"in_features": shape[-1], "out_features": a.out,
                                   "bias": a.bias}
