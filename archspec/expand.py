@@ -785,6 +785,8 @@ class Expander:
             where = odd_branch(node, stmt) or Span(stmt.span.file, stmt.span.line,
                                                    stmt.span.col, stmt.span.line,
                                                    stmt.span.col + len(stmt.kind))
+            if exc.code not in MISMATCHES:
+                raise self._at(exc, where) from None  # a limit (E407): nothing to go on with
             self.report_error(self._at(exc, where).diagnostic)
             node.out_shape = recovered_merge(node, shape, shapes)  # checking goes on
         return [node], node.out_shape
@@ -995,6 +997,9 @@ def _float_hint(value, errors: list[dict]) -> str | None:
         return None
     return (f"{show(value)} is a float: `/` always gives one; use `//` for a whole number "
             "(`c // 2`), or int(...)")
+
+
+MISMATCHES = frozenset({"E303", "E304", "E310", "E311"})  # merges that checking goes on after
 
 
 def recovered_merge(merge: ir.Merge, shape: Shape, shapes: list[Shape]) -> Shape:
