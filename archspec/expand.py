@@ -160,13 +160,10 @@ class Scope:
         inner.tensors["input"] = Saved(shape, False)
         return inner
 
-    def lookup(self, name: str) -> Saved | None:
-        """`@name` here: a tensor of this scope, `scope.module` of a finished child scope,
-        or, in a labelled scope, a tensor of the scopes around it (then an input of it)."""
-        return self.find(name)[0]
-
     def find(self, name: str) -> tuple[Saved | None, Scope]:
-        """`lookup`, and the scope the tensor belongs to."""
+        """`@name` here: a tensor of this scope, `scope.module` of a finished child scope,
+        or, in a labelled scope, a tensor of the scopes around it (then an input of it);
+        and the scope the tensor belongs to."""
         head, dot, module = name.partition(".")
         if dot:
             child = self.finished.get(head)
@@ -625,7 +622,7 @@ class Expander:
         return layer
 
     def like(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope) -> Like:
-        name, saved = self.tensor(ref, evaluator, scope)
+        name, saved, _ = self.tensor(ref, evaluator, scope)
         if saved.shape is None:
             raise UnknownShape()  # its statement failed and was reported
         return Like(name, saved.shape)
@@ -794,14 +791,14 @@ class Expander:
     # ------------------------------------------------------------ named tensors
 
     def tensor(self, ref: n.TensorRef, evaluator: Evaluator, scope: Scope,
-               in_return: bool = False) -> tuple[str, Saved]:
-        """The scope's tensor that `@name` names (E221 if none, E223 if it exists only in
-        training mode and this is not an output)."""
+               in_return: bool = False) -> tuple[str, Saved, Scope]:
+        """The scope's tensor that `@name` names, and the scope it belongs to (E221 if none,
+        E223 if it exists only in training mode and this is not an output)."""
         if self.positions is not None:
             raise fail("E312", "a tensor reference cannot be used inside channels_last",
                        ref.span, hint="refer to the tensor before or after the channels_last")
         name = self.joined(ref.name, evaluator, scope.path)
-        saved = scope.lookup(name)
+        saved, owner = scope.find(name)
         if saved is None or not saved.done:
             raise self.missing_tensor(ref, name, scope)
         if saved.training and not (in_return or self.training_only):
@@ -810,7 +807,7 @@ class Expander:
                               "skips",
                        hint="use it only in `return(...)` (eval mode leaves it out), or "
                             "compute it in a `side` branch, which always runs")
-        return name, saved
+        return name, saved, owner
 
     def missing_tensor(self, ref: n.TensorRef, name: str, scope: Scope) -> EvalError:
         """E221, saying why: not computed yet, inside another scope, or no such label."""
@@ -843,10 +840,9 @@ class Expander:
                        "`@name`")
 
     def reference(self, stmt: n.RefStmt, env, ns, shape, scope):
-        name, saved = self.tensor(stmt.ref, self._evaluator(env, ns, shape), scope)
+        name, saved, owner = self.tensor(stmt.ref, self._evaluator(env, ns, shape), scope)
         if saved.shape is None:
             raise UnknownShape()  # its statement failed and was reported
-        owner = scope.find(name)[1]
         key = (f"{owner.path}@input" if name == "input" else
                f"{owner.path}.{name}" if owner.path else name)
         return [ir.Ref(stmt.span, shape, saved.shape, name, key)], saved.shape
@@ -903,7 +899,7 @@ class Expander:
             raise fail("E204", "an output of `return` is a tensor", arg.value.span,
                        hint="write `@name` for a labelled statement's tensor, or `in` for the "
                             "tensor arriving at `return`")
-        name, saved = self.tensor(arg.value, evaluator, scope, in_return=True)
+        name, saved, _ = self.tensor(arg.value, evaluator, scope, in_return=True)
         return ir.Output(arg.name, name, saved.shape, saved.training)
 
     def split_shape(self, stmt: n.Parallel, shape: Shape | None) -> Shape | None:

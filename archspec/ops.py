@@ -180,18 +180,15 @@ class LinearArgs(Args):
     bias: bool = Field(True, description="learn an additive bias")
 
 
-class ConvTransposeArgs(Args):
-    out: PosInt = Field(description="output channels")
-    k: PosPair = Field(description="kernel size: k or (kh, kw)")
+class ConvTransposeArgs(ConvArgs):
+    """conv's arguments, but padding is taken off the output and can only be symmetric."""
+
     s: PosPair = Field(1, description="stride (the upsampling factor): s or (sh, sw)")
     p: NonNegPair = Field(0, description="padding taken off each side of the output: p or "
                                          "(ph, pw)")
     output_padding: NonNegPair = Field(0, description="added to one side (bottom, right) of "
                                                       "the output, below the stride or the "
                                                       "dilation")
-    groups: PosInt = Field(1, description="number of channel groups")
-    bias: bool = Field(True, description="learn an additive bias")
-    d: PosPair = Field(1, description="dilation: d or (dh, dw)")
 
 
 UpsampleMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic"]
