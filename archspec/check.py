@@ -29,6 +29,8 @@ from .limits import (
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
+from .sizes import Run, Sweep, analyse
+from .symbolic import Poly, SymDim, formula, pin, recording
 
 # Folders besides the main file's own (and their subfolders) that imports may read from: the
 # command line's --allow-dir. Imports anywhere else are refused (E107).
@@ -524,7 +526,7 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
             selected = [t for t in targets.values() if _checkable(t, overrides or {})]
             selected = selected[:1] if first_only else selected
         for target in selected:
-            network = _expand(target, overrides or {}, input_shape, diags)
+            network = _expand_sizes(target, overrides or {}, input_shape, diags)
             if network is not None:
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
@@ -532,10 +534,10 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
 
 
 def _expand(target: Target, overrides: dict, input_shape: Shape | None,
-            sink: list[Diagnostic]) -> Network | None:
+            sink: list[Diagnostic], symbols: dict | None = None) -> Network | None:
     """Expand one target, with the Python API's overrides bound as keyword arguments written
-    at the target's name."""
-    expander = Expander(sink, target.name)
+    at the target's name (and `symbols`, the input's size names, as their SymDims)."""
+    expander = Expander(sink, target.name, symbols=symbols)
     try:
         args, spans = _override(target, python_args(overrides, target.span),
                                 Evaluator(Env(), {}, None, True))
@@ -547,6 +549,90 @@ def _expand(target: Target, overrides: dict, input_shape: Shape | None,
     if network is not None:
         network.name = target.name
     return network
+
+
+def input_symbols(target: Target) -> tuple[str, ...]:
+    """The size names of a network's input (`input [3, H, W]`): names its first statement
+    reads that nothing defines."""
+    body = target.definition.body
+    if not body or not isinstance(body[0], n.Input):
+        return ()
+    defined = {p.name for p in target.definition.params} | set(target.namespace) | set(BUILTINS)
+    found: list[str] = []
+    for node in n.walk(body[0].shape):
+        if isinstance(node, n.Name) and node.id not in defined and node.id not in found:
+            found.append(node.id)
+    return tuple(found)
+
+
+def _expand_sizes(target: Target, overrides: dict, input_shape: tuple | None,
+                  sink: list[Diagnostic]) -> Network | None:
+    """Expand one target; where its input has size names (in the spec, or `input_shape`
+    holding names), for every size at once (sizes.py), keeping the network at a sample
+    size with the valid sizes of each name."""
+    names = input_symbols(target)
+    if input_shape is not None:  # it replaces the spec's input, names and all
+        names = tuple(d for d in input_shape if isinstance(d, str))
+    if not names:
+        return _expand(target, overrides, input_shape, sink)
+    declared = _declared_sizes(target, overrides, input_shape)
+    sweep = Sweep(lambda values: _sized_run(target, overrides, input_shape, values, declared))
+    found = analyse(sweep, names, declared)
+    network, diagnostics = found.run.result
+    if network is None or not found.run.valid and all(s.empty for s in found.sets.values()):
+        sink.extend(diagnostics)
+        return None
+    sink.extend(d for d in diagnostics if d.severity == "warning")
+    network.sizes = found
+    return network
+
+
+def _declared_sizes(target: Target, overrides: dict, input_shape: tuple | None) -> dict:
+    """The spec's own sizes where `--input` names them (`--input 3,H,W` on a spec declaring
+    3x224x224: H=224, W=224): the network's weights are those of these sizes."""
+    if input_shape is None or input_symbols(target):
+        return {}
+    network = _expand(target, overrides, None, [])
+    if network is None or len(network.input_shape) != len(input_shape):
+        return {}
+    return {name: size for name, size in zip(input_shape, network.input_shape)
+            if isinstance(name, str)}
+
+
+def _sized_run(target: Target, overrides: dict, input_shape: tuple | None,
+               values: dict[str, int], declared: dict[str, int]) -> Run:
+    """One checking run at sample sizes, recording the conditions it holds under."""
+    dims = {name: SymDim(size, Poly.var(name)) for name, size in values.items()}
+    sink: list[Diagnostic] = []
+    with recording() as recorder, budget():
+        if input_shape is None:
+            network = _expand(target, overrides, None, sink, symbols=dims)
+        else:
+            shape = tuple(dims[d] if isinstance(d, str) else d for d in input_shape)
+            network = _expand(target, overrides, shape, sink)
+        if network is not None:
+            fixed_weights(network, declared, sink)
+    errors = [d for d in sink if d.severity == "error"]
+    return Run(recorder, errors, (network, sink), values)
+
+
+def fixed_weights(network: Network, declared: dict[str, int], sink: list[Diagnostic]) -> None:
+    """A network's weights cannot depend on its input size: at declared sizes they are
+    those sizes' (the conditions say so), otherwise it is an error (E316)."""
+    for layer in network.layers():
+        if not isinstance(layer.params, SymDim):
+            continue
+        if layer.params.poly.names() <= set(declared):
+            pin(layer.params)
+            continue
+        sink.append(Diagnostic(
+            "E316", f"the weights of `{layer.op.name}` depend on the input size",
+            layer.span, detail=f"it has {formula(layer.params)} parameters "
+                               f"({formula(layer.in_shape[-1]) if layer.in_shape else '?'} "
+                               "inputs per output)",
+            hint="fix the size before it: pool to a fixed size (adaptive_avgpool(7) or "
+                 "global_avgpool) before `flatten`, or give the input a number"))
+        return
 
 
 def load(path: str | os.PathLike, net: str | None = None, **params) -> Network:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import keyword
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from .diagnostics import (
     printed,
 )
 from .ops import Shape
+from .symbolic import SymDim, formula
 from .version import __version__
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -37,14 +39,21 @@ def parse_shape(text: str) -> Shape:
     """`--input 3,224,224` (C,H,W), `--input 784` (features), `--input 35,28` (a sequence)
     or `--input 1,16,32,32` (a volume)."""
     try:
-        dims = tuple(int(x) for x in text.replace("x", ",").split(","))
+        dims = tuple(_dimension(x.strip()) for x in text.replace("x", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected C,H,W, F, T,F or C,D,H,W, got {text!r}"
                                          ) from None
-    if len(dims) not in (1, 2, 3, 4) or min(dims) < 1:
+    if len(dims) not in (1, 2, 3, 4) or min((d for d in dims if isinstance(d, int)), default=1) < 1:
         raise argparse.ArgumentTypeError(
             f"expected C,H,W, F, T,F or C,D,H,W of positive ints, got {text!r}")
     return dims
+
+
+def _dimension(text: str) -> int | str:
+    """A number, or a size name (`H`): checked for every size at once."""
+    if text.isidentifier() and not keyword.iskeyword(text):
+        return text
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,9 +333,31 @@ def run_compile(args) -> int:
 
 
 def _network_line(path: str, network) -> str:
-    return (f"{one_line(path)}: {one_line(network.name)}: ok  {network.describe()}  "
-            f"{network.params:,} params  "
-            f"{network.macs:,} MACs")
+    line = (f"{one_line(path)}: {one_line(network.name)}: ok  {network.describe()}  "
+            f"{network.params:,} params  {network.macs:,} MACs")
+    sizes = network.sizes
+    if sizes is None:
+        return line
+    at = ", ".join(f"{name}={size}" for name, size in sizes.witness.items())
+    valid = ", ".join(s.describe(name) for name, s in sizes.sets.items())
+    notes = "".join(f"\n  {one_line(note.describe())}" for note in sizes.notes)
+    return f"{line} at {at}\n  valid sizes: {valid}{notes}"
+
+
+def _sizes_json(network) -> dict:
+    """`input_sizes` of a network with size names: each name's set, and why others fail."""
+    sizes = network.sizes
+    if sizes is None:
+        return {}
+    return {"input_sizes": {name: s.to_json() for name, s in sizes.sets.items()},
+            "sample_sizes": sizes.witness,
+            "size_notes": [{"axis": note.axis, "sizes": note.sizes.describe(note.axis),
+                            **note.diagnostic.to_json()} for note in sizes.notes]}
+
+
+def _json_shape(shape) -> list:
+    """Numbers, and formulas (`"ceil(H/32)"`) for sizes that depend on size names."""
+    return [formula(d) if isinstance(d, SymDim) else d for d in shape]
 
 
 def _outputs_json(network) -> dict:
@@ -349,12 +380,13 @@ def run_check(args) -> int:
         report = [{
             "file": path,
             "ok": not result.errors and not result.unreadable,
-            "networks": [{"name": net.name, "input_shape": list(net.input_shape),
-                          "output_shape": list(net.output_shape or ()),
+            "networks": [{"name": net.name, "input_shape": _json_shape(net.input_shape),
+                          "output_shape": _json_shape(net.output_shape or ()),
                           **_outputs_json(net),
                           **({"inputs": [{"name": name, "shape": list(shape)}
                                          for name, shape in net.inputs]} if net.inputs else {}),
-                          "params": net.params, "macs": net.macs} for net in result.networks],
+                          "params": int(net.params), "macs": int(net.macs),
+                          **_sizes_json(net)} for net in result.networks],
             "diagnostics": [d.to_json() for d in result.diagnostics],
         } for path, result in results]
         print(json.dumps(report, indent=2))

@@ -85,6 +85,8 @@ def type_name(value) -> str:
         return "bool"
     if isinstance(value, BlockRef):
         return "block"
+    if isinstance(value, int):  # a size with a formula (symbolic.SymDim) is an int
+        return "int"
     return type(value).__name__
 
 
@@ -116,7 +118,7 @@ def _is_number(value) -> bool:
 
 
 def check_int(value, span: Span):
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(int(value)) > INT_LIMIT:
         raise fail("E401", "integer too large", span,
                    detail=f"the value has {len(str(abs(value)))} digits",
                    hint=f"values must stay within +-{INT_LIMIT} (int64)")

@@ -68,6 +68,7 @@ from .ops import (
     need_map,
     unknown_op_hint,
 )
+from .symbolic import has_formula
 
 
 class InitArgs(Args):
@@ -206,8 +207,10 @@ def _as_tuples(value):
 class Expander:
     """Expands one network (or variant) of a program; diagnostics go to `sink`."""
 
-    def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = MAX_LAYERS):
+    def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = MAX_LAYERS,
+                 symbols: dict | None = None):
         self.sink = sink
+        self.symbols = symbols or {}  # the input's size names (`input [3, H, W]`): SymDims
         self.network = network
         self.stack: list[tuple[str, Span]] = []  # block calls in progress
         self.node_count = 0
@@ -248,7 +251,7 @@ class Expander:
             if not exc.reported:
                 self.report(exc.diagnostic)
             return None
-        if network is not None and max(network.params, network.macs) > INT_LIMIT:
+        if network is not None and int(max(network.params, network.macs)) > INT_LIMIT:
             self.report(Diagnostic(
                 "E407", "network too large", definition.name_span,
                 detail=f"{network.params:,} parameters, {network.macs:,} MACs", hint=TENSOR_HINT))
@@ -279,7 +282,7 @@ class Expander:
             shape = input_override or self.input_shape(body[0], env, namespace)
             inputs = [self.named_input(stmt, env, namespace, root_scope, shape)
                       for stmt in body[:count]]
-            if input_override is None:
+            if input_override is None and not self.symbols:
                 self.channels_last_warning(body[0], shape)
         except EvalError as exc:
             self.report(exc.diagnostic)
@@ -346,7 +349,8 @@ class Expander:
         return args.model_dump()
 
     def input_shape(self, stmt: n.Input, env: Env, namespace: dict) -> Shape:
-        value = Evaluator(env, namespace, None, True)(stmt.shape)
+        scope = env.child(self.symbols) if self.symbols else env
+        value = Evaluator(scope, namespace, None, True)(stmt.shape)
         ok = (isinstance(value, (list, tuple)) and len(value) in (1, 2, 3, 4)
               and all(type_name(v) == "int" and v >= 1 for v in value))
         if not ok:
@@ -648,7 +652,8 @@ class Expander:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
         else:
             self._exactly_one(spec, stmt, given, spans)
-            return args
+            sized = {k: _as_tuples(v) for k, v in given.items() if has_formula(v)}
+            return args.model_copy(update=sized) if sized else args  # pydantic drops them
         for diag in diags[:-1]:
             self.report_error(diag)
         raise EvalError(diags[-1])

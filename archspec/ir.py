@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .diagnostics import Span
-from .ops import OpSpec, Shape, fmt_shape
+from .ops import OpSpec, Shape
+from .sizes import Sizes
+from .symbolic import shape_formula
 
 
 @dataclass
@@ -125,6 +127,7 @@ class Network:
     namespace: dict = field(default_factory=dict)  # names its definition sees (BlockRefs)
     outputs: list[Output] | None = None  # `return(...)`; None: the last tensor
     inputs: list[tuple[str, Shape]] = field(default_factory=list)  # after the first, by name
+    sizes: Sizes | None = None  # with size names (`input [3, H, W]`): the valid sizes
 
     def residual_batchnorms(self) -> list[str]:
         """Paths of the batchnorm that ends each residual branch (zero-init candidates)."""
@@ -157,17 +160,18 @@ class Network:
         return f"{self.describe_inputs()} -> {self.describe_outputs()}"
 
     def describe_inputs(self) -> str:
-        """`3x224x224`, or with named inputs after it: `(3x224x224, depth 1x224x224)`."""
+        """`3x224x224`, or with named inputs after it: `(3x224x224, depth 1x224x224)`;
+        sizes with names as formulas (`3 x H x W`)."""
         if not self.inputs:
-            return fmt_shape(self.input_shape)
-        named = ", ".join(f"{name} {fmt_shape(shape)}" for name, shape in self.inputs)
-        return f"({fmt_shape(self.input_shape)}, {named})"
+            return shape_formula(self.input_shape)
+        named = ", ".join(f"{name} {shape_formula(shape)}" for name, shape in self.inputs)
+        return f"({shape_formula(self.input_shape)}, {named})"
 
     def describe_outputs(self) -> str:
         """`8x16x16`, or each output of `return(...)`: `(out 21x520x520, aux 21x520x520)`."""
         if self.outputs is None:
-            return fmt_shape(self.output_shape)
-        items = [" ".join(filter(None, [o.key, fmt_shape(o.shape),
+            return shape_formula(self.output_shape or ())
+        items = [" ".join(filter(None, [o.key, shape_formula(o.shape),
                                         "(training)" if o.training else ""]))
                  for o in self.outputs]
         return "(" + ", ".join(items) + ")"

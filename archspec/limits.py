@@ -171,9 +171,11 @@ def measure(value) -> tuple[int, int]:
 
 
 def count_values(shape) -> int:
+    """Values of a tensor; plain ints, so that a size with a formula records no condition
+    (int64 bounds are no input size's business: they are far beyond any)."""
     total = 1
     for dim in shape:
-        total *= dim
+        total *= int(dim)
     return total
 
 
@@ -182,9 +184,9 @@ def tensor_problem(shape, params: int = 0, macs: int = 0) -> str | None:
     values = count_values(shape)
     if values > INT_LIMIT:
         return f"the tensor has {values:,} values"
-    if params > INT_LIMIT:
+    if int(params) > INT_LIMIT:
         return f"the layer has {params:,} parameters"
-    if macs > INT_LIMIT:
+    if int(macs) > INT_LIMIT:
         return f"the layer needs {macs:,} MACs"
     return None
 

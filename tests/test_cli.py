@@ -41,7 +41,7 @@ def test_usage_and_io_errors_exit_two(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.arch")]) == 2
     assert "E103" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
-        main(["check", "x.arch", "--input", "3,a"])
+        main(["check", "x.arch", "--input", "3,2.5"])
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])

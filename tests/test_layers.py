@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archspec"
 # Each module's stage; a module may import its own stage and the stages before it only.
 STAGES = {
     "support": ["diagnostics", "limits", "names", "pytext", "output", "version", "ops",
-                "torch_helpers"],
+                "torch_helpers", "symbolic", "sizes"],
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
     "front end": ["parse", "evaluate", "binding", "infer", "expand", "check"],
