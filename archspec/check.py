@@ -30,7 +30,7 @@ from .limits import (
 from .ops import REGISTRY, Shape
 from .parse import parse_module
 from .sizes import Run, Sweep, analyse
-from .symbolic import Poly, SymDim, formula, pin, recording
+from .symbolic import Poly, SymDim, evaluator, formula, recording
 
 # Folders besides the main file's own (and their subfolders) that imports may read from: the
 # command line's --allow-dir. Imports anywhere else are refused (E107).
@@ -617,19 +617,27 @@ def _sized_run(target: Target, overrides: dict, input_shape: tuple | None,
 
 
 def fixed_weights(network: Network, declared: dict[str, int], sink: list[Diagnostic]) -> None:
-    """A network's weights cannot depend on its input size: at declared sizes they are
-    those sizes' (the conditions say so), otherwise it is an error (E316)."""
+    """A network's weights cannot depend on its input size: with declared sizes they are
+    those sizes' weights, and a size that needs others fails (E316); without, a layer whose
+    weights depend on the size is an error at every size."""
     for layer in network.layers():
         if not isinstance(layer.params, SymDim):
             continue
+        inputs = formula(layer.in_shape[-1]) if layer.in_shape else "?"
         if layer.params.poly.names() <= set(declared):
-            pin(layer.params)
-            continue
+            weights = evaluator(layer.params.poly)(declared)
+            if layer.params == weights:
+                continue
+            sink.append(Diagnostic(
+                "E316", f"`{layer.op.name}` would need other weights at this size", layer.span,
+                detail=f"it gets {int(layer.in_shape[-1])} inputs per output here; the "
+                       f"declared input gives it {weights:,} parameters, {inputs} inputs",
+                hint="pool to a fixed size (adaptive_avgpool) before `flatten` to take "
+                     "other sizes"))
+            return
         sink.append(Diagnostic(
-            "E316", f"the weights of `{layer.op.name}` depend on the input size",
-            layer.span, detail=f"it has {formula(layer.params)} parameters "
-                               f"({formula(layer.in_shape[-1]) if layer.in_shape else '?'} "
-                               "inputs per output)",
+            "E316", f"the weights of `{layer.op.name}` depend on the input size", layer.span,
+            detail=f"it has {formula(layer.params)} parameters ({inputs} inputs per output)",
             hint="fix the size before it: pool to a fixed size (adaptive_avgpool(7) or "
                  "global_avgpool) before `flatten`, or give the input a number"))
         return

@@ -21,6 +21,7 @@ from .diagnostics import (
     printed,
 )
 from .ops import Shape
+from .sizes import note_lines
 from .symbolic import SymDim, formula
 from .version import __version__
 
@@ -340,7 +341,7 @@ def _network_line(path: str, network) -> str:
         return line
     at = ", ".join(f"{name}={size}" for name, size in sizes.witness.items())
     valid = ", ".join(s.describe(name) for name, s in sizes.sets.items())
-    notes = "".join(f"\n  {one_line(note.describe())}" for note in sizes.notes)
+    notes = "".join(f"\n  {one_line(line)}" for line in note_lines(sizes.notes))
     return f"{line} at {at}\n  valid sizes: {valid}{notes}"
 
 
@@ -352,6 +353,7 @@ def _sizes_json(network) -> dict:
     return {"input_sizes": {name: s.to_json() for name, s in sizes.sets.items()},
             "sample_sizes": sizes.witness,
             "size_notes": [{"axis": note.axis, "sizes": note.sizes.describe(note.axis),
+                            "sizes_set": note.sizes.to_json(),
                             **note.diagnostic.to_json()} for note in sizes.notes]}
 
 

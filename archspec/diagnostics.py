@@ -66,6 +66,7 @@ CODES: dict[str, str] = {
     "E313": "crop or padding larger than the input",
     "E314": "height or width not divisible by the factor",
     "E315": "op needs a sequence input",
+    "E316": "weights depend on the input size",
     # limits
     "E401": "integer or float too large",
     "E402": "sequence, value or repeat count too large",

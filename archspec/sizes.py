@@ -68,9 +68,9 @@ class SizeSet:
         if self.finite:
             parts.append(_finite_text(axis, self.finite))
         if self.start is not None:
-            if self.arithmetic is not None and self.period == 1:
+            if len(self.residues) == 1 and self.period == 1:
                 parts.append(f"{axis} >= {self.start}")
-            elif self.arithmetic is not None:
+            elif len(self.residues) == 1:
                 parts.append(f"{axis} = {self.start} + {self.period}k")
             else:
                 offsets = ", ".join(str(self.start + r) for r in self.residues)
@@ -262,10 +262,45 @@ class SizeNote:
     sizes: SizeSet
     diagnostic: Diagnostic
 
-    def describe(self) -> str:
+    def cause(self) -> str:
         d = self.diagnostic
         where = f"{d.span.file}:{d.span.line}:{d.span.col}: " if d.span else ""
-        return f"{self.sizes.describe(self.axis)}: {where}{d.code} {d.message}"
+        return f"{where}{d.code} {d.message}"
+
+
+def note_lines(notes: list[SizeNote], most: int = 6) -> list[str]:
+    """`H, W in 1..4: file:3:5: E302 ...`: one line per cause and sizes, the axes that share
+    both together, the causes of the largest failing sizes first, at most `most` lines."""
+    grouped: dict[tuple[str, str], list[SizeNote]] = {}
+    for note in _merged(notes):
+        key = (note.sizes.describe("\0"), note.cause().replace("width", "height"))
+        grouped.setdefault(key, []).append(note)
+    ordered = sorted(grouped.items(), key=lambda item: -_reach(item[1][0].sizes))
+    lines = [f"{sizes.replace(chr(0), ', '.join(n.axis for n in group))}: {cause}"
+             for (sizes, cause), group in ordered]
+    if len(lines) > most:
+        lines = [*lines[:most], f"... and {len(lines) - most} more"]
+    return lines
+
+
+def _merged(notes: list[SizeNote]) -> list[SizeNote]:
+    """One note per axis and error place: the sizes of the runs that fail there alike
+    (a pool that becomes 0 at several roundings) together, where they are finite."""
+    merged: dict[tuple, SizeNote] = {}
+    for note in notes:
+        d = note.diagnostic
+        key = (note.axis, d.code, d.span, note.sizes.start is None)
+        if key in merged and note.sizes.start is None:
+            found = merged[key]
+            both = tuple(sorted({*found.sizes.finite, *note.sizes.finite}))
+            merged[key] = SizeNote(note.axis, SizeSet(both), found.diagnostic)
+        else:
+            merged.setdefault(key if note.sizes.start is None else (*key, id(note)), note)
+    return list(merged.values())
+
+
+def _reach(sizes: SizeSet) -> int:
+    return MAX_SIZE + 1 if sizes.start is not None else max(sizes.finite, default=0)
 
 
 @dataclass

@@ -16,6 +16,8 @@ from math import prod
 
 from . import ir
 from .ops import Shape, fmt_shape
+from .sizes import Sizes
+from .symbolic import formula
 
 BYTES_PER_VALUE = 4  # float32
 JSON_SCHEMA_VERSION = 1
@@ -59,6 +61,7 @@ class Summary:
     inputs: str = ""  # the inputs, where there are several (`Network.describe_inputs`)
     training_params: int = 0  # in `aux` branches, which run only in training mode
     training_macs: int = 0
+    sizes: Sizes | None = None  # with size names: the valid sizes; the numbers at a sample
 
     @property
     def param_bytes(self) -> int:
@@ -202,7 +205,8 @@ def summarize(network: ir.Network, depth: int = 1, batch: int = 1,
                    _fold_repeats(rows), total.params, total.macs, total.flops,
                    total.activations, sorted(total.zero_ops), network.describe_outputs(),
                    network.describe_inputs(),
-                   sum(layer.params for layer in aux), sum(layer.macs for layer in aux) * batch)
+                   sum(layer.params for layer in aux), sum(layer.macs for layer in aux) * batch,
+                   network.sizes)
 
 
 def _output_rows(network: ir.Network) -> list[Row]:
@@ -357,12 +361,26 @@ def footer_lines(summary: Summary) -> list[str]:
         (f"Input {summary.inputs or fmt_shape(summary.input_shape)} -> output "
          f"{summary.outputs or fmt_shape(summary.output_shape)}"),
     ]
+    lines += _size_lines(summary)
     if summary.training_params or summary.training_macs:
         lines.append(f"Training only:     {summary.training_params:,} params, "
                      f"{summary.training_macs:,} MACs (`aux`, counted above, not in eval mode)")
     if summary.count_all and summary.zero_by_rule:
         lines.append("Zero by rule (see docs/counting.md): " + ", ".join(summary.zero_by_rule))
     return lines
+
+
+def _size_lines(summary: Summary) -> list[str]:
+    """With size names: where the numbers above are taken, the valid sizes, and the MACs as
+    a function of the sizes."""
+    sizes = summary.sizes
+    if sizes is None:
+        return []
+    at = ", ".join(f"{name}={size}" for name, size in sizes.witness.items())
+    valid = ", ".join(s.describe(name) for name, s in sizes.sets.items())
+    return [f"Sizes:             the numbers above are at {at}; valid: {valid}",
+            (f"MACs{' (batch 1)' if summary.batch != 1 else ''} as a function of the sizes: "
+             f"{formula(summary.macs // summary.batch)}")]
 
 
 _TABLE = [("name", 19, "<"), ("op", 14, "<"), ("input", 12, ">"), ("output", 12, ">"),
@@ -444,9 +462,17 @@ def to_json(summary: Summary) -> dict:
         "param_bytes": summary.param_bytes, "macs": summary.macs, "flops": summary.flops,
         "activations": summary.activations, "activation_bytes": summary.activation_bytes,
         "zero_by_rule": summary.zero_by_rule,
+        **_sizes_json(summary),
         "layers": [dict(_flat(row), input_shape=list(row.input_shape or ()),
                         output_shape=list(row.output_shape or ())) for row in summary.rows],
     }
+
+
+def _sizes_json(summary: Summary) -> dict:
+    if summary.sizes is None:
+        return {}
+    return {"input_sizes": {name: s.to_json() for name, s in summary.sizes.sets.items()},
+            "sample_sizes": summary.sizes.witness, "macs_formula": formula(summary.macs)}
 
 
 def format_json(summary: Summary) -> str:

@@ -439,7 +439,8 @@ def formula(value) -> str:
     if poly is None:
         return str(value)
     parts = []
-    for m, c in sorted(poly.terms.items(), key=lambda t: (-len(t[0]), [a.key for a in t[0]])):
+    for m, c in sorted(poly.terms.items(), key=lambda t: (-len(t[0]),
+                                                         [(a.den, a.key) for a in t[0]])):
         if not m:
             parts.append(str(c))
             continue
