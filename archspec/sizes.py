@@ -323,7 +323,7 @@ def analyse(sweep: Sweep, names: tuple[str, ...], declared: dict[str, int]) -> S
         joint, _ = sweep.axis(names[0], {}, names[1:])
         size = nearest(joint, TYPICAL)
         if size is None:  # no size checks: show the errors at a typical one
-            run = sweep.at(dict.fromkeys(names, TYPICAL))
+            run = sweep.check(dict.fromkeys(names, TYPICAL))
             return Sizes({name: joint for name in names}, dict.fromkeys(names, TYPICAL), run,
                          [])
         witness = dict.fromkeys(names, size)
