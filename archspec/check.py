@@ -3,12 +3,14 @@ definitions, and expand the selected networks and variants into checked IR."""
 
 from __future__ import annotations
 
+import keyword
 import os
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from numbers import Integral
 
 from . import nodes as n
 from .binding import Signature, collect, python_args
@@ -31,6 +33,9 @@ from .ops import REGISTRY, Shape
 from .parse import parse_module
 from .sizes import Run, Sweep, analyse
 from .symbolic import Poly, SymDim, evaluator, formula, recording
+
+# A network's input from Python (C, H, W), as a tuple or a list of positive ints.
+InputShape = tuple[int | str, ...] | list[int | str]  # a str is a size name: every size
 
 # Folders besides the main file's own (and their subfolders) that imports may read from: the
 # command line's --allow-dir. Imports anywhere else are refused (E107).
@@ -68,6 +73,8 @@ class Program:
     allowed: tuple[str, ...] = ()  # folders imports may read from (real paths)
     loaded: dict[str, tuple] = field(default_factory=dict)  # real path -> (module, path)
     imported_bytes: int = 0  # of the imported files read so far (E410)
+    text: str | None = None  # the main file's text, given (loads) instead of read
+    fileless: bool = False  # the given text has no file (`<string>`): it cannot import
 
 
 @dataclass
@@ -160,16 +167,21 @@ def _read_bytes(path: str, span: Span | None) -> tuple[bytes, Diagnostic | None]
             return b"", Diagnostic("E403", f"`{path}` is {info.st_size} bytes, larger than "
                                    f"the limit of {MAX_FILE_BYTES}", span)
         data = handle.read(MAX_FILE_BYTES + 1)  # the size may have lied (or grown)
+    return data, _content_problem(path, data, span)
+
+
+def _content_problem(path: str, data: bytes, span: Span | None) -> Diagnostic | None:
+    """What makes a file's bytes (or a given text's) no spec: too large, or binary."""
     if len(data) > MAX_FILE_BYTES:
-        return b"", Diagnostic("E403", f"`{path}` is larger than the limit of "
-                               f"{MAX_FILE_BYTES} bytes", span)
+        return Diagnostic("E403", f"`{path}` is larger than the limit of {MAX_FILE_BYTES} "
+                          "bytes", span)
     nul = data.find(b"\x00")
     if nul >= 0:
-        return b"", Diagnostic(
+        return Diagnostic(
             "E103", f"`{path}` is a binary file, not a spec", span,
             detail=f"byte {nul} is a NUL", hint="name a .arch text file",
             notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
-    return data, None
+    return None
 
 
 def _not_utf8(path: str, span: Span | None, data: bytes, exc: UnicodeDecodeError,
@@ -185,10 +197,23 @@ def _not_utf8(path: str, span: Span | None, data: bytes, exc: UnicodeDecodeError
         notes=[f"imported at {span.file}:{span.line}:{span.col}"] if span else [])
 
 
-def load_program(path: str) -> Program:
-    program = Program()
+def is_fileless(name: str) -> bool:
+    """A name in angle brackets (`<string>`, as Python names code that is no file) is a given
+    text's, not a path: it has no folder to import from."""
+    return name.startswith("<") and name.endswith(">")
+
+
+def _given(name: str, text: str) -> tuple[str | None, Diagnostic | None]:
+    """A text given instead of a file, under the limits a file's bytes are."""
+    problem = _content_problem(name, text.encode("utf-8", "surrogatepass"), None)
+    return (None, problem) if problem else (text.removeprefix("\ufeff"), None)
+
+
+def load_program(path: str, text: str | None = None) -> Program:
+    """Read the main file (or take its `text`: `path` is then only its name) and its imports."""
+    program = Program(text=text, fileless=text is not None and is_fileless(path))
     main_dir = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    program.allowed = (main_dir, *ALLOWED_DIRS.get())
+    program.allowed = (() if program.fileless else (main_dir,)) + ALLOWED_DIRS.get()
     program.main = _load(program, path, None, ())
     if program.main is None and not program.diagnostics:
         program.unreadable = True
@@ -219,7 +244,8 @@ def _load(program: Program, path: str, span: Span | None, chain: tuple) -> n.Mod
 
 def _load_new(program: Program, path: str, span: Span | None, chain: tuple,
               key: str) -> n.Module | None:
-    source, problem = _read(path, span, program.allowed)
+    source, problem = (_given(path, program.text) if span is None and program.text is not None
+                       else _read(path, span, program.allowed))
     if problem:
         if source is not None:  # readable but not UTF-8: kept to show the line with the marker
             program.sources[path] = source
@@ -279,6 +305,13 @@ def _inside(path: str, folders: tuple[str, ...]) -> bool:
 
 def _import(program: Program, module: n.Module, imp: n.Import, namespace: dict,
             networks: dict, chain: tuple) -> None:
+    if program.fileless:  # only the given text itself can import: nothing else is read
+        program.diagnostics.append(Diagnostic(
+            "E107", f"`{module.file}` is a text, not a file: it cannot import `{imp.path}`",
+            imp.span, detail="imports are relative to the importing file's folder",
+            hint="give the text the path it stands for, loads(text, name='specs/net.arch'): "
+                 "imports then read from that folder and below"))
+        return
     target = os.path.normpath(os.path.join(os.path.dirname(module.file), imp.path))
     try:
         real = os.path.realpath(target)
@@ -490,26 +523,67 @@ def _checkable(target: Target, overrides: dict) -> bool:
     return all(p.default is not None or p.name in given for p in target.definition.params)
 
 
-def check_file(path: str | os.PathLike, net: str | None = None, input_shape: Shape | None = None,
-               overrides: dict | None = None, first_only: bool = False,
-               allow_dirs: Iterable[str] | None = None) -> CheckResult:
+def check_file(path: str | os.PathLike, net: str | None = None,
+               input_shape: InputShape | None = None, overrides: dict | None = None,
+               first_only: bool = False, allow_dirs: Iterable[str] | None = None) -> CheckResult:
     """Check every network and variant of a file (or just `net`, or with `first_only` the
     first one that can be checked); never raises for spec problems, which all end up in the
     result's diagnostics. Imports may read from the file's folder (and below) and from
     `allow_dirs` (default: those of `allowed_dirs()`, the CLI's --allow-dir). The whole check
-    runs on one work budget (limits.MAX_STEPS). `path` may be a str or any os.PathLike."""
-    path = os.fspath(path)  # spans hold str paths: they are compared and sorted
+    runs on one work budget (limits.MAX_STEPS). `path` may be a str or any os.PathLike;
+    `input_shape` (a tuple or list: (3, 224, 224)) replaces the network's `input`."""
+    return _check(os.fspath(path), None, net, input_shape, overrides, first_only, allow_dirs)
+
+
+def check_text(text: str, name: str = "<string>", net: str | None = None,
+               input_shape: InputShape | None = None, overrides: dict | None = None,
+               first_only: bool = False, allow_dirs: Iterable[str] | None = None) -> CheckResult:
+    """check_file() for a spec given as text. `name` is the file name its diagnostics show
+    and the path it stands for: imports resolve relative to its folder and may read from
+    there (and below, and `allow_dirs`). A name in angle brackets, the default `<string>`,
+    is no path, so such a text cannot import (E107): nothing is read behind the caller's
+    back, from a folder that depends on where the program runs."""
+    if not isinstance(text, str):
+        raise TypeError(f"the spec's text must be a str, not {type(text).__name__} (decode "
+                        "bytes first: text.decode('utf-8'))")
+    return _check(os.fspath(name), text, net, input_shape, overrides, first_only, allow_dirs)
+
+
+def _check(path: str, text: str | None, net: str | None, input_shape: InputShape | None,
+           overrides: dict | None, first_only: bool,
+           allow_dirs: Iterable[str] | None) -> CheckResult:
+    """One check on one work budget; spans hold str paths, which are compared and sorted."""
     with budget():
         if allow_dirs is None:
-            return _check_file(path, net, input_shape, overrides, first_only)
+            return _check_file(path, text, net, input_shape, overrides, first_only)
         with allowed_dirs([*ALLOWED_DIRS.get(), *allow_dirs]):
-            return _check_file(path, net, input_shape, overrides, first_only)
+            return _check_file(path, text, net, input_shape, overrides, first_only)
 
 
-def _check_file(path: str, net: str | None, input_shape: Shape | None,
-                overrides: dict | None, first_only: bool) -> CheckResult:
-    program = load_program(path)
-    diags = list(program.diagnostics)
+def input_shape_problem(shape: object) -> Diagnostic | None:
+    """E216 for an `input_shape` from Python that is not 1 to 4 positive ints (NumPy's too)
+    or size names (`(3, "H", "W")`: every size at once): C, H, W, features, a sequence's two
+    or a volume's four dimensions (no batch)."""
+    ok = isinstance(shape, (tuple, list)) and 1 <= len(shape) <= 4 and all(
+        isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 or is_size_name(d)
+        for d in shape)
+    if ok:
+        return None
+    return Diagnostic("E216", f"input_shape must be a tuple of 1 to 4 positive ints, got "
+                      f"{shape!r}"[:200], None,
+                      hint="(C, H, W) for a map, e.g. (3, 224, 224) or (3, 'H', 'W') for "
+                           "every size; (F,) for features; (T, F) for a sequence; "
+                           "(C, D, H, W) for a volume; no batch")
+
+
+def _check_file(path: str, text: str | None, net: str | None,
+                input_shape: InputShape | None, overrides: dict | None,
+                first_only: bool) -> CheckResult:
+    program = load_program(path, text)
+    problem = None if input_shape is None else input_shape_problem(input_shape)
+    diags = list(program.diagnostics) + ([problem] if problem else [])
+    shape = None if input_shape is None or problem else tuple(
+        d if isinstance(d, str) else int(d) for d in input_shape)
     networks: list[Network] = []
     module = program.main
     if module is not None and not diags:
@@ -526,7 +600,7 @@ def _check_file(path: str, net: str | None, input_shape: Shape | None,
             selected = [t for t in targets.values() if _checkable(t, overrides or {})]
             selected = selected[:1] if first_only else selected
         for target in selected:
-            network = _expand_sizes(target, overrides or {}, input_shape, diags)
+            network = _expand_sizes(target, overrides or {}, shape, diags)
             if network is not None:
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
@@ -549,6 +623,11 @@ def _expand(target: Target, overrides: dict, input_shape: Shape | None,
     if network is not None:
         network.name = target.name
     return network
+
+
+def is_size_name(value: object) -> bool:
+    """A size name of an input shape: an identifier (`H`), not a keyword."""
+    return isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)
 
 
 def input_symbols(target: Target) -> tuple[str, ...]:
@@ -643,12 +722,32 @@ def fixed_weights(network: Network, declared: dict[str, int], sink: list[Diagnos
         return
 
 
-def load(path: str | os.PathLike, net: str | None = None, **params) -> Network:
+def load(path: str | os.PathLike, net: str | None = None,
+         input_shape: InputShape | None = None, **params) -> Network:
     """The checked network `net` of a file (default: the first network or variant that can be
-    checked), with `params` overriding its parameters. Raises ArchError with every diagnostic
-    when the file has errors. `path` may be a str or any os.PathLike."""
+    checked), with `params` overriding its parameters and `input_shape` its `input`. Raises
+    ArchError with every diagnostic when the file has errors. `path` may be a str or any
+    os.PathLike; spec text is refused with a pointer to loads() rather than guessed at."""
     path = os.fspath(path)
-    result = check_file(path, net, None, params or None, first_only=net is None)
+    if isinstance(path, str) and ("\n" in path or "{" in path) and not os.path.exists(path):
+        raise ArchError([Diagnostic("E103", "load() takes a path, and this looks like a "
+                                    "spec's text", None, detail=f"got {path[:60]!r}...",
+                                    hint="load a spec from text with archspec.loads(text)")])
+    return _one(check_file(path, net, input_shape, params or None, first_only=net is None),
+                path)
+
+
+def loads(text: str, net: str | None = None, input_shape: InputShape | None = None, *,
+          name: str = "<string>", **params) -> Network:
+    """load() for a spec given as text; diagnostics point into it as `name`:line:col. The
+    default name, `<string>`, cannot import; another name is the path the text stands for,
+    and imports resolve relative to its folder (check_text)."""
+    return _one(check_text(text, name, net, input_shape, params or None,
+                           first_only=net is None), os.fspath(name))
+
+
+def _one(result: CheckResult, path: str) -> Network:
+    """The first network checked, or ArchError with every diagnostic."""
     if result.errors or not result.networks:
         if not result.diagnostics:
             result.diagnostics.append(Diagnostic(

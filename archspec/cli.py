@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import keyword
 import os
 import shutil
 import sys
 
-from .check import CheckResult, allowed_dirs, check_file
+from .check import CheckResult, allowed_dirs, check_file, is_size_name
 from .diagnostics import (
     ArchError,
     Diagnostic,
@@ -52,9 +51,7 @@ def parse_shape(text: str) -> Shape:
 
 def _dimension(text: str) -> int | str:
     """A number, or a size name (`H`): checked for every size at once."""
-    if text.isidentifier() and not keyword.iskeyword(text):
-        return text
-    return int(text)
+    return text if is_size_name(text) else int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ from .infer import (
     concat_shape,
     dense_step_shape,
     gate_shape,
+    projection,
     split_shape,
 )
 from .limits import (
@@ -758,7 +759,8 @@ class Expander:
             branch = ir.Seq(branch_stmt.span, branch_shape, out if nodes else branch_shape,
                             nodes)
             branches.append(branch)
-            scoped = nodes[0] if len(nodes) == 1 and getattr(nodes[0], "name", None) else None
+            labelled = getattr(branch_stmt, "label", None) is not None  # else a position
+            scoped = nodes[0] if len(nodes) == 1 and labelled else None
             skip = nodes[0].target if nodes and isinstance(nodes[0], ir.Ref) else None
             names.append(scoped.name if scoped else f"@{skip}" if skip else
                          f"branch {len(branches)}")
@@ -1028,28 +1030,123 @@ def odd_branch(merge: ir.Merge, stmt: n.Parallel) -> Span | None:
 
 
 def padding_hint(merge: ir.Merge, identity: list[bool]) -> str | None:
-    """A branch that only lost height and width to an unpadded k x k conv: the padding
-    that fixes it, named at the conv."""
+    """A branch that lost height and width to convs without their padding (k // 2): the
+    padding that fixes it, named at each conv; for a residual whose shortcut must also
+    change (other channels, or a stride), with the projection that fits the padded branch."""
     shapes = [b.out_shape for b in merge.branches]
     if any(s is None or len(s) != 3 for s in shapes) or len({s[1:] for s in shapes}) == 1:
         return None
+    if merge.kind == "add" and any(identity):
+        return _residual_padding(merge, identity)
     if merge.kind == "add" and len({s[0] for s in shapes}) > 1:
-        return None  # channels differ too: a projection (add_shape's hint)
-    want = shapes[identity.index(True)][1:] if any(identity) else max(s[1:] for s in shapes)
+        return None  # channels differ too: add_shape's hint
+    want = max(s[1:] for s in shapes)
     for branch in merge.branches:
-        if branch.out_shape[1:] == want:
-            continue
-        for layer in ir.iter_layers(branch):
-            pads, kernel = layer.attrs.get("padding"), layer.attrs.get("kernel")
-            if layer.op.family == "conv" and kernel and pads == ((0, 0), (0, 0)) \
-                    and layer.attrs.get("stride") in ((1, 1), 1) and max(kernel) > 1:
-                sizes = " and ".join(sorted({fmt_shape(s[1:]) for s in shapes}))
-                fix = (f"`p={kernel[0] // 2}` (k // 2)" if kernel[0] % 2 and kernel[0] == kernel[1]
-                       else '`p="same"` (an even kernel pads one side more)')
-                return (f"branches give {sizes}, which an unpadded {kernel[0]}x{kernel[1]} "
-                        f"conv explains: give the `{layer.op.name}` at line {layer.span.line} "
-                        f"{fix}")
+        fixes = _padding_fixes(branch) if branch.out_shape[1:] != want else {}
+        if fixes and _padded_size(branch, fixes) == want:
+            return _padding_text(shapes, fixes)
     return None
+
+
+def _residual_padding(merge: ir.Merge, identity: list[bool]) -> str | None:
+    """An identity shortcut next to a main branch that lost size to missing padding: the
+    padding alone where the channels match and nothing else shrinks; otherwise the padding
+    and the projection the padded branch needs. None leaves add_shape's projection."""
+    mains = [b for b, ident in zip(merge.branches, identity) if not ident]
+    fixes = _padding_fixes(mains[0]) if len(mains) == 1 else {}
+    size = _padded_size(mains[0], fixes) if fixes else None
+    if size is None:
+        return None
+    source, main = merge.branches[identity.index(True)].out_shape, mains[0].out_shape
+    if (main[0], *size) == source:
+        return _padding_text([main, source], fixes)
+    shortcut = projection(source, (main[0], *size))
+    if shortcut is None:
+        return None
+    return (f"padded, the main branch would give {fmt_shape((main[0], *size))} (it gives "
+            f"{fmt_shape(main)}): give {_fix_list(fixes)}, and the shortcut a projection: "
+            f"{shortcut}")
+
+
+def _padding_text(shapes: list[Shape], fixes: dict) -> str:
+    sizes = " and ".join(sorted({fmt_shape(s[1:]) for s in shapes}))
+    (layer, _), *others = fixes.values()
+    kernel = "x".join(map(str, layer.attrs["kernel"]))
+    which = ("convs without their padding explain" if others else
+             f"an {'unpadded' if layer.attrs['padding'] == ((0, 0), (0, 0)) else 'under-padded'}"
+             f" {kernel} conv explains")
+    return f"branches give {sizes}, which {which}: give {_fix_list(fixes)}"
+
+
+def _fix_list(fixes: dict) -> str:
+    return " and ".join(f"the `{layer.op.name}` at line {layer.span.line} {fix}"
+                        for layer, fix in fixes.values())
+
+
+def _padding_fixes(branch: ir.Seq) -> dict[int, tuple[ir.Layer, str]]:
+    """The 2-D convs of a branch padded less than d * (k - 1) // 2 a side, by id, each with
+    the padding that keeps its size (`p='same'` for an unpadded even kernel, stride 1)."""
+    fixes = {}
+    for layer in ir.iter_layers(branch):
+        kernel, pads = layer.attrs.get("kernel"), layer.attrs.get("padding")
+        if layer.op.family != "conv" or "output_padding" in layer.attrs or \
+                not isinstance(kernel, tuple) or len(kernel) != 2:
+            continue
+        needed = [d * (k - 1) // 2 for k, d in zip(kernel, layer.attrs["dilation"])]
+        if all(k % 2 for k in kernel) and any(min(pair) < want
+                                               for pair, want in zip(pads, needed)):
+            rule = "k // 2" if layer.attrs["dilation"] == (1, 1) else "d * (k - 1) // 2"
+            fix = (f"`p={needed[0]}` ({rule})" if needed[0] == needed[1] else
+                   f"`p={tuple(needed)}` ({rule} for each axis)")
+        elif pads == ((0, 0), (0, 0)) and max(kernel) > 1 and layer.attrs["stride"] == (1, 1):
+            fix = '`p="same"` (an even kernel pads one side more)'
+        else:
+            continue
+        fixes[id(layer)] = (layer, fix)
+    return fixes
+
+
+def _padded_size(branch: ir.Seq, fixes: dict) -> tuple[int, ...] | None:
+    """The height and width the branch would give with the convs of `fixes` padded: a plain
+    chain of layers, each one's size worked out again from its window where its input
+    changed; None where that cannot be told (a merge, a named tensor, a layer without a
+    window that changes the size)."""
+    size = branch.in_shape[1:]
+    for node in ir.iter_nodes(branch):
+        if isinstance(node, ir.Merge | ir.DenseMerge | ir.Ref | ir.Side):
+            return None
+        if not isinstance(node, ir.Layer):
+            continue
+        if id(node) in fixes:
+            size = _window_size(node.attrs, size, padded=True)
+        elif size == node.in_shape[1:]:
+            size = node.out_shape[1:]
+        elif node.op.family not in SIZE_KEEPING:
+            size = _window_size(node.attrs, size)
+        if size is None:
+            return None
+    return size
+
+
+# Op families whose output has their input's height and width, whatever it is.
+SIZE_KEEPING = frozenset({"activation", "regularization", "norm", "identity", "scale"})
+
+
+def _window_size(attrs: dict, size: tuple, padded: bool = False) -> tuple[int, ...] | None:
+    """A conv's or pool's output height and width for an input of `size`; `padded`: with
+    d * (k - 1) in all (k // 2 a side, or an even kernel's 'same'), which keeps the size at
+    stride 1."""
+    if not {"kernel", "stride", "padding"} <= attrs.keys() or attrs.get("ceil_mode") or \
+            len(size) != 2:
+        return None
+    out = []
+    for axis, length in enumerate(size):
+        k, s = attrs["kernel"][axis], attrs["stride"][axis]
+        d = attrs.get("dilation", (1, 1))[axis]
+        pad = attrs["padding"][axis]  # a conv's (before, after), a pool's one number
+        total = d * (k - 1) if padded else sum(pad) if isinstance(pad, tuple) else 2 * pad
+        out.append((length + total - d * (k - 1) - 1) // s + 1)
+    return tuple(out) if min(out) >= 1 else None
 
 
 def skip_hint(merge: ir.Merge) -> str | None:

@@ -62,12 +62,25 @@ def add_shape(names: list[str], shapes: list[Shape], identity: list[bool]) -> Sh
                 "a branch of add")
         raise ShapeError("E304", "residual add needs equal shapes", detail=detail, hint=hint)
     main = next((s for s, ident in zip(shapes, identity) if not ident), None)
-    if any(identity) and main is not None and len(main) == 3:
-        source = shapes[identity.index(True)]
-        stride = max(1, source[1] // main[1]) if len(source) == 3 else 1
-        projection = f"conv({main[0]}, k=1{f', s={stride}' if stride > 1 else ''}) batchnorm"
-        hint = f"give the shortcut a projection: {projection}"
+    fix = projection(shapes[identity.index(True)], main) if any(identity) and main else None
+    if fix is not None:
+        hint = f"give the shortcut a projection: {fix}"
     raise ShapeError("E304", "residual add needs equal shapes", detail=detail, hint=hint)
+
+
+def projection(source: Shape, main: Shape) -> str | None:
+    """The shortcut that turns `source` into the main branch's `main` map: a 1x1 conv whose
+    stride gives its size (ceil(H / s), unpadded), or None if no stride does."""
+    if len(source) != 3 or len(main) != 3:
+        return None
+    strides = []
+    for size, want in zip(source[1:], main[1:]):
+        stride = -(-size // want)  # the smallest stride with ceil(size / stride) <= want
+        if -(-size // stride) != want:
+            return None
+        strides.append(stride)
+    stride = strides[0] if strides[0] == strides[1] else tuple(strides)
+    return f"conv({main[0]}, k=1{f', s={stride}' if stride != 1 else ''}) batchnorm"
 
 
 def dense_step_shape(step: int, block_in: Shape, current: Shape, step_out: Shape) -> Shape:

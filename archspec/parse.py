@@ -14,7 +14,13 @@ from importlib import resources
 
 import lark
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
@@ -475,10 +481,80 @@ def _unclosed_diagnostic(text: str, unclosed: int, begin: int, file: str) -> Dia
     keyword = _ITEM_START.match(text, begin).group(1)
     line = text.count("\n", 0, begin) + 1
     opened = text.count("\n", 0, unclosed) + 1
+    bracket = _open_bracket(text, unclosed, begin)
+    notes = ([f"the definition at {file}:{opened}:1 is not closed"] if bracket is None else
+             _bracket_notes(text, file, *bracket))
     return Diagnostic("E101", f"unexpected `{keyword}`",
                       Span(file, line, 1, line, 1 + len(keyword)), detail="expected `}`",
-                      hint=_syntax_hint(keyword, ()),
-                      notes=[f"the definition at {file}:{opened}:1 is not closed"])
+                      hint=_syntax_hint(keyword, ()), notes=notes)
+
+
+def _open_bracket(text: str, begin: int, end: int) -> tuple[int, int | None] | None:
+    """Where the bracket that is never closed between `begin` and `end` opened (the
+    innermost one: its closing bracket is the one missing), or None if all close. A `}`
+    that begins a line less indented than the line of the `{` it closes belongs, by its
+    indentation, to an outer block: then the `}` missing is that `{`'s, which is returned
+    with where the `}` that closed it instead is."""
+    stack: list[int] = []
+    stolen: tuple[int, int] | None = None  # the first `{` closed by an outer block's `}`
+    for match in _TOKENS.finditer(text, begin, end):
+        token, at = match.group(), match.start()
+        if token in ("(", "[", "{"):
+            stack.append(at)
+        elif token in (")", "]", "}") and stack:
+            opened = stack.pop()
+            if token == "}" and stolen is None and _indent(text, at) is not None \
+                    and _indent(text, at) < _indent(text, opened, True):
+                stolen = (opened, at)
+    if not stack:
+        return None
+    if stolen is not None and stolen[0] > stack[-1]:
+        return stolen
+    return stack[-1], None
+
+
+def _indent(text: str, at: int, anywhere: bool = False) -> int | None:
+    """The indentation of the line holding `at`; None where something comes before `at`
+    on its line, unless `anywhere`."""
+    start = text.rfind("\n", 0, at) + 1
+    lead = len(text[start:at]) - len(text[start:at].lstrip(" \t"))
+    return lead if anywhere or start + lead == at else None
+
+
+def _line_col(text: str, at: int) -> tuple[int, int]:
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+
+
+def _bracket_notes(text: str, file: str, opened: int, stolen: int | None) -> list[str]:
+    """What the diagnostic of a bracket never closed says about it, and about the `}` that
+    closed it instead, if one did."""
+    line, col = _line_col(text, opened)
+    notes = [f"the `{text[opened]}` at {file}:{line}:{col} is never closed"]
+    if stolen is not None:
+        closed_line, closed_col = _line_col(text, stolen)
+        notes.append(f"the `}}` at {file}:{closed_line}:{closed_col} closes it, but is "
+                     "indented like an outer block: it is probably that block's `}`")
+    return notes
+
+
+def _end_diagnostic(text: str, begin: int, file: str, exc: UnexpectedInput) -> Diagnostic | None:
+    """The file ends inside a bracket: the error is where that bracket opened (the one whose
+    closing bracket is missing), not at the file's last token."""
+    if not (isinstance(exc, UnexpectedEOF) or
+            isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        return None
+    bracket = _open_bracket(text, begin, len(text))
+    if bracket is None:
+        return None
+    opened = bracket[0]
+    line, col = _line_col(text, opened)
+    closing = {"(": ")", "[": "]", "{": "}"}[text[opened]]
+    end_line, end_col = _line_col(text, max(0, len(text.rstrip()) - 1))  # its last character
+    return Diagnostic("E101", f"the `{text[opened]}` at line {line}:{col} is never closed",
+                      Span(file, line, col, line, col + 1),
+                      detail=f"the file ends at {end_line}:{end_col} before its `{closing}`",
+                      hint=f"add the `{closing}` where what it opens ends",
+                      notes=_bracket_notes(text, file, *bracket)[1:])
 
 
 def _parse_tree(source: str, file: str):
@@ -500,8 +576,10 @@ def _parse_tree(source: str, file: str):
             begin = max([s for s in starts if start <= s <= error_at], default=start)
             unclosed = _unclosed_before(source, start, begin, starts)
             line_offset = source.count("\n", 0, start)
-            diagnostics.append(_syntax_diagnostic(exc, file, line_offset) if unclosed is None
-                               else _unclosed_diagnostic(source, unclosed, begin, file))
+            diagnostics.append(
+                _unclosed_diagnostic(source, unclosed, begin, file) if unclosed is not None
+                else _end_diagnostic(source, begin, file, exc)
+                or _syntax_diagnostic(exc, file, line_offset))
             if len(diagnostics) >= MAX_SYNTAX_ERRORS:
                 return None, diagnostics
             if unclosed is not None:  # skip only the open definition: the next one is fine

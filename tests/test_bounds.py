@@ -297,14 +297,14 @@ def test_syntax_errors_parse_each_part_a_bounded_number_of_times(tmp_path, monke
 
 def test_definitions_left_open_are_one_error_at_the_first_open_one(tmp_path):
     """`block b1() {` never closed swallows the (balanced) definitions after it: one E101 at
-    the next place the parser fails, naming b1's line (not one error per definition)."""
+    the next place the parser fails, naming b1's `{` (not one error per definition)."""
     spec = tmp_path / "open.arch"
     spec.write_text("block b0() { relu }\nblock b1() {\n"
                     + "".join(f"block b{i}() {{ relu }}\n" for i in range(2, 9))
                     + "network n() {\n  input [3, 8, 8]\n  relu\n}\n")
     (diag,) = check_file(str(spec)).diagnostics
     assert diag.code == "E101" and diag.span.line == 10
-    assert diag.notes == [f"the definition at {spec}:2:1 is not closed"]
+    assert diag.notes == [f"the `{{` at {spec}:2:{'block b1() {'.index('{') + 1} is never closed"]
 
 
 def test_errors_inside_a_loop_cost_work(tmp_path, monkeypatch):
