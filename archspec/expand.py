@@ -209,6 +209,21 @@ def op_signature(spec: OpSpec) -> Signature:
     return known[1]
 
 
+_NO_ARGUMENTS: dict[str, tuple[OpSpec, Args]] = {}
+
+
+def _validated(spec: OpSpec, given: dict) -> Args:
+    """The op's validated arguments. A call without arguments (`relu`, `batchnorm`) gets the
+    same frozen defaults every time: they are validated once per op."""
+    if given:
+        return spec.args.model_validate(given)
+    known = _NO_ARGUMENTS.get(spec.name)
+    if known is None or known[0] is not spec:
+        known = spec, spec.args.model_validate(given)
+        _NO_ARGUMENTS[spec.name] = known
+    return known[1]
+
+
 def _as_tuples(value):
     """Op arguments take pairs as tuples; a user may write them as lists."""
     if isinstance(value, (list, tuple)):
@@ -263,10 +278,14 @@ class Expander:
             if not exc.reported:
                 self.report(exc.diagnostic)
             return None
-        if network is not None and max(network.params, network.macs) > INT_LIMIT:
+        if network is None:
+            return None
+        layers = list(network.layers())  # walked once for both totals
+        params, macs = sum(x.params for x in layers), sum(x.macs for x in layers)
+        if max(params, macs) > INT_LIMIT:
             self.report(Diagnostic(
                 "E407", "network too large", definition.name_span,
-                detail=f"{network.params:,} parameters, {network.macs:,} MACs", hint=TENSOR_HINT))
+                detail=f"{params:,} parameters, {macs:,} MACs", hint=TENSOR_HINT))
             return None
         return network
 
@@ -666,7 +685,7 @@ class Expander:
 
     def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
         try:
-            args = spec.args.model_validate(given)
+            args = _validated(spec, given)
         except ValidationError as exc:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
         else:
