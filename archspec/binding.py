@@ -46,6 +46,8 @@ def collect(sig: Signature, args: Iterable[n.Arg],
     spans: dict = {}
     seen_keyword = False
     args = list(args)
+    if not args:  # most layers: `relu`, `batchnorm`
+        return given, spans
     unknown = [_unknown_keyword(sig, arg) for arg in args
                if arg.name is not None and sig.aliases.get(arg.name, arg.name) not in sig.known]
     if unknown:  # every misspelt keyword of the call at once

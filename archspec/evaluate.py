@@ -363,7 +363,7 @@ class Evaluator:
 
     def __call__(self, expr: n.Expr):
         charge(1)
-        return getattr(self, "_" + type(expr).__name__)(expr)
+        return _DISPATCH[type(expr)](self, expr)
 
     def _Literal(self, e: n.Literal):
         return check_value(check_int(e.value, e.span), e.span)
@@ -520,3 +520,8 @@ class Evaluator:
             raise fail("E203", f"`{e.func}` takes {expected} argument(s), got {len(e.args)}",
                        e.span)
         return func([self(a.value) for a in e.args], e.span)
+
+
+# expression type -> its method: one dict lookup a step rather than a name built and looked up
+_DISPATCH = {getattr(n, name[1:]): method for name, method in vars(Evaluator).items()
+             if name[1:2].isupper() and isinstance(getattr(n, name[1:], None), type)}

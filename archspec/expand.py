@@ -132,6 +132,7 @@ class Scope:
     free: list[str] = field(default_factory=list)  # those it reads, passed in as inputs
     finished: dict[str, tuple[Scope, ir.Seq]] = field(default_factory=dict)  # child scopes
     outputs: dict[str, Shape | None] = field(default_factory=dict)  # every module's output
+    reads_tensors: bool | None = None  # does `source` use `@name` (decided when first asked)
 
     def take(self, label: str | None, span: Span) -> str:
         """The module's name: its label, or its position. A label may be a number
@@ -197,6 +198,34 @@ def check_path(path: str, name: str, span: Span) -> None:
                    hint="use shorter labels, or nest fewer labelled scopes")
 
 
+_OP_SIGNATURES: dict[str, tuple[OpSpec, Signature]] = {}
+
+
+def op_signature(spec: OpSpec) -> Signature:
+    """An op's signature, made once per op rather than at every call of it."""
+    known = _OP_SIGNATURES.get(spec.name)
+    if known is None or known[0] is not spec:
+        known = spec, Signature(f"`{spec.name}`", tuple(spec.args.model_fields),
+                                tuple(spec.positional), spec.aliases)
+        _OP_SIGNATURES[spec.name] = known
+    return known[1]
+
+
+_NO_ARGUMENTS: dict[str, tuple[OpSpec, Args]] = {}
+
+
+def _validated(spec: OpSpec, given: dict) -> Args:
+    """The op's validated arguments. A call without arguments (`relu`, `batchnorm`) gets the
+    same frozen defaults every time: they are validated once per op."""
+    if given:
+        return spec.args.model_validate(given)
+    known = _NO_ARGUMENTS.get(spec.name)
+    if known is None or known[0] is not spec:
+        known = spec, spec.args.model_validate(given)
+        _NO_ARGUMENTS[spec.name] = known
+    return known[1]
+
+
 def _as_tuples(value):
     """Op arguments take pairs as tuples; a user may write them as lists."""
     if isinstance(value, (list, tuple)):
@@ -220,7 +249,8 @@ class Expander:
         self.fresh_input = False  # the statement being expanded gets a fresh tensor
         self.positions: tuple[int, int] | None = None  # H x W inside channels_last
         self.training_only = False  # expanding an `aux` branch
-        self.reading: dict[int, bool] = {}  # id(statement list) -> it uses `@name`
+        self.reading: dict[int, bool] = {}  # id(statement) -> it uses `@name`
+        self.signatures: dict[int, Signature] = {}  # id(block definition) -> its signature
         self.outputs: list[ir.Output] | None = None  # the network's `return(...)`
 
     # ------------------------------------------------------------ reporting
@@ -252,10 +282,14 @@ class Expander:
             if not exc.reported:
                 self.report(exc.diagnostic)
             return None
-        if network is not None and int(max(network.params, network.macs)) > INT_LIMIT:
+        if network is None:
+            return None
+        layers = list(network.layers())  # walked once for both totals
+        params, macs = sum(x.params for x in layers), sum(x.macs for x in layers)
+        if int(max(params, macs)) > INT_LIMIT:
             self.report(Diagnostic(
                 "E407", "network too large", definition.name_span,
-                detail=f"{network.params:,} parameters, {network.macs:,} MACs", hint=TENSOR_HINT))
+                detail=f"{params:,} parameters, {macs:,} MACs", hint=TENSOR_HINT))
             return None
         return network
 
@@ -364,7 +398,10 @@ class Expander:
 
     def bind_call(self, definition: n.Definition, call: n.Call, evaluator: Evaluator) -> dict:
         """A block call's parameter values, bound by the one binder (binding.py)."""
-        given, spans = collect(Signature.of(definition), call.args, evaluator)
+        key = id(definition)  # the definition outlives the expander: its id stays its own
+        if key not in self.signatures:
+            self.signatures[key] = Signature.of(definition)
+        given, spans = collect(self.signatures[key], call.args, evaluator)
         return complete(definition, given, spans, call.span, evaluator)
 
     def _collect_args(self, call: n.Call, positional: list[str], names: list[str],
@@ -389,15 +426,22 @@ class Expander:
             nodes, shape = self.stmt(stmt, env, ns, shape, scope)
             out.extend(nodes)
             before = gives_fresh(stmt, before, lambda name: self.op_named(name, env, ns))
-            if stmt.label is not None and self.refers_to_tensors(scope.source):
+            if stmt.label is not None and self.refers_to_tensors(scope):
                 before = False  # a later `@label` may read it: nothing may overwrite it
         return out, shape
 
-    def refers_to_tensors(self, source: list) -> bool:
-        """Does a scope's statement list use `@name` anywhere (decided once per list)?"""
-        key = id(source)
+    def refers_to_tensors(self, scope: Scope) -> bool:
+        """Does a scope's statement list use `@name` anywhere? Decided once per scope, each
+        statement walked once per network (a labelled statement's scope has a list made
+        for it, so the statements, which outlive the expansion, are what is remembered)."""
+        if scope.reads_tensors is None:
+            scope.reads_tensors = any(self._reads_tensors(stmt) for stmt in scope.source)
+        return scope.reads_tensors
+
+    def _reads_tensors(self, stmt: n.Stmt) -> bool:
+        key = id(stmt)
         if key not in self.reading:
-            self.reading[key] = any(isinstance(node, n.TensorRef) for node in n.walk(source))
+            self.reading[key] = any(isinstance(node, n.TensorRef) for node in n.walk(stmt))
         return self.reading[key]
 
     def op_named(self, name: str, env: Env, ns: dict) -> OpSpec | None:
@@ -595,10 +639,8 @@ class Expander:
                        "are a vector of their own: only layers that act on one position "
                        "run there", hint=f"move `{spec.name}` before or after the "
                        "channels_last; inside it go linear, layernorm, activations and dropout")
-        fields = list(spec.args.model_fields)
         evaluator.tensors = lambda ref: self.like(ref, evaluator, scope)
-        given, spans = self._collect_args(stmt, list(spec.positional), fields, spec.aliases,
-                                          f"`{spec.name}`", evaluator)
+        given, spans = collect(op_signature(spec), stmt.args, evaluator)
         like = self.like_argument(spec, given, spans)
         args = self.validate(spec, stmt, {k: _as_tuples(v) for k, v in given.items()}, spans)
         self.node_count += 1
@@ -648,7 +690,7 @@ class Expander:
 
     def validate(self, spec: OpSpec, stmt: n.Call, given: dict, spans: dict):
         try:
-            args = spec.args.model_validate(given)
+            args = _validated(spec, given)
         except ValidationError as exc:
             diags = self._validation_diagnostics(spec, stmt, given, spans, exc)
         else:
@@ -663,9 +705,11 @@ class Expander:
     def _exactly_one(spec: OpSpec, stmt: n.Call, given: dict, spans: dict) -> None:
         """The schema's `one_of` fields: exactly one of them is given."""
         choices = spec.args.one_of
+        if not choices:
+            return
         named = [f for f in choices if given.get(f) is not None]
         usage = " or ".join(f"{spec.name}({f}=...)" for f in choices)
-        if choices and not named:
+        if not named:
             wanted = " or ".join(f"`{f}`" for f in choices)
             raise fail("E205", f"`{spec.name}` needs {wanted}", stmt.name_span,
                        hint=f"call it as {usage}")

@@ -298,13 +298,22 @@ class Module:
 
 
 def walk(node):
-    """Every AST node below `node` (inclusive), depth first, in source order."""
-    if isinstance(node, (list, tuple)):
-        for item in node:
-            yield from walk(item)
-        return
-    if not hasattr(node, "__dataclass_fields__") or isinstance(node, Span):
-        return
-    yield node
-    for key in node.__dataclass_fields__:
-        yield from walk(getattr(node, key))
+    """Every AST node below `node` (inclusive), depth first, in source order. Iterative, with
+    each class's fields listed once: a recursive generator paid for every level at every
+    node it passed up."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+            continue
+        fields = _FIELDS.get(type(item))
+        if fields is None:
+            if not hasattr(item, "__dataclass_fields__") or isinstance(item, Span):
+                continue
+            fields = _FIELDS[type(item)] = tuple(reversed(item.__dataclass_fields__))
+        yield item
+        stack.extend([getattr(item, key) for key in fields])
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a node class -> its fields, last first

@@ -59,7 +59,7 @@ class Args(BaseModel):
     optional fields of which a call gives exactly one (`upsample`'s scale or size): the
     expander refuses none (E205) and more than one (E216)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
     one_of: ClassVar[tuple[str, ...]] = ()
 
 

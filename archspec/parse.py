@@ -13,14 +13,8 @@ from functools import lru_cache
 from importlib import resources
 
 import lark
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import (
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-    VisitError,
-)
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
@@ -69,112 +63,100 @@ def _int(text: str) -> int:
     return int(digits)
 
 
-class _ToAst(Transformer):
-    """Turns Lark's parse tree into nodes; spans come from Lark's position metadata."""
+class _ToAst:
+    """Turns Lark's parse tree into nodes; spans come from Lark's position metadata. Each
+    rule's method takes the node's metadata and its children, already turned into nodes.
+    (Lark's Transformer does the same, but rebuilds a wrapper at each method lookup: the
+    walk here took a third of parsing.)"""
 
     def __init__(self, file: str):
-        super().__init__()
         self.file = file
+
+    def transform(self, tree: Tree):
+        """The node of a parse tree; a rule without a method keeps its tree (`start`)."""
+        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
+        method = _RULES.get(tree.data)
+        if method is None:
+            return Tree(tree.data, children, tree.meta)
+        return method(self, tree.meta, children)
 
     def _s(self, meta) -> Span:
         return _span(self.file, meta)
 
     # ---- expressions
-    @v_args(meta=True)
     def int_lit(self, meta, c):
         return n.Literal(self._s(meta), _int(c[0]))
 
-    @v_args(meta=True)
     def float_lit(self, meta, c):
         return n.Literal(self._s(meta), float(c[0].replace("_", "")))
 
-    @v_args(meta=True)
     def str_lit(self, meta, c):
         return n.Literal(self._s(meta), str(c[0])[1:-1])
 
-    @v_args(meta=True)
     def true_lit(self, meta, c):
         return n.Literal(self._s(meta), True)
 
-    @v_args(meta=True)
     def false_lit(self, meta, c):
         return n.Literal(self._s(meta), False)
 
-    @v_args(meta=True)
     def name(self, meta, c):
         return n.Name(self._s(meta), str(c[0]))
 
-    @v_args(meta=True)
     def in_ref(self, meta, c):
         return n.InRef(self._s(meta))
 
-    @v_args(meta=True)
     def tuple_lit(self, meta, c):
         return n.TupleExpr(self._s(meta), list(c))
 
-    @v_args(meta=True)
     def list_lit(self, meta, c):
         return n.ListExpr(self._s(meta), [x for x in c if x is not None])
 
-    @v_args(meta=True)
     def list_comp(self, meta, c):
         return n.ListComp(self._s(meta), c[0], c[1], c[2], c[3])
 
-    @v_args(meta=True)
     def binop(self, meta, c):
         return n.BinOp(self._s(meta), str(c[1]), c[0], c[2])
 
-    @v_args(meta=True)
     def pow_op(self, meta, c):
         return n.BinOp(self._s(meta), "**", c[0], c[1])
 
-    @v_args(meta=True)
     def unary(self, meta, c):
         return n.UnaryOp(self._s(meta), str(c[0]), c[1])
 
-    @v_args(meta=True)
     def not_op(self, meta, c):
         return n.UnaryOp(self._s(meta), "not", c[0])
 
-    @v_args(meta=True)
     def or_op(self, meta, c):
         return n.BoolOp(self._s(meta), "or", c[0], c[1])
 
-    @v_args(meta=True)
     def and_op(self, meta, c):
         return n.BoolOp(self._s(meta), "and", c[0], c[1])
 
-    @v_args(meta=True)
     def compare(self, meta, c):
         rest = [(str(c[i]), c[i + 1]) for i in range(1, len(c), 2)]
         return n.Compare(self._s(meta), c[0], rest)
 
-    @v_args(meta=True)
     def cond_expr(self, meta, c):
         return n.CondExpr(self._s(meta), c[0], c[1], c[2])
 
-    @v_args(meta=True)
     def index(self, meta, c):
         return n.Index(self._s(meta), c[0], c[1])
 
-    @v_args(meta=True)
     def attr(self, meta, c):
         return n.Attr(self._s(meta), c[0], str(c[1]))
 
-    @v_args(meta=True)
     def funcall(self, meta, c):
         return n.FunCall(self._s(meta), str(c[0]), c[1] or [])
 
     # ---- arguments
-    def arg_list(self, c):
+    def arg_list(self, meta, c):
         return [x if isinstance(x, n.Arg) else n.Arg(None, x, x.span) for x in c]
 
-    @v_args(meta=True)
     def kwarg(self, meta, c):
         return n.Arg(str(c[0]), c[1], self._s(meta))
 
     # ---- statements
-    def labeled(self, c):
+    def labeled(self, meta, c):
         label_tok, stmt = c
         if label_tok is not None:
             stmt.label = self._label(label_tok)
@@ -204,135 +186,115 @@ class _ToAst(Transformer):
     def _tensor_ref(self, tok: Token) -> n.TensorRef:
         return n.TensorRef(_token_span(self.file, tok), self._label_text(tok, str(tok)[1:], 1))
 
-    def tensor_ref(self, c):
+    def tensor_ref(self, meta, c):
         return self._tensor_ref(c[0])
 
-    def ref_stmt(self, c):
+    def ref_stmt(self, meta, c):
         ref = self._tensor_ref(c[0])
         return n.RefStmt(ref.span, ref)
 
-    @v_args(meta=True)
     def side_stmt(self, meta, c):
         return n.Side(self._s(meta), list(c), False)
 
-    @v_args(meta=True)
     def aux_stmt(self, meta, c):
         return n.Side(self._s(meta), list(c), True)
 
-    @v_args(meta=True)
     def return_stmt(self, meta, c):
         return n.Return(self._s(meta), c[0] or [])
 
-    @v_args(meta=True)
     def call(self, meta, c):
         return n.Call(self._s(meta), str(c[0]), c[1] or [], _token_span(self.file, c[0]))
 
-    @v_args(meta=True)
     def group(self, meta, c):
         return n.Group(self._s(meta), list(c))
 
-    @v_args(meta=True)
     def gate_stmt(self, meta, c):
         span = self._s(meta)
         return n.Parallel(span, "gate", [n.Group(span, list(c))])
 
-    @v_args(meta=True)
     def split_stmt(self, meta, c):
         return n.Parallel(self._s(meta), "split", list(c))
 
-    @v_args(meta=True)
     def channels_last_stmt(self, meta, c):
         return n.ChannelsLast(self._s(meta), list(c))
 
-    @v_args(meta=True)
     def concat_stmt(self, meta, c):
         return n.Parallel(self._s(meta), "concat", list(c))
 
-    @v_args(meta=True)
     def add_stmt(self, meta, c):
         return n.Parallel(self._s(meta), "add", list(c))
 
-    @v_args(meta=True)
     def dense_stmt(self, meta, c):
         var, count, body = c
         return n.Dense(self._s(meta), str(var) if var else None, count, body)
 
-    @v_args(meta=True)
     def repeat_stmt(self, meta, c):
         var, count, body = c
         return n.Repeat(self._s(meta), str(var) if var else None, count, body)
 
-    @v_args(meta=True)
     def for_stmt(self, meta, c):
         return n.For(self._s(meta), c[0], c[1], c[2])
 
-    @v_args(meta=True)
     def target(self, meta, c):
         if len(c) == 1 and isinstance(c[0], n.Target):
             return c[0]  # `for (a, b) in ...` is `for a, b in ...`
         return n.Target([x if isinstance(x, n.Target) else str(x) for x in c], self._s(meta))
 
-    @v_args(meta=True)
     def if_stmt(self, meta, c):
         tests = [(c[0], c[1])] + [clause for clause in c[2:-1]]
         return n.If(self._s(meta), tests, c[-1])
 
-    def elif_clause(self, c):
+    def elif_clause(self, meta, c):
         return (c[0], c[1])
 
-    @v_args(meta=True)
     def let_stmt(self, meta, c):
         return n.Let(self._s(meta), str(c[0]), c[1])
 
-    @v_args(meta=True)
     def input_stmt(self, meta, c):
         name = None if c[0] is None else self._label(c[0])
         return n.Input(self._s(meta), c[1], name)
 
-    def body(self, c):
+    def body(self, meta, c):
         return list(c)
 
     # ---- definitions
-    @v_args(meta=True)
     def simple_type(self, meta, c):
         return n.TypeExpr(str(c[0]), [], self._s(meta))
 
-    @v_args(meta=True)
     def tuple_type(self, meta, c):
         return n.TypeExpr(None, list(c), self._s(meta))
 
-    @v_args(meta=True)
     def param(self, meta, c):
         return n.Param(str(c[0]), c[1], c[2], self._s(meta))
 
-    def param_list(self, c):
+    def param_list(self, meta, c):
         return list(c)
 
     def _definition(self, meta, c, kind: str) -> n.Definition:
         return n.Definition(str(c[0]), c[1] or [], c[2], self._s(meta),
                             _token_span(self.file, c[0]), kind)
 
-    @v_args(meta=True)
     def block_def(self, meta, c):
         return self._definition(meta, c, "block")
 
-    @v_args(meta=True)
     def network_def(self, meta, c):
         return self._definition(meta, c, "network")
 
-    @v_args(meta=True)
     def variant_def(self, meta, c):
         return n.Variant(str(c[0]), str(c[1]), c[2] or [], self._s(meta),
                          _token_span(self.file, c[0]), _token_span(self.file, c[1]))
 
-    @v_args(meta=True)
     def import_all(self, meta, c):
         return n.Import(str(c[0])[1:-1], None, self._s(meta))
 
-    @v_args(meta=True)
     def import_names(self, meta, c):
         names = [(str(t), _token_span(self.file, t)) for t in c[1:] if t is not None]
         return n.Import(str(c[0])[1:-1], names, self._s(meta))
+
+
+# rule name -> the method that builds its node (the methods not starting with `_`)
+_RULES = {name: method for name, method in vars(_ToAst).items()
+          if not name.startswith("_") and name != "transform" and callable(method)}
 
 
 def parse_expr(text: str, file: str, line: int = 1, col: int = 1) -> n.Expr:
@@ -602,10 +564,8 @@ def parse_module(source: str, file: str) -> tuple[n.Module | None, list[Diagnost
         return None, [too_deep]
     try:
         items = _ToAst(file).transform(tree).children
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, ArchError):
-            return None, exc.orig_exc.diagnostics
-        raise
+    except ArchError as exc:  # a label's expression does not parse
+        return None, exc.diagnostics
     module = n.Module(file, source, [], [], [], [])
     for item in items:
         if isinstance(item, n.Import):
