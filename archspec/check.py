@@ -29,8 +29,8 @@ from .limits import (
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
-from .sizes import Run, Sweep, analyse
-from .symbolic import Poly, SymDim, formula, pin, recording
+from .sizes import Run, SizeSet, Sweep, analyse, substitute
+from .symbolic import Poly, SymDim, formula, recording
 
 # Folders besides the main file's own (and their subfolders) that imports may read from: the
 # command line's --allow-dir. Imports anywhere else are refused (E107).
@@ -587,6 +587,22 @@ def _expand_sizes(target: Target, overrides: dict, input_shape: tuple | None,
     return network
 
 
+AXES = {1: ("F",), 2: ("T", "F"), 3: ("C", "H", "W"), 4: ("C", "D", "H", "W")}
+
+
+def input_sizes(network: Network) -> dict[str, SizeSet]:
+    """The sizes each dimension of a checked network's first input may take, channels
+    included, with the weights it was built with: every dim a name (AXES), declared at the
+    network's own size. A built module accepts exactly these (named extra inputs: their
+    declared shape)."""
+    target = Target(network.name, network.source, network.namespace, network.args, {},
+                    network.span)
+    names = AXES[len(network.input_shape)]
+    declared = dict(zip(names, map(int, network.input_shape)))
+    sweep = Sweep(lambda values: _sized_run(target, {}, names, values, declared))
+    return analyse(sweep, names, declared).sets
+
+
 def _declared_sizes(target: Target, overrides: dict, input_shape: tuple | None) -> dict:
     """The spec's own sizes where `--input` names them (`--input 3,H,W` on a spec declaring
     3x224x224: H=224, W=224): the network's weights are those of these sizes."""
@@ -617,14 +633,23 @@ def _sized_run(target: Target, overrides: dict, input_shape: tuple | None,
 
 
 def fixed_weights(network: Network, declared: dict[str, int], sink: list[Diagnostic]) -> None:
-    """A network's weights cannot depend on its input size: at declared sizes they are
-    those sizes' (the conditions say so), otherwise it is an error (E316)."""
+    """A network's weights cannot depend on its input size: with declared sizes they are
+    those sizes', and a size giving other weights is an error (E316, recorded as a
+    condition), as is a count depending on an undeclared size."""
     for layer in network.layers():
         if not isinstance(layer.params, SymDim):
             continue
         if layer.params.poly.names() <= set(declared):
-            pin(layer.params)
-            continue
+            built = substitute(layer.params.poly, declared).constant
+            if layer.params == built:  # recorded: these sizes give the declared weights
+                continue
+            sink.append(Diagnostic(
+                "E316", f"the weights of `{layer.op.name}` are those of the declared size",
+                layer.span, detail=f"it has {built:,} parameters there, {int(layer.params):,} "
+                                   "at this size",
+                hint="give the network an input of the declared size, or pool to a fixed "
+                     "size before the layer"))
+            return
         sink.append(Diagnostic(
             "E316", f"the weights of `{layer.op.name}` depend on the input size",
             layer.span, detail=f"it has {formula(layer.params)} parameters "
