@@ -31,7 +31,7 @@ from .limits import (
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
-from .sizes import Run, Sweep, analyse
+from .sizes import Run, SizeSet, Sweep, analyse
 from .symbolic import Poly, SymDim, evaluator, formula, recording
 
 # A network's input from Python (C, H, W), as a tuple or a list of positive ints.
@@ -666,6 +666,22 @@ def _expand_sizes(target: Target, overrides: dict, input_shape: tuple | None,
     return network
 
 
+AXES = {1: ("F",), 2: ("T", "F"), 3: ("C", "H", "W"), 4: ("C", "D", "H", "W")}
+
+
+def input_sizes(network: Network) -> dict[str, SizeSet]:
+    """The sizes each dimension of a checked network's first input may take, channels
+    included, with the weights it was built with: every dim a name (AXES), declared at the
+    network's own size. A built module accepts exactly these (named extra inputs: their
+    declared shape)."""
+    target = Target(network.name, network.source, network.namespace, network.args, {},
+                    network.span)
+    names = AXES[len(network.input_shape)]
+    declared = dict(zip(names, map(int, network.input_shape)))
+    sweep = Sweep(lambda values: _sized_run(target, {}, names, values, declared))
+    return analyse(sweep, names, declared).sets
+
+
 def _declared_sizes(target: Target, overrides: dict, input_shape: tuple | None) -> dict:
     """The spec's own sizes where `--input` names them (`--input 3,H,W` on a spec declaring
     3x224x224: H=224, W=224): the network's weights are those of these sizes."""
@@ -697,22 +713,22 @@ def _sized_run(target: Target, overrides: dict, input_shape: tuple | None,
 
 def fixed_weights(network: Network, declared: dict[str, int], sink: list[Diagnostic]) -> None:
     """A network's weights cannot depend on its input size: with declared sizes they are
-    those sizes' weights, and a size that needs others fails (E316); without, a layer whose
-    weights depend on the size is an error at every size."""
+    those sizes' weights, and a size that needs others fails (E316, recorded as a
+    condition); without, a layer whose weights depend on the size is an error at every size."""
     for layer in network.layers():
         if not isinstance(layer.params, SymDim):
             continue
         inputs = formula(layer.in_shape[-1]) if layer.in_shape else "?"
         if layer.params.poly.names() <= set(declared):
             weights = evaluator(layer.params.poly)(declared)
-            if layer.params == weights:
+            if layer.params == weights:  # recorded: these sizes give the declared weights
                 continue
             sink.append(Diagnostic(
                 "E316", f"`{layer.op.name}` would need other weights at this size", layer.span,
-                detail=f"it gets {int(layer.in_shape[-1])} inputs per output here; the "
-                       f"declared input gives it {weights:,} parameters, {inputs} inputs",
-                hint="pool to a fixed size (adaptive_avgpool) before `flatten` to take "
-                     "other sizes"))
+                detail=f"it has {weights:,} parameters at the declared size, "
+                       f"{int(layer.params):,} at this size",
+                hint="give the network an input of the declared size, or pool to a fixed "
+                     "size (adaptive_avgpool) before the layer"))
             return
         sink.append(Diagnostic(
             "E316", f"the weights of `{layer.op.name}` depend on the input size", layer.span,

@@ -47,6 +47,10 @@ class SizeSet:
                 and (size - self.start) % self.period in self.residues)
 
     @property
+    def exactly_one(self) -> bool:
+        return len(self.finite) == 1 and self.start is None
+
+    @property
     def empty(self) -> bool:
         return not self.finite and self.start is None
 
@@ -68,7 +72,7 @@ class SizeSet:
         if self.finite:
             parts.append(_finite_text(axis, self.finite))
         if self.start is not None:
-            if len(self.residues) == 1 and self.period == 1:
+            if self.period == 1:
                 parts.append(f"{axis} >= {self.start}")
             elif len(self.residues) == 1:
                 parts.append(f"{axis} = {self.start} + {self.period}k")

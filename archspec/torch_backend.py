@@ -10,7 +10,6 @@ nothing here infers them again.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import tempfile
@@ -21,9 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ir, torch_helpers
+from .check import input_sizes
 from .diagnostics import ArchError, Diagnostic
 from .lowering import INPUT_ERROR, TorchModule, lower
 from .ops import Training, fmt_shape
+from .sizes import SizeSet
 
 
 class ArchBlock(nn.Module):
@@ -147,32 +148,108 @@ def instantiate(spec: TorchModule) -> nn.Module:
 
 def build_module(network: ir.Network) -> nn.Module:
     """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
-    defaults otherwise). It refuses inputs of the wrong rank, as compiled files do: an
-    unbatched 3x8x8 tensor would otherwise be concatenated along H without a word."""
+    defaults otherwise). It refuses inputs its layers cannot take (InputCheck)."""
     module = instantiate(lower(network).tree)
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
-    shape = tuple(network.input_shape)
     if "input_shape" not in module._modules:  # a label may have taken the name
-        module.input_shape = shape
-    module.register_forward_pre_hook(functools.partial(check_input,
-                                                       tuple(input_shapes(network))))
+        module.input_shape = input_shapes(network)[0]
+    module.register_forward_pre_hook(InputCheck(network))
     return module
 
 
-def check_input(shapes: tuple, module: nn.Module, args: tuple) -> None:
-    """A forward pre-hook of built networks (module level, so that it pickles): as many
-    inputs as the network has, each of its rank."""
-    if len(args) != len(shapes):
-        raise TypeError(f"the network takes {len(shapes)} input(s), got {len(args)}")
-    for shape, arg in zip(shapes, args):
-        if arg.dim() != len(shape) + 1:
-            raise ValueError(input_error(shape, tuple(arg.shape)))
+class InputCheck:
+    """A built network's forward pre-hook: as many inputs as it has, each of its rank (an
+    unbatched 3x8x8 tensor would otherwise be concatenated along H without a word), and of
+    a size its layers and weights take, said in the spec's terms rather than as torch's
+    `mat1 and mat2 shapes cannot be multiplied` deep inside. The declared shape passes at
+    the cost of a tuple compare; the valid sizes of the first input (check.input_sizes,
+    up to a second's checking) are found the first time another shape comes, and named
+    extra inputs take their declared shape only. Traced and compiled graphs (torch.compile,
+    torch.export, jit tracing, ONNX export) skip the size check, which would specialise
+    their dynamic shapes."""
+
+    def __init__(self, network: ir.Network) -> None:
+        self.name, self.network, self.sizes = network.name, network, None
+        self.shapes = input_shapes(network)
+        self.names = [name for name, _ in network.inputs]  # those after the first
+
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        if len(args) != len(self.shapes):
+            raise TypeError(f"the network takes {len(self.shapes)} input(s), got {len(args)}")
+        if tracing():
+            self.check_ranks(args)
+        elif [arg.shape[1:] for arg in args] != self.shapes:
+            self.check_ranks(args)
+            self.check_sizes(args)
+
+    def check_ranks(self, args: tuple) -> None:
+        for shape, arg in zip(self.shapes, args):
+            if arg.dim() != len(shape) + 1:
+                raise ValueError(input_error(shape, tuple(arg.shape)))
+
+    def check_sizes(self, args: tuple) -> None:
+        """Raise ValueError unless every input has a size the network takes."""
+        got = tuple(args[0].shape)
+        if self.sizes is None:
+            self.sizes = input_sizes(self.network)
+        wrong = [reason(axis, size, sizes)
+                 for (axis, sizes), size in zip(self.sizes.items(), got[1:])
+                 if not accepts(sizes, size)]
+        if wrong:
+            raise ValueError(f"{self.name} expects {expected(got[0], self.sizes)} (batch "
+                             f"first), got {' x '.join(map(str, got))}: {'; '.join(wrong)}")
+        for name, shape, arg in zip(self.names, self.shapes[1:], args[1:]):
+            if arg.shape[1:] != shape:
+                raise ValueError(f"{self.name} expects its input `{name}` to be {got[0]} x "
+                                 f"{' x '.join(map(str, shape))} (batch first), got "
+                                 f"{' x '.join(map(str, arg.shape))}")
+
+    def __getstate__(self) -> dict:
+        """Pickled with the valid sizes, not the IR they are found from."""
+        if self.sizes is None:
+            self.sizes = input_sizes(self.network)
+        return {**vars(self), "network": None}
+
+    def __deepcopy__(self, memo: dict) -> InputCheck:
+        """A copy shares the IR (nothing changes it): no sizes to find for a deepcopy."""
+        clone = object.__new__(InputCheck)
+        vars(clone).update(vars(self))
+        return clone
+
+
+def tracing() -> bool:
+    """Whether forward() runs to be traced or compiled rather than to compute: the first
+    flag is set by torch.compile, torch.export (strict or not) and the dynamo ONNX
+    exporter, the second by jit tracing and the TorchScript ONNX exporter."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def accepts(sizes: SizeSet, size: int) -> bool:
+    """Sizes past those checked (a sweep that stopped) are left to the layers."""
+    return size in sizes or (sizes.limit is not None and size > sizes.limit)
+
+
+def expected(batch: int, sizes: dict[str, SizeSet]) -> str:
+    """`1 x 3 x H x W with H >= 1, W >= 1`: a size that has one value is that value."""
+    dims = [str(s.finite[0]) if s.exactly_one else axis for axis, s in sizes.items()]
+    ranges = [s.describe(axis) for axis, s in sizes.items() if not s.exactly_one]
+    return " x ".join([str(batch), *dims]) + (f" with {', '.join(ranges)}" if ranges else "")
+
+
+def reason(axis: str, size: int, sizes: SizeSet) -> str:
+    """`4 channels, it takes 3`; `H = 20, it takes H >= 29`."""
+    if axis == "C":
+        takes = str(sizes.finite[0]) if sizes.exactly_one else sizes.describe(axis)
+        return f"{size} channel{'' if size == 1 else 's'}, it takes {takes}"
+    return f"{axis} = {size}, it takes {sizes.describe(axis)}"
 
 
 def input_shapes(network: ir.Network) -> list[tuple]:
-    """The shapes of every input of a network, in the order forward() takes them."""
-    return [tuple(network.input_shape), *(tuple(s) for _, s in network.inputs)]
+    """The shapes of every input of a network, in the order forward() takes them (plain
+    ints: a spec's named sizes are SymDims at a sample size)."""
+    return [tuple(map(int, network.input_shape)),
+            *(tuple(map(int, s)) for _, s in network.inputs)]
 
 
 def input_error(shape: tuple, got: tuple) -> str:
