@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .check import InputShape, check_file, load, loads
+from .check import InputShape, check_file, input_sizes, load, loads
 from .diagnostics import ArchError, Diagnostic
 from .ir import Network
 from .version import __version__
@@ -50,7 +50,7 @@ def _module(network: Network, verify: bool, max_bytes: int | None):
     refuse_if_too_large(network, available_memory() if max_bytes is None else max_bytes)
     if verify:
         verify_network(network)
-    return build_module(network)
+    return build_module(network, input_sizes)
 
 
 def _network_svg(network: Network) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from math import prod
 
 import torch
@@ -20,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ir, torch_helpers
-from .check import input_sizes
 from .diagnostics import ArchError, Diagnostic
 from .lowering import INPUT_ERROR, TorchModule, lower
 from .ops import Training, fmt_shape
@@ -146,16 +146,27 @@ def instantiate(spec: TorchModule) -> nn.Module:
     return module
 
 
-def build_module(network: ir.Network) -> nn.Module:
+def build_module(network: ir.Network, find_sizes: SizeFinder | None = None) -> nn.Module:
     """The nn.Module for a checked network, initialised as its `init(...)` asks (PyTorch's
-    defaults otherwise). It refuses inputs its layers cannot take (InputCheck)."""
+    defaults otherwise). It refuses inputs its layers cannot take (InputCheck); the API
+    passes `find_sizes` (check.input_sizes: a backend does not check specs itself)."""
     module = instantiate(lower(network).tree)
     if network.init:
         torch_helpers.init_weights(module, **init_arguments(network))
     if "input_shape" not in module._modules:  # a label may have taken the name
         module.input_shape = input_shapes(network)[0]
-    module.register_forward_pre_hook(InputCheck(network))
+    module.register_forward_pre_hook(InputCheck(network, find_sizes))
     return module
+
+
+SizeFinder = Callable[[ir.Network], dict[str, SizeSet]]
+
+
+def declared_sizes(network: ir.Network) -> dict[str, SizeSet]:
+    """Without the checker (a module built inside this backend, to verify): the first
+    input's declared sizes only."""
+    shape = input_shapes(network)[0]
+    return {f"dim{i + 1}": SizeSet.exactly(int(size)) for i, size in enumerate(shape)}
 
 
 class InputCheck:
@@ -169,8 +180,9 @@ class InputCheck:
     torch.export, jit tracing, ONNX export) skip the size check, which would specialise
     their dynamic shapes."""
 
-    def __init__(self, network: ir.Network) -> None:
+    def __init__(self, network: ir.Network, find_sizes: SizeFinder | None) -> None:
         self.name, self.network, self.sizes = network.name, network, None
+        self.find_sizes = find_sizes or declared_sizes
         self.shapes = input_shapes(network)
         self.names = [name for name, _ in network.inputs]  # those after the first
 
@@ -192,7 +204,7 @@ class InputCheck:
         """Raise ValueError unless every input has a size the network takes."""
         got = tuple(args[0].shape)
         if self.sizes is None:
-            self.sizes = input_sizes(self.network)
+            self.sizes = self.find_sizes(self.network)
         wrong = [reason(axis, size, sizes)
                  for (axis, sizes), size in zip(self.sizes.items(), got[1:])
                  if not accepts(sizes, size)]
@@ -208,8 +220,8 @@ class InputCheck:
     def __getstate__(self) -> dict:
         """Pickled with the valid sizes, not the IR they are found from."""
         if self.sizes is None:
-            self.sizes = input_sizes(self.network)
-        return {**vars(self), "network": None}
+            self.sizes = self.find_sizes(self.network)
+        return {**vars(self), "network": None, "find_sizes": None}
 
     def __deepcopy__(self, memo: dict) -> InputCheck:
         """A copy shares the IR (nothing changes it): no sizes to find for a deepcopy."""
