@@ -314,6 +314,12 @@ def _compare(left, right, op: Callable) -> bool | type(NotImplemented):
     return outcome
 
 
+def _comparison(op: Callable):
+    def method(self, other):
+        return _compare(self, other, op)
+    return method
+
+
 def _arith(build: Callable[[Poly, Poly], Poly], op: Callable):
     def method(self, other):
         po = as_poly(other)
@@ -410,23 +416,12 @@ class SymDim(int):
     def __int__(self) -> int:
         return int.__int__(self)
 
-    def __eq__(self, other):
-        return _compare(self, other, operator.eq)
-
-    def __ne__(self, other):
-        return _compare(self, other, operator.ne)
-
-    def __lt__(self, other):
-        return _compare(self, other, operator.lt)
-
-    def __le__(self, other):
-        return _compare(self, other, operator.le)
-
-    def __gt__(self, other):
-        return _compare(self, other, operator.gt)
-
-    def __ge__(self, other):
-        return _compare(self, other, operator.ge)
+    __eq__ = _comparison(operator.eq)
+    __ne__ = _comparison(operator.ne)
+    __lt__ = _comparison(operator.lt)
+    __le__ = _comparison(operator.le)
+    __gt__ = _comparison(operator.gt)
+    __ge__ = _comparison(operator.ge)
 
     __hash__ = int.__hash__
 
