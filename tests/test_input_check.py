@@ -11,7 +11,6 @@ import torch
 
 import archspec
 from archspec.check import check_file, input_sizes
-from archspec.torch_backend import build_module
 
 POOLED = """
 network pooled(classes: int = 4) {
@@ -109,7 +108,7 @@ def test_a_size_the_weights_do_not_fit_is_refused_before_torchs_matmul_error(tmp
     """LeNet flattens its last map into its first linear layer: a bigger digit fails in
     torch as `mat1 and mat2 shapes cannot be multiplied`."""
     network = archspec.load("specs/lenet.arch", net="lenet")
-    model = build_module(network).eval()
+    model = archspec.build(network).eval()
     plain = unchecked(model)
     sizes = input_sizes(network)
     for size in range(24, 36):
@@ -142,7 +141,7 @@ def test_pickled_and_copied_models_refuse_the_same(tmp_path):
 
 def test_a_sequence_network_checks_its_steps_and_features(tmp_path):
     network = check_file("specs/sequence.arch", "lstm_lm").networks[0]
-    model = build_module(network).eval()
+    model = archspec.build(network).eval()
     steps, features = network.input_shape
     assert model(torch.randn(2, steps + 9, features)).shape[:2] == (2, steps + 9)
     x = torch.randn(2, steps, features + 1)
