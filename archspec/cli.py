@@ -25,6 +25,7 @@ from .symbolic import SymDim, formula
 from .version import __version__
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a command ended by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -423,6 +424,13 @@ def _degrade_streams() -> None:
                 pass
 
 
+def _reader_went_away() -> int:
+    """`archspec check ... | head`: the reader closed the pipe; stop quietly, as cat does
+    (stdout goes to /dev/null so that the interpreter's final flush cannot fail again)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     _degrade_streams()
     parser = build_parser()
@@ -438,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC
+    except BrokenPipeError:
+        return _reader_went_away()
     except OSError as exc:
         print(f"archspec: error: {one_line(str(exc.strerror or exc))}: "
               f"{one_line(str(exc.filename or ''))}", file=sys.stderr)

@@ -73,7 +73,7 @@ def test_github_format(files, capsys):
 
 
 def test_static_path_imports_no_torch():
-    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.arch"))
+    specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.arch"))
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "check",
                            "-q", *specs], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -115,3 +115,13 @@ def test_diff_of_a_network_with_itself_checks_it_once(monkeypatch, capsys):
     assert cli.main(["diff", f"{spec}:lenet", f"{spec}:lenet5"]) == 0
     assert len(calls) == 3
     capsys.readouterr()
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly():
+    """`archspec check specs/*.arch | head -1`: no error message once the pipe closes."""
+    specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.arch"))
+    run = subprocess.Popen([sys.executable, "-m", "archspec", "check", *specs], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdout.readline().startswith(b"specs/")
+    run.stdout.close()
+    assert run.stderr.read() == b"" and run.wait() == 141
