@@ -4,6 +4,7 @@ accepts (the built module run on the meta device, size by size)."""
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -170,12 +171,26 @@ def on_meta(network):
         module = archspec.build(network, max_bytes=1 << 62)
     module._forward_pre_hooks.clear()
     any_size = (torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.ReLU6, torch.nn.Hardswish,
-                torch.nn.SiLU, torch.nn.Dropout, torch.nn.Hardsigmoid, torch.nn.GELU)
+                torch.nn.SiLU, torch.nn.Dropout, torch.nn.Hardsigmoid, torch.nn.GELU,
+                torch.nn.Sigmoid)
     for parent in list(module.modules()):
         for name, child in parent.named_children():
             if isinstance(child, any_size):
                 setattr(parent, name, torch.nn.Identity())
+            elif isinstance(child, torch.nn.LayerNorm):
+                child.forward = functools.partial(norm_shape, child)
     return module
+
+
+def norm_shape(norm, x):
+    """A LayerNorm's shape rule without its arithmetic (torch's meta LayerNorm is slow
+    Python): the trailing dims, after a LayerNorm2d's permute, must be the normalised shape,
+    as torch requires; the output has the input's shape."""
+    channels_first = type(norm).__name__ == "LayerNorm2d"
+    trailing = tuple((x.permute(0, 2, 3, 1) if channels_first else x).shape)
+    if trailing[-len(norm.normalized_shape):] != tuple(norm.normalized_shape):
+        raise RuntimeError(f"normalized_shape {norm.normalized_shape}, got {tuple(x.shape)}")
+    return x
 
 
 TORCH_RANGE = range(1, 321)
