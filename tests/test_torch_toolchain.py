@@ -138,3 +138,27 @@ def test_ddp_two_processes_agree_on_gradients(tmp_path):
     # float32 sums in another order (the allreduce): relative 1e-4
     assert torch.allclose(g0, shards.mean(0), rtol=1e-4, atol=1e-5), \
         (g0 - shards.mean(0)).abs().max()
+
+
+@pytest.mark.parametrize("spec, net", [("resnet.arch", "resnet18"),
+                                       ("mobilenetv3.arch", "mobilenet_v3_small")])
+def test_size_checked_models_export_and_compile_with_dynamic_sizes(spec, net):
+    """The input check of archspec.build() (valid sizes, not only the declared one) stays
+    out of the graph: torch.export with dynamic H and W, and torch.compile(dynamic=True),
+    give eager's outputs at sizes other than the traced one."""
+    network = archspec.load(str(ROOT / "specs" / spec), net, input_shape=(3, 64, 64))
+    torch.manual_seed(0)
+    model = archspec.build(network).eval()
+    height, width = torch.export.Dim("H", min=64, max=512), torch.export.Dim("W", min=64, max=512)
+    program = torch.export.export(model, (torch.randn(2, 3, 64, 64),),
+                                  dynamic_shapes=({2: height, 3: width},))
+    torch._dynamo.reset()
+    compiled = torch.compile(model, dynamic=True, backend="eager")
+    for shape in [(2, 3, 96, 80), (2, 3, 130, 224)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = model(x)
+            assert torch.allclose(program.module()(x), expected, atol=1e-5)
+            assert torch.allclose(compiled(x), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="expects"):
+        model(torch.randn(1, 4, 64, 64))
