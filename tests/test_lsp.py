@@ -1,0 +1,288 @@
+"""`archspec lsp` is a real language server: these tests start the server process
+(`python -m archspec lsp`) and speak JSON-RPC to it over its stdin and stdout with a client
+written here (Content-Length framing, as the protocol specifies), and compare what it
+answers with the CLI (`archspec check --format json`) and with the checker's IR."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pygls")
+
+from archspec.check import check_file, check_text  # noqa: E402
+from archspec.expand import op_signature  # noqa: E402
+from archspec.ops import REGISTRY  # noqa: E402
+from archspec.symbolic import shape_formula  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+WAIT = 120  # seconds: a guard against a hung server, not a time limit on an answer
+
+BROKEN = """\
+block unit(c: int, unused: int = 3) {
+  conv(c, k=3, p=1)  batchnorm  relu
+}
+
+network broken() {
+  input [3, 32, 32]
+  unit(16)
+  convv(32, k=3)
+  add { { conv(8, k=3, p=1) } { } }
+  linear(10)
+}
+"""
+FIXED = BROKEN.replace("convv", "conv").replace("conv(8, k=3, p=1)", "conv(32, k=3, p=1)")
+
+
+class Client:
+    """A JSON-RPC client over a server process's pipes: requests wait for their answer;
+    notifications from the server are kept in order as they come."""
+
+    def __init__(self, command: list[str], stderr) -> None:
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=stderr, cwd=ROOT)
+        self.messages: queue.Queue = queue.Queue()
+        self.notifications: list[dict] = []
+        self.next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        while True:
+            headers = {}
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("ascii").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if not headers:
+                return
+            self.messages.put(json.loads(stream.read(int(headers["content-length"]))))
+
+    def send(self, message: dict) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8")
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.process.stdin.flush()
+
+    def notify(self, method: str, params: dict) -> None:
+        self.send({"method": method, "params": params})
+
+    def request(self, method: str, params: dict | None = None):
+        self.next_id += 1
+        self.send({"id": self.next_id, "method": method, "params": params})
+        while True:
+            message = self.messages.get(timeout=WAIT)
+            if message.get("id") == self.next_id and "method" not in message:
+                assert "error" not in message, message["error"]
+                return message.get("result")
+            self.notifications.append(message)
+
+    def diagnostics(self, uri: str) -> list[dict]:
+        """The next diagnostics the server publishes for `uri`."""
+        while True:
+            message = self.messages.get(timeout=WAIT)
+            if (message.get("method") == "textDocument/publishDiagnostics"
+                    and message["params"]["uri"] == uri):
+                return message["params"]["diagnostics"]
+            self.notifications.append(message)
+
+    def open(self, path: Path, text: str | None = None) -> list[dict]:
+        """Open a document (its text from disk unless given); the diagnostics it gets."""
+        uri = path.resolve().as_uri()
+        self.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": "arch", "version": 1,
+            "text": path.read_text() if text is None else text}})
+        return self.diagnostics(uri)
+
+    def at(self, method: str, path: Path, line: int, character: int):
+        """A request about a position of a document (0-based, as the protocol counts)."""
+        return self.request(method, {"textDocument": {"uri": path.resolve().as_uri()},
+                                     "position": {"line": line, "character": character}})
+
+    def close(self) -> int:
+        self.request("shutdown")
+        self.notify("exit", {})
+        return self.process.wait(timeout=WAIT)
+
+
+def start(stderr=subprocess.DEVNULL, *flags: str) -> tuple[Client, dict]:
+    client = Client([sys.executable, *flags, "-m", "archspec", "lsp"], stderr)
+    answer = client.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(),
+                                           "capabilities": {}})
+    client.notify("initialized", {})
+    return client, answer
+
+
+@pytest.fixture(scope="module")
+def server():
+    client, answer = start()
+    client.capabilities = answer["capabilities"]
+    yield client
+    assert client.close() == 0
+
+
+def cli_diagnostics(path: Path) -> list[tuple]:
+    """(code, range) of each diagnostic `archspec check --format json` gives for the file,
+    the range 0-based as the protocol counts (the specs here are ASCII)."""
+    proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--format", "json",
+                           str(path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    report = json.loads(proc.stdout)
+    return sorted((d["code"], (d["line"] - 1, d["column"] - 1, d["end_line"] - 1,
+                               d["end_column"] - 1)) for d in report[0]["diagnostics"])
+
+
+def lsp_diagnostics(diagnostics: list[dict]) -> list[tuple]:
+    return sorted((d["code"], (d["range"]["start"]["line"], d["range"]["start"]["character"],
+                               d["range"]["end"]["line"], d["range"]["end"]["character"]))
+                  for d in diagnostics)
+
+
+def line_of(path: Path, text: str) -> int:
+    """The 0-based line of the first line of the file that starts with `text`."""
+    lines = path.read_text().split("\n")
+    return next(i for i, line in enumerate(lines) if line.lstrip().startswith(text))
+
+
+@pytest.mark.slow
+def test_initialize_announces_every_feature(server):
+    capabilities = server.capabilities
+    for provider in ("hoverProvider", "definitionProvider", "completionProvider",
+                     "documentSymbolProvider", "textDocumentSync"):
+        assert capabilities.get(provider), provider
+
+
+@pytest.mark.slow
+def test_diagnostics_are_the_checks(server, tmp_path):
+    spec = tmp_path / "broken.arch"
+    spec.write_text(BROKEN)
+    expected = cli_diagnostics(spec)
+    assert {"E201", "W001"} <= {code for code, _ in expected}
+    assert lsp_diagnostics(server.open(spec)) == expected
+
+
+@pytest.mark.slow
+def test_did_change_checks_the_new_text(server, tmp_path):
+    spec = tmp_path / "edited.arch"
+    spec.write_text(BROKEN)
+    before = server.open(spec)
+    spec.write_text(FIXED)  # the CLI reads the file; the server gets the edit only
+    server.notify("textDocument/didChange", {
+        "textDocument": {"uri": spec.resolve().as_uri(), "version": 2},
+        "contentChanges": [{"text": FIXED}]})
+    after = lsp_diagnostics(server.diagnostics(spec.resolve().as_uri()))
+    assert after == cli_diagnostics(spec)
+    assert after != lsp_diagnostics(before)
+
+
+@pytest.mark.slow
+def test_hover_on_a_conv_shows_the_checked_shape(server):
+    spec = SPECS / "resnet.arch"
+    server.open(spec)
+    line = line_of(spec, "conv1: conv(64, k=7")
+    character = spec.read_text().split("\n")[line].index("conv(")
+    answer = server.at("textDocument/hover", spec, line, character + 1)
+    text = answer["contents"]["value"]
+    layers = [layer for network in check_file(spec).networks for layer in network.layers()
+              if layer.span.line == line + 1 and layer.op.name == "conv"]
+    assert layers
+    for layer in layers:
+        assert shape_formula(layer.out_shape) in text
+        assert f"{layer.params:,} parameters" in text
+
+
+@pytest.mark.slow
+def test_definition_of_an_imported_block_and_file(server):
+    spec, resnet = SPECS / "resnext.arch", SPECS / "resnet.arch"
+    server.open(spec)
+    line = line_of(spec, "variant resnext50_32x4d")
+    character = spec.read_text().split("\n")[line].index("bottleneck")
+    answer = server.at("textDocument/definition", spec, line, character + 2)
+    assert answer["uri"] == resnet.resolve().as_uri()
+    assert answer["range"]["start"]["line"] == line_of(resnet, "block bottleneck(")
+    imported = server.at("textDocument/definition", spec, line_of(spec, 'from "resnet'), 8)
+    assert imported["uri"] == resnet.resolve().as_uri()
+
+
+@pytest.mark.slow
+def test_completion_offers_every_op_and_the_arguments(server, tmp_path):
+    spec = tmp_path / "complete.arch"
+    text = "network n() {\n  input [3, 8, 8]\n  conv(8, \n}\n"
+    server.open(spec, text)
+    answer = server.at("textDocument/completion", spec, 2, len("  conv(8, "))
+    labels = {item["label"] for item in answer["items"]}
+    assert set(REGISTRY) <= labels
+    assert set(op_signature(REGISTRY["conv"]).names) <= labels
+    assert {"repeat", "network", "concat"} <= labels
+
+
+@pytest.mark.slow
+def test_document_symbols_list_the_networks(server):
+    spec = SPECS / "resnet.arch"
+    server.open(spec)
+    answer = server.request("textDocument/documentSymbol",
+                            {"textDocument": {"uri": spec.resolve().as_uri()}})
+    names = {symbol["name"] for symbol in answer}
+    proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--format", "json",
+                           str(spec)], capture_output=True, text=True, cwd=ROOT, check=True)
+    checked = {network["name"] for network in json.loads(proc.stdout)[0]["networks"]}
+    assert checked and checked <= names
+    assert {"basic", "bottleneck", "resnet"} <= names
+
+
+@pytest.mark.slow
+def test_server_never_imports_torch(tmp_path):
+    log = (tmp_path / "imports.txt").open("w")
+    client, _ = start(log, "-X", "importtime")
+    spec = SPECS / "resnet.arch"
+    client.open(spec)
+    client.at("textDocument/hover", spec, line_of(spec, "conv1: conv(64"), 12)
+    assert client.close() == 0
+    log.close()
+    imported = [line.split("|")[-1].strip() for line in
+                (tmp_path / "imports.txt").read_text().splitlines()
+                if line.startswith("import time:")]
+    assert "archspec.lsp" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+# ---------------------------------------------------------------- in process (fast)
+
+
+def _analysis(text: str, tmp_path: Path):
+    from archspec.lsp import Analysis
+
+    path = str(tmp_path / "spec.arch")
+    result = check_text(text, path)
+    program = result.program
+    return Analysis(path, text, result, program.main, program.namespaces[path],
+                    program.networks[path])
+
+
+def test_argument_completion_follows_the_signature(tmp_path):
+    from archspec.lsp import completions
+
+    text = BROKEN.replace("unit(16)", "unit(16, )")
+    analysis = _analysis(text, tmp_path)
+    line = text.split("\n").index("  unit(16, )") + 1
+    arguments = {item.label for item in completions(analysis, line, len("  unit(16, ") + 1)
+                 if item.insert_text}
+    definition = analysis.namespace["unit"].definition
+    assert arguments == {p.name for p in definition.params}
+
+
+def test_hover_on_a_block_call_gives_its_totals(tmp_path):
+    from archspec.lsp import hover_text
+
+    analysis = _analysis(FIXED, tmp_path)
+    network = analysis.result.networks[0]
+    call = network.body.children[0]
+    assert call.block is not None and call.block.name == "unit"
+    text = hover_text(analysis, call.span.line, call.span.col + 1)
+    params = sum(layer.params for layer in call.children)
+    assert "block unit(c: int, unused: int = 3)" in text
+    assert f"{params:,} parameters" in text and shape_formula(call.out_shape) in text
