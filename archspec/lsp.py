@@ -23,7 +23,7 @@ from pygls.workspace import PositionCodec
 from . import nodes as n
 from .check import CheckResult, check_text
 from .diagnostics import Diagnostic, Span
-from .evaluate import BUILTINS, BlockRef
+from .evaluate import BUILTINS, BlockRef, show
 from .expand import INIT, op_signature
 from .ir import Layer, Network, Node, Seq, iter_layers, iter_nodes
 from .ops import REGISTRY, OpSpec
@@ -187,9 +187,17 @@ def nodes_at(analysis: Analysis, line: int, col: int) -> list[tuple[Network, Nod
              for node in iter_nodes(network.body)
              if node.span.file == analysis.path and _contains(node.span, line, col)]
     if not found:
-        return []
+        return _variant_at(analysis, line, col)
     innermost = min(_extent(node.span) for _, node in found)
     return [(network, node) for network, node in found if _extent(node.span) == innermost]
+
+
+def _variant_at(analysis: Analysis, line: int, col: int) -> list[tuple[Network, Node]]:
+    """A variant's line stands for the whole network it checks."""
+    variants = analysis.module.variants if analysis.module else []
+    names = {v.name for v in variants if _contains(v.span, line, col)}
+    return [(network, network.body) for network in analysis.result.networks
+            if network.name in names]
 
 
 def signature(definition: n.Definition, source: str | None) -> str:
@@ -218,7 +226,7 @@ def _instance_line(network: Network, node: Node) -> str:
     where = getattr(node, "path", "") or ("network" if node is network.body else "")
     arguments = ""
     if isinstance(node, Seq) and node.block is not None and node.block.args:
-        arguments = " (" + ", ".join(f"{k}={v}" for k, v in node.block.args.items()) + ")"
+        arguments = " (" + ", ".join(f"{k}={show(v, 40)}" for k, v in node.block.args.items()) + ")"
     return (f"- `{network.name}` {where}{arguments}: {_shape(node.in_shape)} -> "
             f"{_shape(node.out_shape)}, {_count(params)} parameters, {_count(macs)} MACs")
 

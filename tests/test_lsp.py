@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pygls")
+from archspec.check import check_file, check_text
+from archspec.expand import op_signature
+from archspec.ops import REGISTRY
+from archspec.symbolic import shape_formula
 
-from archspec.check import check_file, check_text  # noqa: E402
-from archspec.expand import op_signature  # noqa: E402
-from archspec.ops import REGISTRY  # noqa: E402
-from archspec.symbolic import shape_formula  # noqa: E402
+pytest.importorskip("pygls")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
