@@ -39,6 +39,12 @@ console.log(JSON.stringify(seen));
 """
 
 
+def _server_args() -> list[str]:
+    """The arguments extension.js passes to the `archspec.path` command."""
+    source = (EXTENSION / PACKAGE["main"]).read_text()
+    return json.loads(re.search(r"const SUBCOMMAND = (\[.*?\]);", source).group(1))
+
+
 def test_the_extension_files_it_names_exist():
     assert (EXTENSION / PACKAGE["main"]).is_file()
     (language,) = CONTRIBUTES["languages"]
@@ -58,8 +64,7 @@ def test_the_grammar_is_the_textmate_one():
 
 
 def test_the_server_command_is_the_cli_subcommand():
-    source = (EXTENSION / "extension.js").read_text()
-    args = json.loads(re.search(r"const SUBCOMMAND = (\[.*?\]);", source).group(1))
+    args = _server_args()
     default = CONTRIBUTES["configuration"]["properties"]["archspec.path"]["default"]
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts.get(default) == "archspec.cli:main"  # the command pip installs
@@ -87,3 +92,17 @@ def test_activate_starts_a_server_that_answers(tmp_path):
     answer = client.request("initialize", {"processId": None, "capabilities": {}})
     assert answer["serverInfo"]["name"] == "archspec"
     assert client.close() == 0
+
+
+def test_the_documented_editor_configurations_run_the_server():
+    """docs/editors.md's Neovim and Helix lines start `archspec lsp`, the command the VS
+    Code extension runs."""
+    tomllib = pytest.importorskip("tomllib")
+    doc = (ROOT / "docs" / "editors.md").read_text()
+    lua = re.search(r"```lua\n(.*?)```", doc, re.DOTALL).group(1)
+    neovim = re.findall(r'"([^"]+)"', re.search(r"cmd = \{(.*?)\}", lua).group(1))
+    helix = tomllib.loads(re.search(r"```toml\n(.*?)```", doc, re.DOTALL).group(1))
+    server = helix["language-server"]["archspec"]
+    args = _server_args()
+    assert neovim == [server["command"], *server["args"]] == ["archspec", *args]
+    assert helix["language"][0]["file-types"] == ["arch"]
