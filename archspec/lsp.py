@@ -9,6 +9,7 @@ torch: nothing here builds a module.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from .symbolic import SymDim, formula, shape_formula
 from .version import __version__
 
 MAX_INSTANCES_SHOWN = 8  # hover lines for a statement expanded many times
+CHANGE_PAUSE = 0.3  # seconds without an edit before the text is checked
 UNTITLED = "<untitled>"  # a document without a file: it cannot import
 KEYWORDS = tuple(sorted(set(re.findall(  # the words the grammar spells out
     r'"([a-z_]+)"', resources.files("archspec").joinpath("grammar.lark").read_text()))))
@@ -107,24 +109,43 @@ def _uri(path: str) -> str:
 # ---------------------------------------------------------------- analysis
 
 
-def analyse(server: ArchServer, uri: str) -> Analysis:
-    """Check the document's current text and remember the result."""
-    document = server.workspace.get_text_document(uri)
+def _path(uri: str) -> str:
+    """The file a document stands for (imports resolve from its folder), or UNTITLED."""
     path = to_fs_path(uri) if uri.startswith("file:") else None
-    path = os.path.abspath(path) if path else UNTITLED
-    result = check_text(document.source, path)
-    previous = server.analyses.get(uri)
+    return os.path.abspath(path) if path else UNTITLED
+
+
+def _checked(text: str, path: str) -> CheckResult:
+    """check_text, which reports spec problems as diagnostics; a spec nested deeper than
+    Python's stack is one too (the CLI says the same)."""
+    try:
+        return check_text(text, path)
+    except RecursionError:
+        return CheckResult([], [Diagnostic("E404", "the spec is nested too deeply to check")],
+                           {})
+
+
+def analyse_text(path: str, text: str, previous: Analysis | None) -> Analysis:
+    """Check a document's text; keep `previous`'s definitions if this text does not parse."""
+    result = _checked(text, path)
     program = result.program
     module = program.main if program else None
-    analysis = Analysis(path, document.source, result, module)
     if module is not None:
-        analysis.namespace = program.namespaces.get(path, {})
-        analysis.networks = program.networks.get(path, {})
-    elif previous is not None:  # keep what the last text that parsed defined
-        analysis.module, analysis.namespace = previous.module, previous.namespace
-        analysis.networks = previous.networks
-    server.analyses[uri] = analysis
-    return analysis
+        return Analysis(path, text, result, module, program.namespaces.get(path, {}),
+                        program.networks.get(path, {}))
+    if previous is not None:
+        return Analysis(path, text, result, previous.module, previous.namespace,
+                        previous.networks)
+    return Analysis(path, text, result, None)
+
+
+def analyse(server: ArchServer, uri: str) -> Analysis:
+    """The analysis of the document's current text (checked again only if it changed)."""
+    text = server.workspace.get_text_document(uri).source
+    known = server.analyses.get(uri)
+    if known is None or known.text != text:
+        known = server.analyses[uri] = analyse_text(_path(uri), text, known)
+    return known
 
 
 def _lsp_diagnostic(codec: PositionCodec, diag: Diagnostic, source: str | None) -> t.Diagnostic:
@@ -371,23 +392,50 @@ def symbols(codec: PositionCodec, analysis: Analysis) -> list[t.DocumentSymbol]:
 
 
 def _cursor(server: ArchServer, uri: str, position: t.Position) -> tuple[Analysis, int, int]:
-    """The document's analysis and the 1-based line and column (code points) of a
-    client's position."""
-    analysis = server.analyses.get(uri) or analyse(server, uri)
+    """The analysis of the document's current text and the 1-based line and column (code
+    points) of a client's position."""
+    analysis = analyse(server, uri)
     lines = analysis.text.split("\n")
     at = server.workspace.position_codec.position_from_client_units(lines, position)
     return analysis, at.line + 1, at.character + 1
 
 
-def _on_change(server: ArchServer, params) -> None:
+def _text_of(server: ArchServer, uri: str) -> str | None:
+    """The document's text, None once it is closed."""
+    document = server.workspace.text_documents.get(uri)
+    return None if document is None else document.source
+
+
+async def _check_and_publish(server: ArchServer, uri: str) -> None:
+    """Check in a worker thread (a large spec takes seconds; requests go on meanwhile) and
+    publish, unless the text changed in the meantime: its own check will."""
+    text = _text_of(server, uri)
+    if text is None:
+        return
+    analysis = await asyncio.to_thread(analyse_text, _path(uri), text,
+                                       server.analyses.get(uri))
+    if _text_of(server, uri) == text:
+        server.analyses[uri] = analysis
+        publish(server, uri, analysis)
+
+
+async def _on_open(server: ArchServer, params: t.DidOpenTextDocumentParams) -> None:
+    await _check_and_publish(server, params.text_document.uri)
+
+
+async def _on_change(server: ArchServer, params: t.DidChangeTextDocumentParams) -> None:
+    """Check once typing pauses: each edit waits, and the last one of a burst checks."""
     uri = params.text_document.uri
-    publish(server, uri, analyse(server, uri))
+    text = _text_of(server, uri)
+    await asyncio.sleep(CHANGE_PAUSE)
+    if _text_of(server, uri) == text:
+        await _check_and_publish(server, uri)
 
 
-def _on_save(server: ArchServer, params: t.DidSaveTextDocumentParams) -> None:
+async def _on_save(server: ArchServer, params: t.DidSaveTextDocumentParams) -> None:
     """A saved file may be imported by the other open documents: check them all again."""
-    for uri in list(server.analyses):
-        publish(server, uri, analyse(server, uri))
+    for uri in list(server.workspace.text_documents):
+        await _check_and_publish(server, uri)
 
 
 def _on_close(server: ArchServer, params: t.DidCloseTextDocumentParams) -> None:
@@ -423,13 +471,12 @@ def _on_completion(server: ArchServer, params: t.CompletionParams) -> t.Completi
 
 def _on_symbols(server: ArchServer,
                 params: t.DocumentSymbolParams) -> list[t.DocumentSymbol]:
-    analysis = server.analyses.get(params.text_document.uri) or analyse(
-        server, params.text_document.uri)
+    analysis = analyse(server, params.text_document.uri)
     return symbols(server.workspace.position_codec, analysis)
 
 
 FEATURES = [
-    (t.TEXT_DOCUMENT_DID_OPEN, _on_change, None),
+    (t.TEXT_DOCUMENT_DID_OPEN, _on_open, None),
     (t.TEXT_DOCUMENT_DID_CHANGE, _on_change, None),
     (t.TEXT_DOCUMENT_DID_SAVE, _on_save, None),
     (t.TEXT_DOCUMENT_DID_CLOSE, _on_close, None),

@@ -126,14 +126,16 @@ def server():
     assert client.close() == 0
 
 
-def cli_diagnostics(path: Path) -> list[tuple]:
-    """(code, range) of each diagnostic `archspec check --format json` gives for the file,
-    the range 0-based as the protocol counts (the specs here are ASCII)."""
+def cli_diagnostics(path: Path, inside: Path | None = None) -> list[tuple]:
+    """(code, range) of each diagnostic `archspec check --format json` gives for the file
+    (of those in the file `inside`, default the file itself), the range 0-based as the
+    protocol counts (the specs here are ASCII)."""
     proc = subprocess.run([sys.executable, "-m", "archspec", "check", "--format", "json",
                            str(path)], capture_output=True, text=True, cwd=ROOT, check=False)
     report = json.loads(proc.stdout)
     return sorted((d["code"], (d["line"] - 1, d["column"] - 1, d["end_line"] - 1,
-                               d["end_column"] - 1)) for d in report[0]["diagnostics"])
+                               d["end_column"] - 1)) for d in report[0]["diagnostics"]
+                  if Path(d["file"]) == (inside or path))
 
 
 def lsp_diagnostics(diagnostics: list[dict]) -> list[tuple]:
@@ -163,6 +165,18 @@ def test_diagnostics_are_the_checks(server, tmp_path):
     expected = cli_diagnostics(spec)
     assert {"E201", "W001"} <= {code for code, _ in expected}
     assert lsp_diagnostics(server.open(spec)) == expected
+
+
+@pytest.mark.slow
+def test_diagnostics_in_an_imported_file_are_shown_on_it(server, tmp_path):
+    helper, spec = tmp_path / "helper.arch", tmp_path / "main.arch"
+    helper.write_text("block unit(c: int) {\n  conv(c, k=3, p=1)  batchnrm\n}\n")
+    spec.write_text('from "helper.arch" import unit\n\nnetwork n() {\n  input [3, 8, 8]\n'
+                    "  unit(4)\n  convv(3)\n}\n")
+    expected = cli_diagnostics(spec, helper)
+    assert expected
+    assert lsp_diagnostics(server.open(spec)) == cli_diagnostics(spec)
+    assert lsp_diagnostics(server.diagnostics(helper.resolve().as_uri())) == expected
 
 
 @pytest.mark.slow
