@@ -217,7 +217,10 @@ def test_definition_of_an_imported_block_and_file(server):
     character = spec.read_text().split("\n")[line].index("bottleneck")
     answer = server.at("textDocument/definition", spec, line, character + 2)
     assert answer["uri"] == resnet.resolve().as_uri()
-    assert answer["range"]["start"]["line"] == line_of(resnet, "block bottleneck(")
+    definition = line_of(resnet, "block bottleneck(")
+    assert answer["range"]["start"] == {
+        "line": definition,
+        "character": resnet.read_text().split("\n")[definition].index("bottleneck")}
     imported = server.at("textDocument/definition", spec, line_of(spec, 'from "resnet'), 8)
     assert imported["uri"] == resnet.resolve().as_uri()
 
