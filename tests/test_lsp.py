@@ -110,8 +110,10 @@ class Client:
         return self.process.wait(timeout=WAIT)
 
 
-def start(stderr=subprocess.DEVNULL, *flags: str) -> tuple[Client, dict]:
-    client = Client([sys.executable, *flags, "-m", "archspec", "lsp"], stderr)
+def start(stderr=subprocess.DEVNULL, flags: tuple[str, ...] = (),
+          args: tuple[str, ...] = ()) -> tuple[Client, dict]:
+    """A server process (`flags` for Python, `args` for `archspec lsp`), initialized."""
+    client = Client([sys.executable, *flags, "-m", "archspec", "lsp", *args], stderr)
     answer = client.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(),
                                            "capabilities": {}})
     client.notify("initialized", {})
@@ -136,6 +138,18 @@ def cli_diagnostics(path: Path, inside: Path | None = None) -> list[tuple]:
     return sorted((d["code"], (d["line"] - 1, d["column"] - 1, d["end_line"] - 1,
                                d["end_column"] - 1)) for d in report[0]["diagnostics"]
                   if Path(d["file"]) == (inside or path))
+
+
+def utf16(ranges: list[tuple], text: str) -> list[tuple]:
+    """CLI ranges (columns count code points) with the columns in UTF-16 code units, the
+    protocol's default unit."""
+    lines = text.split("\n")
+
+    def units(line: int, col: int) -> int:
+        return len(lines[line][:col].encode("utf-16-le")) // 2
+
+    return [(code, (line, units(line, col), end_line, units(end_line, end_col)))
+            for code, (line, col, end_line, end_col) in ranges]
 
 
 def lsp_diagnostics(diagnostics: list[dict]) -> list[tuple]:
@@ -165,6 +179,33 @@ def test_diagnostics_are_the_checks(server, tmp_path):
     expected = cli_diagnostics(spec)
     assert {"E201", "W001"} <= {code for code, _ in expected}
     assert lsp_diagnostics(server.open(spec)) == expected
+
+
+@pytest.mark.slow
+def test_columns_are_counted_as_the_client_counts(server, tmp_path):
+    spec = tmp_path / "unicode.arch"
+    text = 'network n() {\n  input [3, 8, 8]\n  "\u00e9\U0001f642": conv(4)  convv(3)\n}\n'
+    spec.write_text(text, encoding="utf-8")
+    expected = utf16(cli_diagnostics(spec), text)
+    assert expected != cli_diagnostics(spec)  # the emoji is two UTF-16 units
+    assert lsp_diagnostics(server.open(spec, text)) == expected
+
+
+@pytest.mark.slow
+def test_allowed_folders_are_the_cli_ones(tmp_path):
+    shared, project = tmp_path / "shared", tmp_path / "project"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "blocks.arch").write_text("block unit(c: int) {\n  conv(c, k=3, p=1)\n}\n")
+    spec = project / "main.arch"
+    spec.write_text('from "../shared/blocks.arch" import unit\n\nnetwork n() {\n'
+                    "  input [3, 8, 8]\n  unit(4)\n}\n")
+    refused = start(args=("--allow-dir", str(project)))[0]
+    assert {d["code"] for d in refused.open(spec)} == {"E107"}
+    assert refused.close() == 0
+    allowed = start(args=("--allow-dir", str(shared)))[0]
+    assert allowed.open(spec) == []
+    assert allowed.close() == 0
 
 
 @pytest.mark.slow
@@ -254,7 +295,7 @@ def test_document_symbols_list_the_networks(server):
 @pytest.mark.slow
 def test_server_never_imports_torch(tmp_path):
     log = (tmp_path / "imports.txt").open("w")
-    client, _ = start(log, "-X", "importtime")
+    client, _ = start(log, ("-X", "importtime"))
     spec = SPECS / "resnet.arch"
     client.open(spec)
     client.at("textDocument/hover", spec, line_of(spec, "conv1: conv(64"), 12)
