@@ -19,8 +19,6 @@ from archspec.expand import op_signature
 from archspec.ops import REGISTRY
 from archspec.symbolic import shape_formula
 
-pytest.importorskip("pygls")
-
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 WAIT = 120  # seconds: a guard against a hung server, not a time limit on an answer
@@ -113,6 +111,7 @@ class Client:
 def start(stderr=subprocess.DEVNULL, flags: tuple[str, ...] = (),
           args: tuple[str, ...] = ()) -> tuple[Client, dict]:
     """A server process (`flags` for Python, `args` for `archspec lsp`), initialized."""
+    pytest.importorskip("pygls")
     client = Client([sys.executable, *flags, "-m", "archspec", "lsp", *args], stderr)
     answer = client.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(),
                                            "capabilities": {}})
@@ -312,6 +311,7 @@ def test_server_never_imports_torch(tmp_path):
 
 
 def _analysis(text: str, tmp_path: Path):
+    pytest.importorskip("pygls")
     from archspec.lsp import Analysis
 
     path = str(tmp_path / "spec.arch")
@@ -344,3 +344,23 @@ def test_hover_on_a_block_call_gives_its_totals(tmp_path):
     params = sum(layer.params for layer in call.children)
     assert "block unit(c: int, unused: int = 3)" in text
     assert f"{params:,} parameters" in text and shape_formula(call.out_shape) in text
+
+
+def test_definitions_outlive_a_syntax_error(tmp_path):
+    from archspec.lsp import analyse_text, definition_span
+
+    good = _analysis(FIXED, tmp_path)
+    typing = analyse_text(good.path, FIXED.replace("unit(16)", "unit(16, "), good)
+    assert {d.code for d in typing.result.diagnostics} == {"E101"}
+    line = FIXED.split("\n").index("  unit(16)") + 1
+    assert definition_span(typing, line, 4) == good.namespace["unit"].definition.name_span
+
+
+@pytest.mark.slow
+def test_without_pygls_the_command_says_what_to_install():
+    code = ("import sys; sys.modules['pygls'] = None; from archspec.cli import main; "
+            "sys.exit(main(['lsp']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 2
+    assert "pip install 'archspec[lsp]'" in proc.stderr and "Traceback" not in proc.stderr
