@@ -201,12 +201,20 @@ def _totals(node: Node) -> tuple[int, int]:
     return sum(layer.params for layer in layers), sum(layer.macs for layer in layers)
 
 
+def _spans(node: Node) -> list[Span]:
+    """Where a node's statement is written: its span, and its label's (`conv1:`)."""
+    statement = node.call if isinstance(node, Layer) else getattr(node, "statement", None)
+    label = statement.label if statement is not None else None
+    return [node.span] if label is None else [node.span, label.span]
+
+
 def nodes_at(analysis: Analysis, line: int, col: int) -> list[tuple[Network, Node]]:
     """Every instance (in every network checked) of the innermost statement at 1-based
     (line, col) of the document."""
     found = [(network, node) for network in analysis.result.networks
              for node in iter_nodes(network.body)
-             if node.span.file == analysis.path and _contains(node.span, line, col)]
+             if node.span.file == analysis.path and any(
+                 _contains(span, line, col) for span in _spans(node))]
     if not found:
         return _variant_at(analysis, line, col)
     innermost = min(_extent(node.span) for _, node in found)
@@ -483,7 +491,7 @@ FEATURES = [
     (t.TEXT_DOCUMENT_HOVER, _on_hover, None),
     (t.TEXT_DOCUMENT_DEFINITION, _on_definition, None),
     (t.TEXT_DOCUMENT_COMPLETION, _on_completion,
-     t.CompletionOptions(trigger_characters=["(", ",", " "])),
+     t.CompletionOptions(trigger_characters=["(", ","])),
     (t.TEXT_DOCUMENT_DOCUMENT_SYMBOL, _on_symbols, None),
 ]
 

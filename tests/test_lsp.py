@@ -239,8 +239,9 @@ def test_hover_on_a_conv_shows_the_checked_shape(server):
     server.open(spec)
     line = line_of(spec, "conv1: conv(64, k=7")
     character = spec.read_text().split("\n")[line].index("conv(")
-    answer = server.at("textDocument/hover", spec, line, character + 1)
-    text = answer["contents"]["value"]
+    text = server.at("textDocument/hover", spec, line, character + 1)["contents"]["value"]
+    on_label = server.at("textDocument/hover", spec, line, character - 4)["contents"]["value"]
+    assert on_label == text
     layers = [layer for network in check_file(spec).networks for layer in network.layers()
               if layer.span.line == line + 1 and layer.op.name == "conv"]
     assert layers
