@@ -83,6 +83,7 @@ class CheckResult:
     diagnostics: list[Diagnostic]
     sources: dict[str, str]
     unreadable: bool = False
+    program: Program | None = None  # the files read and parsed, and the names each sees
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -604,7 +605,7 @@ def _check_file(path: str, text: str | None, net: str | None,
             if network is not None:
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
-    return CheckResult(networks, diags, program.sources, program.unreadable)
+    return CheckResult(networks, diags, program.sources, program.unreadable, program)
 
 
 def _expand(target: Target, overrides: dict, input_shape: Shape | None,

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "memory free now)")
     _add_summary_parsers(commands)
     _add_diagram_parser(commands)
+    _add_lsp_parser(commands)
     for command in commands.choices.values():
         command.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                              help="let imports also read from DIR and below (repeatable; "
@@ -283,6 +284,33 @@ def run_diagram(args) -> int:
     return 0
 
 
+def _add_lsp_parser(commands) -> None:
+    """Register `archspec lsp` (pygls is imported only to serve)."""
+    lsp = commands.add_parser(
+        "lsp", help="run the language server for editors (stdin/stdout)",
+        description="Serve the Language Server Protocol on stdin/stdout for an editor: "
+                    "diagnostics as you type, hover with shapes, parameters and MACs, go to "
+                    "definition, completion and document symbols. Needs pygls "
+                    "(pip install 'archspec[lsp]'); see docs/editors.md.")
+    lsp.add_argument("--stdio", action="store_true",
+                     help="talk over stdin/stdout (the default and only transport; accepted "
+                          "because editors' clients pass it)")
+
+
+def run_lsp(args) -> int:
+    """`archspec lsp`: serves until the editor says exit; 2 without pygls."""
+    try:
+        from .lsp import serve
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        print("archspec: error: the language server needs pygls: pip install "
+              "'archspec[lsp]'", file=sys.stderr)
+        return EXIT_USAGE
+    serve()
+    return EXIT_OK
+
+
 def _print_diagnostics(result: CheckResult) -> None:
     """Text diagnostics on stderr, at most MAX_PRINTED of them."""
     shown, closing = printed(result.diagnostics)
@@ -440,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
-                   "diff": run_diff, "diagram": run_diagram}
+                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp}
         with allowed_dirs(args.allow_dir):
             return runners[args.command](args)
     except ArchError as exc:
