@@ -228,6 +228,15 @@ def _add_diagram_parser(commands) -> None:
                          help="leave the tensor shapes off the edges")
     diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
                          help="draw at another input shape")
+    _add_block_argument(diagram)
+
+
+def _add_block_argument(diagram) -> None:
+    diagram.add_argument("--block", metavar="NAME",
+                         help="draw only this block, for its first call in the network "
+                              "(or the block call or label at this module path, such as "
+                              "layer1.1), as papers draw a module; --depth opens the calls "
+                              "inside it")
 
 
 def run_diagram(args) -> int:
@@ -253,7 +262,8 @@ def run_diagram(args) -> int:
     network, status = one_network(args.file, args.net, args.input, inputs)
     if network is None:
         return status
-    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
+    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
+                    args.block)
     try:
         try:
             data = render(source, fmt, args.theme)
@@ -273,8 +283,9 @@ def run_diagram(args) -> int:
         print(f"archspec: error: cannot write {one_line(args.output)}: "
               f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
+    block = f", block {one_line(args.block)}" if args.block else ""
     print(f"{one_line(args.output)}: {one_line(network.name)} ({fmt}, depth "
-          f"{depth_text(args.depth)})",
+          f"{depth_text(args.depth)}{block})",
           file=sys.stderr)
     if fmt == "dot" and shutil.which("dot") is None:
         print(f"note: Graphviz's `dot` was not found; to draw this file, {INSTALL_HINT}",

@@ -28,8 +28,19 @@ from html import escape
 from typing import NamedTuple
 
 from .diagnostics import ArchError, Diagnostic, did_you_mean
-from .ir import DenseMerge, Layer, Merge, Network, Node, Output, Ref, Seq, Side, iter_layers
-from .ir import iter_nodes
+from .ir import (
+    DenseMerge,
+    Layer,
+    Merge,
+    Network,
+    Node,
+    Output,
+    Ref,
+    Seq,
+    Side,
+    iter_layers,
+    iter_nodes,
+)
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -690,9 +701,16 @@ def find_block(network: Network, name: str) -> Seq:
     message = (f"block `{name}` is not called in `{network.name}`" if defined else
                f"`{network.name}` has no block or label `{name}`")
     hint = None if defined else did_you_mean(name, blocks + labels)
-    raise ArchError([Diagnostic("E201", message, None, hint=hint or (
-        "its blocks: " + ", ".join(blocks) if blocks else
-        "it calls no block; name a label (a module path such as `features`)"))])
+    raise ArchError([Diagnostic("E201", message, None, hint=hint or _names_hint(blocks, labels))])
+
+
+def _names_hint(blocks: list[str], labels: list[str], shown: int = 8) -> str:
+    """What --block could name instead: the blocks called, else some labelled scopes."""
+    names, kind = (blocks, "blocks") if blocks else (labels, "labelled scopes")
+    if not names:
+        return "it has no block call and no labelled scope to draw on its own"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"its {kind}: " + ", ".join(names[:shown]) + more
 
 
 class _BlockBuilder(_Builder):
