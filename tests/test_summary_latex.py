@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,3 +181,13 @@ def test_latex_summary_does_not_import_torch(tiny):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_counting_doc_shows_what_the_command_prints(capsys, monkeypatch):
+    """docs/counting.md's LaTeX example is the output of the command it shows."""
+    doc = (ROOT / "docs" / "counting.md").read_text(encoding="utf-8")
+    command = re.search(r"^archspec (summary .*--format latex.*?)(?: > \S+)?$", doc,
+                        re.MULTILINE).group(1)
+    shown = re.search(r"^```latex\n(.*?)^```$", doc, re.MULTILINE | re.DOTALL).group(1)
+    monkeypatch.chdir(ROOT)
+    assert run(capsys, *shlex.split(command)) == shown
