@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,8 @@ from archspec import diagram
 from archspec.cli import main
 from archspec.ir import DenseMerge, Layer, Merge, Seq, iter_layers, iter_nodes
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
 # what a node's text says of a conv or a pool: `conv 3×3, 128`, `maxpool 3×3`
 OP_TEXT = re.compile(r"(\w+) (\d+)×(\d+)(?:, (\d+))?")
 WINDOWED = ("conv", "pool")
@@ -171,3 +173,37 @@ def test_unknown_block_is_e201_with_near_names(tmp_path, capsys, net, name, mess
     err = capsys.readouterr().err
     assert "error[E201]" in err and message in err and hint in err
     assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.slow
+def test_every_block_of_every_library_network_draws():
+    """Each block called in each network of specs/ (its first call), with the calls inside
+    collapsed and opened: DOT whose nodes are the terminals and at least one more."""
+    drawn = 0
+    for path in sorted(SPECS.glob("*.arch")):
+        for network in archspec.check_file(str(path)).networks:
+            blocks = {s.block.name for s in iter_nodes(network.body)
+                      if isinstance(s, Seq) and s.block is not None}
+            for block in sorted(blocks):
+                for depth in (0, 1):
+                    source = diagram.to_dot(network, depth=depth, block=block)
+                    assert "input [" in source and "output [" in source
+                    assert re.search(r'"[LSM]\.[^"]*" \[', source), (network.name, block)
+                    drawn += 1
+    assert drawn > 100
+
+
+@needs_dot
+@pytest.mark.slow
+def test_docs_block_figures_are_made_by_the_commands_shown(tmp_path, capsys):
+    """docs/diagrams.md's --block commands run, and their PNGs are committed and shown."""
+    doc = (ROOT / "docs" / "diagrams.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^archspec (diagram .*--block .*) -o docs/img/(\S+\.png)$", doc,
+                          re.MULTILINE)
+    assert sorted(image for _, image in commands) == [
+        "block_bottleneck.png", "block_dense.png", "block_inception.png"]
+    for command, image in commands:
+        assert main([*shlex.split(command), "-o", str(tmp_path / image)]) == 0
+        assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (ROOT / "docs" / "img" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'src="img/{image}"' in doc
