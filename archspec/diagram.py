@@ -15,6 +15,9 @@ scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's
 CLI (`archspec diagram`) writes the file atomically, and when `dot` is missing writes the .dot
 source and says how to install Graphviz. This module never imports torch; the `graphviz`
 package is imported only when a drawing is made.
+
+`to_dot(network, block=NAME)` (`archspec diagram --block`) draws one block's call on its own,
+as a paper's figure of a module (`find_block`, `_BlockBuilder`, at the end of this file).
 """
 
 from __future__ import annotations
