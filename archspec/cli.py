@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -116,13 +117,14 @@ def _add_summary_parsers(commands) -> None:
                          help="batch size for MACs, FLOPs and activations (default 1)")
     summary.add_argument("--depth", type=_positive, default=1, metavar="N",
                          help="levels of modules to show (default 1: the network's children)")
-    summary.add_argument("--format", choices=["table", "markdown", "csv", "json"],
-                         default="table")
+    summary.add_argument("--format", choices=["table", "markdown", "csv", "json", "latex"],
+                         default="table", help="latex: a booktabs table with siunitx numbers")
     summary.add_argument("--count", choices=["macs", "all"], default="macs",
                          help="all: FLOPs also count bias, norms, activations, pooling and "
                               "adds, by the rules in docs/counting.md")
     summary.add_argument("--rf", action="store_true",
                          help="show receptive field and effective stride per row")
+    _add_latex_arguments(summary)
     diff = commands.add_parser(
         "diff", help="compare two networks stage by stage",
         description="Two networks or variants side by side per stage (the network's direct "
@@ -131,6 +133,31 @@ def _add_summary_parsers(commands) -> None:
     diff.add_argument("first", metavar="A.arch[:NET]")
     diff.add_argument("second", metavar="B.arch[:NET]")
     diff.add_argument("--input", type=parse_shape, metavar="C,H,W")
+
+
+def _add_latex_arguments(summary) -> None:
+    summary.add_argument("--caption", metavar="TEXT",
+                         help="with --format latex: the table's caption (printed as written: "
+                              "LaTeX's special characters are escaped)")
+    summary.add_argument("--label", type=_latex_key, metavar="KEY",
+                         help="with --format latex: the table's \\label (default tab:NET)")
+
+
+def _latex_key(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9:._/+-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"a label is letters, digits and : . _ / + -, got {text!r}")
+    return text
+
+
+def _summary_text(args, summary) -> str:
+    """The table in the format asked for."""
+    from .summary import FORMATS, format_latex, format_table
+
+    if args.format == "latex":
+        return format_latex(summary, args.caption, args.label)
+    return format_table(summary, args.rf) if args.format == "table" else \
+        FORMATS[args.format](summary)
 
 
 def _positive(text: str) -> int:
@@ -175,15 +202,16 @@ def some_networks(path: str, net: str | None, shape, inputs: list[str] | None = 
 
 
 def run_summary(args) -> int:
-    from .summary import FORMATS, format_table, summarize
+    from .summary import summarize
 
+    if args.format != "latex" and (args.caption is not None or args.label is not None):
+        print("archspec: error: --caption and --label go with --format latex", file=sys.stderr)
+        return EXIT_USAGE
     network, status = one_network(args.file, args.net, args.input)
     if network is None:
         return status
     summary = summarize(network, args.depth, args.batch, args.count == "all")
-    text = (format_table(summary, args.rf) if args.format == "table"
-            else FORMATS[args.format](summary))
-    sys.stdout.write(text)
+    sys.stdout.write(_summary_text(args, summary))
     return EXIT_OK
 
 
@@ -230,6 +258,15 @@ def _add_diagram_parser(commands) -> None:
                          help="leave the tensor shapes off the edges")
     diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
                          help="draw at another input shape")
+    _add_block_argument(diagram)
+
+
+def _add_block_argument(diagram) -> None:
+    diagram.add_argument("--block", metavar="NAME",
+                         help="draw only this block, for its first call in the network "
+                              "(or the block call or label at this module path, such as "
+                              "layer1.1), as papers draw a module; --depth opens the calls "
+                              "inside it")
 
 
 def run_diagram(args) -> int:
@@ -255,7 +292,8 @@ def run_diagram(args) -> int:
     network, status = one_network(args.file, args.net, args.input, inputs)
     if network is None:
         return status
-    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes)
+    source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
+                    args.block)
     try:
         try:
             data = render(source, fmt, args.theme)
@@ -275,8 +313,9 @@ def run_diagram(args) -> int:
         print(f"archspec: error: cannot write {one_line(args.output)}: "
               f"{one_line(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
+    block = f", block {one_line(args.block)}" if args.block else ""
     print(f"{one_line(args.output)}: {one_line(network.name)} ({fmt}, depth "
-          f"{depth_text(args.depth)})",
+          f"{depth_text(args.depth)}{block})",
           file=sys.stderr)
     if fmt == "dot" and shutil.which("dot") is None:
         print(f"note: Graphviz's `dot` was not found; to draw this file, {INSTALL_HINT}",

@@ -15,6 +15,9 @@ scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's
 CLI (`archspec diagram`) writes the file atomically, and when `dot` is missing writes the .dot
 source and says how to install Graphviz. This module never imports torch; the `graphviz`
 package is imported only when a drawing is made.
+
+`to_dot(network, block=NAME)` (`archspec diagram --block`) draws one block's call on its own,
+as a paper's figure of a module (`find_block`, `_BlockBuilder`, at the end of this file).
 """
 
 from __future__ import annotations
@@ -27,7 +30,20 @@ import subprocess
 from html import escape
 from typing import NamedTuple
 
-from .ir import DenseMerge, Layer, Merge, Network, Node, Output, Ref, Seq, Side, iter_layers
+from .diagnostics import ArchError, Diagnostic, did_you_mean
+from .ir import (
+    DenseMerge,
+    Layer,
+    Merge,
+    Network,
+    Node,
+    Output,
+    Ref,
+    Seq,
+    Side,
+    iter_layers,
+    iter_nodes,
+)
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -553,14 +569,16 @@ class _Builder:
 
 
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
-           shapes: bool = True) -> str:
-    """The DOT source of a network's diagram (see the module's docstring)."""
+           shapes: bool = True, block: str | None = None) -> str:
+    """The DOT source of a network's diagram (see the module's docstring); with `block`,
+    of that block's first call alone (`find_block`), as papers draw a module."""
     import graphviz
 
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     style = THEMES[theme]
-    builder = _Builder(network, depth, style, shapes, rankdir)
+    builder = (_Builder(network, depth, style, shapes, rankdir) if block is None else
+               _BlockBuilder(network, find_block(network, block), depth, style, shapes, rankdir))
     root = builder.build()
     font = {"fontname": style.fontname}
     graph = graphviz.Digraph(
@@ -660,3 +678,132 @@ def parse_depth(text: str) -> int:
 
 def depth_text(depth: int) -> str:
     return "all" if depth >= ALL else str(depth)
+
+
+# ---------------------------------------------------------------- one block, as papers draw it
+
+# what a collapsed call inside a drawn block is named after: the ops that have a kernel or a
+# width (its norms and activations are the block's name below them)
+_MAIN_FAMILIES = ("conv", "pool", "linear", "recurrent")
+
+
+def find_block(network: Network, name: str) -> Seq:
+    """The scope `--block NAME` draws: the first call of block NAME in execution order, else
+    the scope at module path NAME (`layer1.1`, `features.denseblock1`), else the first one
+    labelled NAME. An unknown name is E201, with the nearest block or label as a hint."""
+    scopes = [node for node in iter_nodes(network.body)
+              if isinstance(node, Seq) and node.name is not None]
+    for wanted in (lambda s: s.block is not None and s.block.name == name,
+                   lambda s: s.path == name, lambda s: s.name == name):
+        found = next(filter(wanted, scopes), None)
+        if found is not None:
+            return found
+    blocks = sorted({s.block.name for s in scopes if s.block is not None})
+    labels = [s.path for s in scopes if not _auto_named(s.name)]
+    defined = name in network.namespace
+    message = (f"block `{name}` is not called in `{network.name}`" if defined else
+               f"`{network.name}` has no block or label `{name}`")
+    hint = None if defined else did_you_mean(name, blocks + labels)
+    raise ArchError([Diagnostic("E201", message, None, hint=hint or _names_hint(blocks, labels))])
+
+
+def _names_hint(blocks: list[str], labels: list[str], shown: int = 8) -> str:
+    """What --block could name instead: the blocks called, else some labelled scopes."""
+    names, kind = (blocks, "blocks") if blocks else (labels, "labelled scopes")
+    if not names:
+        return "it has no block call and no labelled scope to draw on its own"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"its {kind}: " + ", ".join(names[:shown]) + more
+
+
+class _BlockBuilder(_Builder):
+    """One scope drawn on its own, as a paper's figure of a module: "previous layer" on top,
+    the layers titled by their op (`conv 1×1, 64`), nested block calls as one node named after
+    their kernels and widths, labelled groups without a frame, concats as "filter
+    concatenation" and a dense block as DenseNet's figure draws it (every layer fed by the
+    input and by every layer before it)."""
+
+    def __init__(self, network: Network, scope: Seq, depth: int, theme: Theme, shapes: bool,
+                 rankdir: str = "TB"):
+        super().__init__(network, depth, theme, shapes, rankdir)
+        self.scope = scope
+
+    def layer(self, layer: Layer, into: _Cluster, src: _Tensor) -> _Tensor:
+        tensor = super().layer(layer, into, src)
+        into.entries[-1][2]["label"] = _html(op_text(layer), None, self.theme.small, False)
+        return tensor
+
+    def collapsed(self, scopes: list[Seq], into: _Cluster, src: _Tensor) -> _Tensor:
+        tensor = super().collapsed(scopes, into, src)
+        first = scopes[0]
+        main = [op_text(layer) for layer in iter_layers(first)
+                if layer.op.family in _MAIN_FAMILIES]
+        title = " → ".join(main) if 0 < len(main) <= 3 else summary(first)
+        name = first.block.name if first.block is not None else first.name
+        count = f" ×{len(scopes)}" if len(scopes) > 1 else ""
+        into.entries[-1][2]["label"] = _html(title + count, name, self.theme.small, False)
+        return tensor
+
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+        if scope.block is not None:  # a nested call opened by --depth
+            return super().cluster(scope, into, level, src)
+        self.tensors[f"{scope.path}@input"] = src
+        end = self.sequence(_items(scope), into, level, src, scope.path)
+        self.tensors[scope.path] = end
+        return end
+
+    def merge_node(self, scope_path: str, kind: str, into: _Cluster, text: str | None = None,
+                   suffix: str = "") -> str:
+        if text is None and kind == "concat":
+            text = "filter concatenation"
+        return super().merge_node(scope_path, kind, into, text, suffix)
+
+    def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
+              scope_path: str) -> _Tensor:
+        """Layer k gets an edge from the input and from each layer before it; all of them go
+        into one concatenation."""
+        feeds = [src]
+        for step in node.steps:
+            first_edge = len(self.edges)
+            out = self.sequence(_items(step), into, level, feeds[-1], scope_path)
+            head = self.edges[first_edge][1] if len(self.edges) > first_edge else None
+            for earlier in feeds[:-1] if head is not None else ():
+                self.dense_edge(earlier, head)
+            feeds.append(out)
+        merge_id = self.merge_node(scope_path, "dense", into, "concatenation")
+        for feed in feeds[:-1]:
+            self.dense_edge(feed, merge_id)
+        self.edge(feeds[-1], merge_id)
+        return _Tensor(merge_id, node.out_shape)
+
+    def dense_edge(self, earlier: _Tensor, head: str) -> None:
+        """An edge from a layer (or the input) that is not the one just before: lighter, and
+        left out of the ranking, so that the layers stay one column with the arcs beside."""
+        self.edge(earlier, head)
+        self.edges[-1][2].update({"color": "#8c8c8c", "constraint": "false"})
+
+    def terminal(self, node_id: str, text: str) -> None:
+        self.root.node(node_id, {"label": _html(text, None, self.theme.small, False),
+                                 "shape": "box", "style": "rounded", "fillcolor": "white"})
+
+    def build(self) -> _Cluster:
+        scope = self.scope
+        self.terminal("input", "previous layer")
+        start = self.tensors[f"{scope.path}@input"] = _Tensor("input", scope.in_shape)
+        end = self.sequence(_items(scope), self.root, 0, start, scope.path)
+        self.terminal("output", "next layer")
+        self.edge(end._replace(skip=False), "output")
+        return self.root
+
+    def legend(self) -> str:
+        """The call (`inception3a = inception(c1=64, ...)`), its shapes and parameters."""
+        scope, t = self.scope, self.theme
+        call = scope.path
+        if scope.block is not None:
+            args = ", ".join(f"{k}={_arg_text(v)}" for k, v in scope.block.args.items())
+            call += f" = {scope.block.name}({args})"
+        params = sum(layer.params for layer in iter_layers(scope))
+        facts = (f"in {self.network.name}: {shape_text(scope.in_shape)} → "
+                 f"{shape_text(scope.out_shape)}, {params:,} params")
+        return (f'<<font point-size="{t.title:g}"><b>{escape(call, quote=False)}</b></font>'
+                f'<br/><font point-size="{t.small:g}">{escape(facts, quote=False)}</font>>')

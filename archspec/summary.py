@@ -479,8 +479,69 @@ def format_json(summary: Summary) -> str:
     return json.dumps(to_json(summary), indent=2) + "\n"
 
 
+# ---------------------------------------------------------------- LaTeX
+
+_LATEX_SPECIAL = str.maketrans({
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "×": r"$\times$"})
+_TIMES = r"$\times$"
+
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX prints it literally (one pass: an escape is never escaped again)."""
+    return text.translate(_LATEX_SPECIAL)
+
+
+def _latex_shape(shape: Shape | None) -> str:
+    """`64$\\times$56$\\times$56`, the dimensions as fmt_shape writes them."""
+    return "?" if shape is None else _TIMES.join(latex_escape(str(d)) for d in shape)
+
+
+# (header, the number of a row, of the totals): siunitx S columns, digits grouped
+_LATEX_NUMBERS = [("Params", lambda r: r.params, lambda s: s.params),
+                  ("MACs", lambda r: r.macs, lambda s: s.macs)]
+_LATEX_FLOPS = ("FLOPs", lambda r: r.flops, lambda s: s.flops)
+
+
+def format_latex(summary: Summary, caption: str | None = None,
+                 label: str | None = None) -> str:
+    """A booktabs table (no vertical rules) in a `table` float, the numbers in siunitx S
+    columns (`\\usepackage{booktabs, siunitx}`); text is escaped, `caption` too. FLOPs get a
+    column of their own with --count all (otherwise they are 2 x MACs)."""
+    numbers = _LATEX_NUMBERS + ([_LATEX_FLOPS] if summary.count_all else [])
+    widths = [len(str(int(total(summary)))) for _, _, total in numbers]
+    spec = "@{}llrc" + "".join(f"S[table-format={w}.0]" for w in widths) + "@{}"
+    head = ["Module", "Op", "Output", "Kernel"] + [f"{{{name}}}" for name, _, _ in numbers]
+    lines = [r"\toprule", _latex_row(head), r"\midrule"]
+    for row in summary.rows:
+        op = latex_escape(row.op) + (f" {_TIMES}{row.count}" if row.count > 1 else "")
+        lines.append(_latex_row(
+            [rf"\texttt{{{latex_escape(row.name)}}}", op, _latex_shape(row.output_shape),
+             latex_escape(row.kernel).replace("x", _TIMES)]
+            + [str(int(value(row))) for _, value, _ in numbers]))
+    lines += [r"\midrule", _latex_row(["Total", "", "", ""]
+                                      + [str(int(total(summary))) for _, _, total in numbers]),
+              r"\bottomrule"]
+    batch = f", batch {summary.batch}" if summary.batch != 1 else ""
+    caption = caption if caption is not None else (
+        f"{summary.network}: parameters and multiply-accumulates (MACs) per module, input "
+        f"{summary.inputs or '×'.join(map(str, summary.input_shape))}{batch}")
+    body = "\n".join("  " + line for line in lines)
+    return (f"% archspec summary --format latex: needs \\usepackage{{booktabs}} and "
+            f"\\usepackage{{siunitx}}\n\\begin{{table}}\n\\centering\n"
+            f"\\small\n\\sisetup{{group-minimum-digits=4}}\n\\begin{{tabular}}{{{spec}}}\n{body}\n"
+            f"\\end{{tabular}}\n"
+            f"\\caption{{{latex_escape(caption)}}}\n"
+            f"\\label{{{label or 'tab:' + summary.network}}}\n\\end{{table}}\n")
+
+
+def _latex_row(cells: list[str]) -> str:
+    return " & ".join(cells) + r" \\"
+
+
 FORMATS = {"table": format_table, "markdown": format_markdown, "csv": format_csv,
-           "json": format_json}
+           "json": format_json, "latex": format_latex}
 
 
 # ---------------------------------------------------------------- diff

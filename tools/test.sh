@@ -14,6 +14,13 @@ if ! command -v dot >/dev/null 2>&1; then
         exit 2
     fi
 fi
+# TeX Live with booktabs and siunitx, for the test that compiles `summary --format latex`
+# (optional: the test skips without it; about 5 minutes to install)
+if ! command -v pdflatex >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        texlive-latex-base texlive-latex-recommended texlive-science || \
+        echo "tools/test.sh: TeX Live did not install; the LaTeX compile test will skip" >&2
+fi
 # the torch and torchvision the references were checked against (tests/test_library.py
 # compares with torchvision's own definitions of these versions)
 python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
