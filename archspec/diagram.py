@@ -19,15 +19,31 @@ package is imported only when a drawing is made.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import shutil
 import subprocess
 from html import escape
+from collections.abc import Iterable
 from typing import NamedTuple
 
-from .ir import DenseMerge, Layer, Merge, Network, Node, Output, Ref, Seq, Side, iter_layers
+from .diagnostics import ArchError, Diagnostic
+from .ir import (
+    DenseMerge,
+    Layer,
+    Merge,
+    Network,
+    Node,
+    Output,
+    Ref,
+    Seq,
+    Side,
+    iter_layers,
+    iter_nodes,
+)
+from .summary import human
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -260,9 +276,11 @@ class _Tensor(NamedTuple):
 
 class _Builder:
     def __init__(self, network: Network, depth: int, theme: Theme, shapes: bool,
-                 rankdir: str = "TB"):
+                 rankdir: str = "TB", opened: frozenset[str] = frozenset()):
         self.network, self.depth, self.theme, self.shapes = network, depth, theme, shapes
         self.rankdir = rankdir
+        self.opened = opened  # block calls opened whatever `depth` says (--expand)
+        self.drawn_as: dict[str, list[Node]] = {}  # node id -> the IR nodes it stands for
         self.root = _Cluster("root", {})
         self.edges: list[tuple[str, str, dict]] = []
         self.labelled: set[str] = set()  # tensors (by source node) already given a label
@@ -336,6 +354,7 @@ class _Builder:
             self.others.add(layer.op.family)
         into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
                             **self._fill(_family(layer))})
+        self.drawn_as[node_id] = [layer]
         self.edge(src, node_id)
         if layer.like is not None:  # the tensor whose size it takes
             like = next(filter(None, map(self.drawn, _like_keys(layer))), None)
@@ -365,6 +384,7 @@ class _Builder:
             subtitle = block
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
+        self.drawn_as[node_id] = list(scopes)
         self.edge(src, node_id)
         for scope in scopes:
             self.tensors[scope.path] = _Tensor(node_id, scope.out_shape)
@@ -388,8 +408,9 @@ class _Builder:
     # structure -------------------------------------------------------------
 
     def expands(self, scope: Seq, level: int) -> bool:
-        """Labels are clusters wherever visible; block calls up to `depth` levels."""
-        return scope.block is None or level < self.depth
+        """Labels are clusters wherever visible; block calls up to `depth` levels, and
+        those --expand names."""
+        return scope.block is None or level < self.depth or scope.path in self.opened
 
     def sequence(self, items: list[Node], into: _Cluster, level: int, src: _Tensor,
                  scope_path: str) -> _Tensor:
@@ -495,6 +516,7 @@ class _Builder:
             "label": _html(f"{first.block.name} ×{len(calls)}",
                            names + "each reads all earlier outputs", t.small, True),
             "peripheries": "2", **self._fill("block")})
+        self.drawn_as[node_id] = list(calls)
         lo, hi = first.in_shape, last.in_shape
         span = (shape_text(lo) if lo == hi else
                 f"{lo[0]}…{hi[0]}" + "".join(f"×{d}" for d in lo[1:]))
@@ -534,7 +556,7 @@ class _Builder:
             self.edge(source._replace(skip=False), node_id)
         return self.root
 
-    def legend(self) -> str:
+    def legend(self, name: str | None = None) -> str:
         t = self.theme
         order = [f for f in FAMILY_COLORS if f in self.families]
         names = {"other": ", ".join(f for f in _OTHER_FAMILIES if f in self.others),
@@ -543,7 +565,7 @@ class _Builder:
             f'<td bgcolor="{FAMILY_COLORS[f]}" border="1" color="#888888" width="{t.small:g}" '
             f'height="{t.small:g}"></td>'
             f'<td align="left">{names.get(f, f)}  </td>' for f in order)
-        title = f"<b>{escape(self.network.name, quote=False)}</b>"
+        title = f"<b>{escape(name or self.network.name, quote=False)}</b>"
         facts = (f"{shape_text(self.network.input_shape)} → "
                  f"{shape_text(self.network.output_shape)}, {self.network.params:,} params")
         return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
@@ -553,22 +575,28 @@ class _Builder:
 
 
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
-           shapes: bool = True) -> str:
-    """The DOT source of a network's diagram (see the module's docstring)."""
+           shapes: bool = True, *, expand: Iterable[str] = (), stats: bool = False,
+           legend: bool = True, title: str | None = None, tooltips: bool = False) -> str:
+    """The DOT source of a network's diagram (see the module's docstring). `expand` opens
+    those block calls (module paths, see `opened_paths`), `stats` writes params and MACs on
+    nodes, `tooltips` gives nodes and clusters a hover text (shapes, params, MACs), `title`
+    replaces the network's name in the title line, `legend=False` leaves the legend off."""
     import graphviz
 
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     style = THEMES[theme]
-    builder = _Builder(network, depth, style, shapes, rankdir)
+    builder = _Builder(network, depth, style, shapes, rankdir, opened_paths(network, expand))
     root = builder.build()
+    _annotate(builder, stats, tooltips)
     font = {"fontname": style.fontname}
     graph = graphviz.Digraph(
         name=network.name,
         graph_attr={"rankdir": rankdir, "newrank": "true", "bgcolor": "white",
                     "nodesep": f"{style.nodesep:g}", "ranksep": f"{style.ranksep:g}",
                     "pad": "0.15", "labelloc": "t", "labeljust": "c",
-                    "label": builder.legend(), **font, "fontsize": f"{style.fontsize:g}"},
+                    **_caption(builder, legend, title), **font,
+                    "fontsize": f"{style.fontsize:g}"},
         node_attr={"shape": "box", "style": "filled,rounded", "color": "#444444",
                    "penwidth": f"{style.penwidth:g}", "margin": style.margin,
                    "height": "0.3", **font, "fontsize": f"{style.fontsize:g}"},
@@ -593,6 +621,108 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
     for tail, head, attrs in builder.edges:
         graph.edge(tail, head, **attrs)
     return graph.source
+
+
+# ---------------------------------------------------------------- --expand, --stats, --title
+
+
+def block_calls(network: Network) -> list[Seq]:
+    """Every block call of the network, in execution order (what --expand may open)."""
+    return [s for s in iter_nodes(network.body) if isinstance(s, Seq) and s.block is not None]
+
+
+def opened_paths(network: Network, names: Iterable[str]) -> frozenset[str]:
+    """The block calls --expand opens: each named one (by module path, `layer2.0`), and the
+    block calls around it, without which it would not be visible. Raises ArchError (E503)
+    for a name that is no block call."""
+    calls = {s.path for s in block_calls(network)}
+    opened = set()
+    for name in names:
+        if name not in calls:
+            raise ArchError([_not_a_block_call(network, name, sorted(calls))])
+        parts = name.split(".")
+        opened |= {p for i in range(1, len(parts) + 1)
+                   if (p := ".".join(parts[:i])) in calls}
+    return frozenset(opened)
+
+
+def _not_a_block_call(network: Network, name: str, calls: list[str]) -> Diagnostic:
+    layers = {layer.path for layer in network.layers()}
+    what = "a layer, not a block call" if name in layers else "no block call"
+    near = difflib.get_close_matches(name, calls, n=3, cutoff=0.6)
+    if near:
+        hint = "did you mean " + ", ".join(f"`{p}`" for p in near) + "?"
+    else:
+        top = [p for p in calls if "." not in p][:8]
+        hint = ("the names are module paths, as `archspec summary --depth N` lists them"
+                + (": " + ", ".join(f"`{p}`" for p in top) if top else
+                   f"; `{network.name}` calls no blocks"))
+    return Diagnostic("E503", f"`{name}` is {what} of `{network.name}`, so --expand cannot "
+                      "open it", None, hint=hint)
+
+
+def _counts(nodes: list[Node]) -> tuple[int, int]:
+    layers = [layer for node in nodes for layer in iter_layers(node)]
+    return sum(la.params for la in layers), sum(la.macs for la in layers)
+
+
+def _hover(path: str, what: str, nodes: list[Node]) -> str:
+    """Three lines for a tooltip: what it is, its shapes, its exact counts."""
+    params, macs = _counts(nodes)
+    shapes = f"{shape_text(nodes[0].in_shape)} → {shape_text(nodes[-1].out_shape)}"
+    return f"{path}: {what}\\n{shapes}\\n{params:,} params, {macs:,} MACs"
+
+
+def _node_hover(nodes: list[Node]) -> str:
+    first, last = nodes[0], nodes[-1]
+    path = first.path if first is last else _range(first.path, last.path)
+    if isinstance(first, Layer):
+        return _hover(path, op_text(first), nodes)
+    what = first.block.name if first.block is not None else "group"
+    return _hover(path, what + (f" ×{len(nodes)}" if len(nodes) > 1 else ""), nodes)
+
+
+def _annotate(builder: _Builder, stats: bool, tooltips: bool) -> None:
+    """--stats: a line `1.2M params · 3.4G MACs` under each node that has either (numbers as
+    `archspec summary` writes them); tooltips: each node's and cluster's hover text."""
+    if not stats and not tooltips:
+        return
+    scopes = {s.path: s for s in iter_nodes(builder.network.body)
+              if isinstance(s, Seq) and s.name is not None}
+    for cluster in _clusters(builder.root):
+        scope = scopes.get(cluster.name.removeprefix("cluster_"))
+        if tooltips and scope is not None:
+            what = scope.block.name if scope.block is not None else "group"
+            cluster.attrs["tooltip"] = _hover(scope.path, what, [scope])
+        for entry in cluster.entries:
+            nodes = builder.drawn_as.get(entry[1]) if entry[0] == "node" else None
+            if nodes is None:
+                continue
+            attrs, (params, macs) = entry[2], _counts(nodes)
+            if stats and (params or macs):
+                attrs["label"] = (attrs["label"][:-1] + f'<br/><font point-size='
+                                  f'"{builder.theme.small:g}">{human(params)} params · '
+                                  f'{human(macs)} MACs</font>>')
+            if tooltips:
+                attrs["tooltip"] = _node_hover(nodes)
+
+
+def _clusters(cluster: _Cluster):
+    yield cluster
+    for entry in cluster.entries:
+        if entry[0] == "cluster":
+            yield from _clusters(entry[1])
+
+
+def _caption(builder: _Builder, legend: bool, title: str | None) -> dict:
+    """The graph's label: the title line and the legend, the title alone, or nothing."""
+    if legend:
+        return {"label": builder.legend(title)}
+    if title:
+        size = f"{builder.theme.title:g}"
+        return {"label": f'<<font point-size="{size}"><b>{escape(title, quote=False)}'
+                         '</b></font>>'}
+    return {}
 
 
 # ---------------------------------------------------------------- rendering and writing
