@@ -25,8 +25,8 @@ import os
 import re
 import shutil
 import subprocess
-from html import escape
 from collections.abc import Iterable
+from html import escape
 from typing import NamedTuple
 
 from .diagnostics import ArchError, Diagnostic
