@@ -129,6 +129,7 @@ _SCRIPT = """
     view.replaceChildren(pictures[state].content.cloneNode(true));
     prepare(view);
     view.dataset.state = state;
+    tip.hidden = true;
     where.textContent = state ? "open: " + state + " (click its frame to close it)" :
       "click a grey block to open it; hover for shapes, params and MACs";
   }

@@ -154,14 +154,35 @@ class _Fetches(HTMLParser):
         self.found += re.findall(r"url\(|@import", data)
 
 
+TINY = """
+block basic(c: int, stride: int = 1) {
+  add {
+    { conv(c, k=3, s=stride, p=1, bias=false)  batchnorm  relu
+      conv(c, k=3, p=1, bias=false)            batchnorm }
+    downsample: if stride != 1 or in.c != c { conv(c, k=1, s=stride, bias=false)  batchnorm }
+  }
+  relu
+}
+block stage(c: int, stride: int) { basic(c, stride=stride)  basic(c) }
+network tiny(classes: int = 10) {
+  input [3, 32, 32]
+  stem: conv(16, k=3, p=1)  relu
+  layer1: stage(16, 1)
+  layer2: stage(32, 2)
+  global_avgpool  flatten
+  fc: linear(classes)
+}
+"""
+
+
 @pytest.fixture(scope="module")
-def resnet18_page() -> tuple[archspec.ir.Network, str]:
-    network = load("resnet.arch", "resnet18")
+def tiny_page() -> tuple[archspec.ir.Network, str]:
+    network = archspec.loads(TINY)
     return network, to_html(network, stats=True)
 
 
-def test_html_page_fetches_nothing(resnet18_page):
-    _, page = resnet18_page
+def test_html_page_fetches_nothing(tiny_page):
+    _, page = tiny_page
     parser = _Fetches()
     parser.feed(page)
     assert parser.found == [] and "link" not in parser.tags
@@ -170,18 +191,19 @@ def test_html_page_fetches_nothing(resnet18_page):
     assert "default-src 'none'" in page
 
 
-def test_html_page_has_one_svg_per_block_a_click_can_open(resnet18_page):
-    network, page = resnet18_page
+def test_html_page_has_one_svg_per_block_a_click_can_open(tiny_page):
+    network, page = tiny_page
     states = re.findall(r'<template data-state="([^"]*)">(.*?)</template>', page, re.DOTALL)
     keys = [key for key, _ in states]
     assert keys == ["", *[p for level in reachable(network, 0) for p in level]]
-    assert set(keys[1:]) == call_paths(network)  # resnet18: small enough for all of them
+    assert set(keys[1:]) == call_paths(network)  # small enough for all of them
     for key, svg in states:
         root = ET.fromstring(svg)  # each picture is Graphviz's SVG, well formed
         titles = {"".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}title")}
         assert (f"cluster_{key}" in titles) == bool(key)
 
 
+@pytest.mark.slow
 def test_html_page_stays_small_for_large_networks():
     network = load("densenet.arch", "densenet121")
     page = to_html(network, max_states=12)
