@@ -12,7 +12,7 @@ import json
 import os
 import select
 import shutil
-import subprocess
+import signal
 import time
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -38,18 +38,15 @@ class Browser:
         to_browser_r, self._to_browser = map(_high, os.pipe())
         self._from_browser, from_browser_w = map(_high, os.pipe())
 
-        def child_fds() -> None:
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
-
-        self.process = subprocess.Popen(
-            [executable, "--headless=new", "--remote-debugging-pipe", "--no-sandbox",
-             "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-background-networking",
-             "--proxy-server=127.0.0.1:9", f"--user-data-dir={profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=child_fds, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+        self.pid = os.posix_spawn(executable, [
+            executable, "--headless=new", "--remote-debugging-pipe", "--no-sandbox",
+            "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+            "--disable-extensions", "--disable-background-networking",
+            "--proxy-server=127.0.0.1:9", f"--user-data-dir={profile}",
+            f"--window-size={width},{height}", "about:blank"], os.environ,
+            file_actions=[*quiet, (os.POSIX_SPAWN_DUP2, to_browser_r, 3),
+                          (os.POSIX_SPAWN_DUP2, from_browser_w, 4)])
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer, self._next_id, self.events = b"", 0, []
@@ -138,10 +135,12 @@ class Browser:
             self.send("Browser.close")
         except (RuntimeError, TimeoutError, OSError):
             pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         os.close(self._to_browser)
         os.close(self._from_browser)

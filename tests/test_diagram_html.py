@@ -64,6 +64,14 @@ def test_expand_of_an_unknown_path_is_e503_with_the_nearest_paths(capsys):
     assert "is a layer, not a block call" in err and "`layer1`" in err
 
 
+def test_expand_of_an_html_page_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["diagram", str(SPECS / "resnet.arch"), "--expand", "layer1", "-o",
+                 str(out)]) == 2
+    assert "--expand does not apply to an HTML page" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- --stats
 
 
