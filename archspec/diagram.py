@@ -10,6 +10,11 @@ they are visible. Merges are small nodes of their own: a circled `+` for a resid
 layers are all one collapsed block call). Edges carry the tensor shape (C×H×W, or F for
 features); nodes are coloured by op family, with a legend under the title.
 
+`expand=[path, ...]` (`--expand`) opens just those block calls, named by module path, and
+the ones around them; `stats=True` writes params and MACs on nodes as `archspec summary`
+does; `tooltips=True` gives nodes and clusters a hover text (shapes, exact counts), which
+diagram_html.py's page shows; `title=` and `legend=` set the title line.
+
 The output is deterministic: node ids come from module paths (merges are numbered within their
 scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's `dot`; the
 CLI (`archspec diagram`) writes the file atomically, and when `dot` is missing writes the .dot
@@ -648,7 +653,7 @@ def opened_paths(network: Network, names: Iterable[str]) -> frozenset[str]:
 
 def _not_a_block_call(network: Network, name: str, calls: list[str]) -> Diagnostic:
     layers = {layer.path for layer in network.layers()}
-    what = "a layer, not a block call" if name in layers else "no block call"
+    what = "a layer, not a block call" if name in layers else "not a block call"
     near = difflib.get_close_matches(name, calls, n=3, cutoff=0.6)
     if near:
         hint = "did you mean " + ", ".join(f"`{p}`" for p in near) + "?"
