@@ -245,8 +245,11 @@ def _add_diagram_parser(commands) -> None:
                     "Graphviz's `dot`, the DOT source is written instead (exit 0 for .dot, 2 "
                     "otherwise).")
     add_target_arguments(diagram)
-    diagram.add_argument("-o", "--output", required=True, metavar="OUT.{svg,png,pdf,dot}",
-                         help="where to write; the suffix picks the format")
+    diagram.add_argument("-o", "--output", required=True,
+                         metavar="OUT.{svg,png,pdf,dot,html}",
+                         help="where to write; the suffix picks the format; `-` writes to "
+                              "stdout (DOT unless --format says otherwise); .html: one page "
+                              "whose blocks open and close on click")
     diagram.add_argument("--depth", type=parse_depth, default=0, metavar="N",
                          help="levels of block calls drawn as clusters (default 0: every "
                               "block call one node; `all` expands everything)")
@@ -259,6 +262,7 @@ def _add_diagram_parser(commands) -> None:
     diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
                          help="draw at another input shape")
     _add_block_argument(diagram)
+    _add_diagram_view_options(diagram)
 
 
 def _add_block_argument(diagram) -> None:
@@ -269,35 +273,87 @@ def _add_block_argument(diagram) -> None:
                               "inside it")
 
 
+def _add_diagram_view_options(diagram) -> None:
+    """--expand, --stats, --no-legend, --title and --format of `archspec diagram`."""
+    diagram.add_argument("--format", choices=[*DIAGRAM_FORMATS], default=None,
+                         help="the format, whatever OUT's suffix (needed for -o - but for DOT)")
+    diagram.add_argument("--expand", type=_names, default=[], metavar="NAME[,NAME...]",
+                         help="open these block calls, by module path (`layer2.0`, "
+                              "`inception3a`), and the block calls around them")
+    diagram.add_argument("--stats", action="store_true",
+                         help="write each node's parameters and MACs on it")
+    diagram.add_argument("--no-legend", action="store_true",
+                         help="leave off the title line and the colour legend")
+    diagram.add_argument("--title", metavar="TEXT",
+                         help="the title, in place of the network's name (kept with "
+                              "--no-legend)")
+
+
+DIAGRAM_FORMATS = ("svg", "png", "pdf", "dot", "html")
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...], got {text!r}")
+    return names
+
+
+def _diagram_format(args) -> str | None:
+    """--format, else OUT's suffix (`.html` too), else DOT for stdout."""
+    from .diagram import output_format
+
+    if args.format is not None:
+        return args.format
+    if args.output == "-":
+        return "dot"
+    return "html" if args.output.lower().endswith((".html", ".htm")) else \
+        output_format(args.output)
+
+
+def _diagram_bytes(network, args, fmt: str, source: str) -> bytes:
+    """The output of `source` (the DOT text) in `fmt`: an HTML page draws its own pictures.
+    Raises DotMissing or RenderError as render()."""
+    from .diagram import render
+
+    if fmt != "html":
+        return render(source, fmt, args.theme)
+    from .diagram_html import to_html
+
+    return to_html(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
+                   stats=args.stats, legend=not args.no_legend,
+                   title=args.title).encode("utf-8")
+
+
 def run_diagram(args) -> int:
     """`archspec diagram`: 0 written, 1 spec errors, 2 usage, I/O or Graphviz errors."""
-    from .diagram import (
-        INSTALL_HINT,
-        DotMissing,
-        RenderError,
-        depth_text,
-        output_format,
-        render,
-        to_dot,
-    )
+    from .diagram import INSTALL_HINT, DotMissing, RenderError, depth_text, to_dot
     from .output import write_atomic
 
-    fmt = output_format(args.output)
+    fmt = _diagram_format(args)
     if fmt is None:
         print(f"archspec: error: cannot tell the format of `{one_line(args.output)}`: use a "
-              ".svg, .png, "
-              ".pdf or .dot file", file=sys.stderr)
+              ".svg, .png, .pdf, .dot or .html file, or --format", file=sys.stderr)
+        return 2
+    if fmt == "html" and args.expand:
+        print("archspec: error: --expand does not apply to an HTML page, whose blocks open "
+              "on click: leave it off", file=sys.stderr)
         return 2
     inputs: list[str] = []
     network, status = one_network(args.file, args.net, args.input, inputs)
     if network is None:
         return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
-                    args.block)
+                    args.block, expand=args.expand, stats=args.stats,
+                    legend=not args.no_legend, title=args.title)
     try:
         try:
-            data = render(source, fmt, args.theme)
+            data = _diagram_bytes(network, args, fmt, source)
         except DotMissing:
+            if args.output == "-" or fmt == "html":
+                print(f"archspec: error: Graphviz's `dot` was not found, so no "
+                      f"{fmt.upper()} was drawn\n  = hint: {INSTALL_HINT}", file=sys.stderr)
+                return 2
             fallback = os.path.splitext(args.output)[0] + ".dot"
             write_atomic(fallback, source.encode("utf-8"), inputs)
             shown, target = one_line(fallback), one_line(args.output)
@@ -308,6 +364,10 @@ def run_diagram(args) -> int:
         except RenderError as exc:
             print(f"archspec: error: {one_line(str(exc))}", file=sys.stderr)
             return 2
+        if args.output == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return 0
         write_atomic(args.output, data, inputs)
     except OSError as exc:
         print(f"archspec: error: cannot write {one_line(args.output)}: "

@@ -81,6 +81,7 @@ CODES: dict[str, str] = {
     # backends
     "E501": "PyTorch and the checker disagree on a shape",
     "E502": "network too large to build",
+    "E503": "no block call at that module path",
     # warnings
     "W001": "unused parameter",
     "W002": "unused block",

@@ -10,6 +10,11 @@ they are visible. Merges are small nodes of their own: a circled `+` for a resid
 layers are all one collapsed block call). Edges carry the tensor shape (C×H×W, or F for
 features); nodes are coloured by op family, with a legend under the title.
 
+`expand=[path, ...]` (`--expand`) opens just those block calls, named by module path, and
+the ones around them; `stats=True` writes params and MACs on nodes as `archspec summary`
+does; `tooltips=True` gives nodes and clusters a hover text (shapes, exact counts), which
+diagram_html.py's page shows; `title=` and `legend=` set the title line.
+
 The output is deterministic: node ids come from module paths (merges are numbered within their
 scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's `dot`; the
 CLI (`archspec diagram`) writes the file atomically, and when `dot` is missing writes the .dot
@@ -22,11 +27,13 @@ as a paper's figure of a module (`find_block`, `_BlockBuilder`, at the end of th
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from html import escape
 from typing import NamedTuple
 
@@ -44,6 +51,7 @@ from .ir import (
     iter_layers,
     iter_nodes,
 )
+from .summary import human
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ALL = 1_000_000  # --depth all
@@ -276,9 +284,11 @@ class _Tensor(NamedTuple):
 
 class _Builder:
     def __init__(self, network: Network, depth: int, theme: Theme, shapes: bool,
-                 rankdir: str = "TB"):
+                 rankdir: str = "TB", opened: frozenset[str] = frozenset()):
         self.network, self.depth, self.theme, self.shapes = network, depth, theme, shapes
         self.rankdir = rankdir
+        self.opened = opened  # block calls opened whatever `depth` says (--expand)
+        self.drawn_as: dict[str, list[Node]] = {}  # node id -> the IR nodes it stands for
         self.root = _Cluster("root", {})
         self.edges: list[tuple[str, str, dict]] = []
         self.labelled: set[str] = set()  # tensors (by source node) already given a label
@@ -352,6 +362,7 @@ class _Builder:
             self.others.add(layer.op.family)
         into.node(node_id, {"label": _html(title, subtitle, t.small, subtitle is not None),
                             **self._fill(_family(layer))})
+        self.drawn_as[node_id] = [layer]
         self.edge(src, node_id)
         if layer.like is not None:  # the tensor whose size it takes
             like = next(filter(None, map(self.drawn, _like_keys(layer))), None)
@@ -381,6 +392,7 @@ class _Builder:
             subtitle = block
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
+        self.drawn_as[node_id] = list(scopes)
         self.edge(src, node_id)
         for scope in scopes:
             self.tensors[scope.path] = _Tensor(node_id, scope.out_shape)
@@ -404,8 +416,9 @@ class _Builder:
     # structure -------------------------------------------------------------
 
     def expands(self, scope: Seq, level: int) -> bool:
-        """Labels are clusters wherever visible; block calls up to `depth` levels."""
-        return scope.block is None or level < self.depth
+        """Labels are clusters wherever visible; block calls up to `depth` levels, and
+        those --expand names."""
+        return scope.block is None or level < self.depth or scope.path in self.opened
 
     def sequence(self, items: list[Node], into: _Cluster, level: int, src: _Tensor,
                  scope_path: str) -> _Tensor:
@@ -511,6 +524,7 @@ class _Builder:
             "label": _html(f"{first.block.name} ×{len(calls)}",
                            names + "each reads all earlier outputs", t.small, True),
             "peripheries": "2", **self._fill("block")})
+        self.drawn_as[node_id] = list(calls)
         lo, hi = first.in_shape, last.in_shape
         span = (shape_text(lo) if lo == hi else
                 f"{lo[0]}…{hi[0]}" + "".join(f"×{d}" for d in lo[1:]))
@@ -550,7 +564,7 @@ class _Builder:
             self.edge(source._replace(skip=False), node_id)
         return self.root
 
-    def legend(self) -> str:
+    def legend(self, name: str | None = None) -> str:
         t = self.theme
         order = [f for f in FAMILY_COLORS if f in self.families]
         names = {"other": ", ".join(f for f in _OTHER_FAMILIES if f in self.others),
@@ -559,7 +573,7 @@ class _Builder:
             f'<td bgcolor="{FAMILY_COLORS[f]}" border="1" color="#888888" width="{t.small:g}" '
             f'height="{t.small:g}"></td>'
             f'<td align="left">{names.get(f, f)}  </td>' for f in order)
-        title = f"<b>{escape(self.network.name, quote=False)}</b>"
+        title = f"<b>{escape(name or self.network.name, quote=False)}</b>"
         facts = (f"{shape_text(self.network.input_shape)} → "
                  f"{shape_text(self.network.output_shape)}, {self.network.params:,} params")
         return (f'<<table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
@@ -569,24 +583,32 @@ class _Builder:
 
 
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
-           shapes: bool = True, block: str | None = None) -> str:
-    """The DOT source of a network's diagram (see the module's docstring); with `block`,
-    of that block's first call alone (`find_block`), as papers draw a module."""
+           shapes: bool = True, block: str | None = None, *, expand: Iterable[str] = (),
+           stats: bool = False, legend: bool = True, title: str | None = None,
+           tooltips: bool = False) -> str:
+    """The DOT source of a network's diagram (see the module's docstring). `block` draws
+    that block's first call alone (`find_block`), as papers draw a module; `expand` opens
+    those block calls (module paths, see `opened_paths`), `stats` writes params and MACs on
+    nodes, `tooltips` gives nodes and clusters a hover text (shapes, params, MACs), `title`
+    replaces the network's name in the title line, `legend=False` leaves the legend off."""
     import graphviz
 
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     style = THEMES[theme]
-    builder = (_Builder(network, depth, style, shapes, rankdir) if block is None else
+    builder = (_Builder(network, depth, style, shapes, rankdir, opened_paths(network, expand))
+               if block is None else
                _BlockBuilder(network, find_block(network, block), depth, style, shapes, rankdir))
     root = builder.build()
+    _annotate(builder, stats, tooltips)
     font = {"fontname": style.fontname}
     graph = graphviz.Digraph(
         name=network.name,
         graph_attr={"rankdir": rankdir, "newrank": "true", "bgcolor": "white",
                     "nodesep": f"{style.nodesep:g}", "ranksep": f"{style.ranksep:g}",
                     "pad": "0.15", "labelloc": "t", "labeljust": "c",
-                    "label": builder.legend(), **font, "fontsize": f"{style.fontsize:g}"},
+                    **_caption(builder, legend, title), **font,
+                    "fontsize": f"{style.fontsize:g}"},
         node_attr={"shape": "box", "style": "filled,rounded", "color": "#444444",
                    "penwidth": f"{style.penwidth:g}", "margin": style.margin,
                    "height": "0.3", **font, "fontsize": f"{style.fontsize:g}"},
@@ -611,6 +633,108 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
     for tail, head, attrs in builder.edges:
         graph.edge(tail, head, **attrs)
     return graph.source
+
+
+# ---------------------------------------------------------------- --expand, --stats, --title
+
+
+def block_calls(network: Network) -> list[Seq]:
+    """Every block call of the network, in execution order (what --expand may open)."""
+    return [s for s in iter_nodes(network.body) if isinstance(s, Seq) and s.block is not None]
+
+
+def opened_paths(network: Network, names: Iterable[str]) -> frozenset[str]:
+    """The block calls --expand opens: each named one (by module path, `layer2.0`), and the
+    block calls around it, without which it would not be visible. Raises ArchError (E503)
+    for a name that is no block call."""
+    calls = {s.path for s in block_calls(network)}
+    opened = set()
+    for name in names:
+        if name not in calls:
+            raise ArchError([_not_a_block_call(network, name, sorted(calls))])
+        parts = name.split(".")
+        opened |= {p for i in range(1, len(parts) + 1)
+                   if (p := ".".join(parts[:i])) in calls}
+    return frozenset(opened)
+
+
+def _not_a_block_call(network: Network, name: str, calls: list[str]) -> Diagnostic:
+    layers = {layer.path for layer in network.layers()}
+    what = "a layer, not a block call" if name in layers else "not a block call"
+    near = difflib.get_close_matches(name, calls, n=3, cutoff=0.6)
+    if near:
+        hint = "did you mean " + ", ".join(f"`{p}`" for p in near) + "?"
+    else:
+        top = [p for p in calls if "." not in p][:8]
+        hint = ("the names are module paths, as `archspec summary --depth N` lists them"
+                + (": " + ", ".join(f"`{p}`" for p in top) if top else
+                   f"; `{network.name}` calls no blocks"))
+    return Diagnostic("E503", f"`{name}` is {what} of `{network.name}`, so --expand cannot "
+                      "open it", None, hint=hint)
+
+
+def _counts(nodes: list[Node]) -> tuple[int, int]:
+    layers = [layer for node in nodes for layer in iter_layers(node)]
+    return sum(la.params for la in layers), sum(la.macs for la in layers)
+
+
+def _hover(path: str, what: str, nodes: list[Node]) -> str:
+    """Three lines for a tooltip: what it is, its shapes, its exact counts."""
+    params, macs = _counts(nodes)
+    shapes = f"{shape_text(nodes[0].in_shape)} → {shape_text(nodes[-1].out_shape)}"
+    return f"{path}: {what}\\n{shapes}\\n{params:,} params, {macs:,} MACs"
+
+
+def _node_hover(nodes: list[Node]) -> str:
+    first, last = nodes[0], nodes[-1]
+    path = first.path if first is last else _range(first.path, last.path)
+    if isinstance(first, Layer):
+        return _hover(path, op_text(first), nodes)
+    what = first.block.name if first.block is not None else "group"
+    return _hover(path, what + (f" ×{len(nodes)}" if len(nodes) > 1 else ""), nodes)
+
+
+def _annotate(builder: _Builder, stats: bool, tooltips: bool) -> None:
+    """--stats: a line `1.2M params · 3.4G MACs` under each node that has either (numbers as
+    `archspec summary` writes them); tooltips: each node's and cluster's hover text."""
+    if not stats and not tooltips:
+        return
+    scopes = {s.path: s for s in iter_nodes(builder.network.body)
+              if isinstance(s, Seq) and s.name is not None}
+    for cluster in _clusters(builder.root):
+        scope = scopes.get(cluster.name.removeprefix("cluster_"))
+        if tooltips and scope is not None:
+            what = scope.block.name if scope.block is not None else "group"
+            cluster.attrs["tooltip"] = _hover(scope.path, what, [scope])
+        for entry in cluster.entries:
+            nodes = builder.drawn_as.get(entry[1]) if entry[0] == "node" else None
+            if nodes is None:
+                continue
+            attrs, (params, macs) = entry[2], _counts(nodes)
+            if stats and (params or macs):
+                attrs["label"] = (attrs["label"][:-1] + f'<br/><font point-size='
+                                  f'"{builder.theme.small:g}">{human(params)} params · '
+                                  f'{human(macs)} MACs</font>>')
+            if tooltips:
+                attrs["tooltip"] = _node_hover(nodes)
+
+
+def _clusters(cluster: _Cluster):
+    yield cluster
+    for entry in cluster.entries:
+        if entry[0] == "cluster":
+            yield from _clusters(entry[1])
+
+
+def _caption(builder: _Builder, legend: bool, title: str | None) -> dict:
+    """The graph's label: the title line and the legend, the title alone, or nothing."""
+    if legend:
+        return {"label": builder.legend(title)}
+    if title:
+        size = f"{builder.theme.title:g}"
+        return {"label": f'<<font point-size="{size}"><b>{escape(title, quote=False)}'
+                         '</b></font>>'}
+    return {}
 
 
 # ---------------------------------------------------------------- rendering and writing
@@ -795,13 +919,15 @@ class _BlockBuilder(_Builder):
         self.edge(end._replace(skip=False), "output")
         return self.root
 
-    def legend(self) -> str:
-        """The call (`inception3a = inception(c1=64, ...)`), its shapes and parameters."""
+    def legend(self, name: str | None = None) -> str:
+        """The call (`inception3a = inception(c1=64, ...)`), its shapes and parameters;
+        `name` (--title) in place of the call."""
         scope, t = self.scope, self.theme
         call = scope.path
         if scope.block is not None:
             args = ", ".join(f"{k}={_arg_text(v)}" for k, v in scope.block.args.items())
             call += f" = {scope.block.name}({args})"
+        call = name or call
         params = sum(layer.params for layer in iter_layers(scope))
         facts = (f"in {self.network.name}: {shape_text(scope.in_shape)} → "
                  f"{shape_text(scope.out_shape)}, {params:,} params")

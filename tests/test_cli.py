@@ -84,14 +84,18 @@ def test_static_path_imports_no_torch():
 
 
 @pytest.mark.slow
-def test_compile_to_source_imports_no_torch(tmp_path):
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "compile",
-                           "specs/googlenet.arch", "-o", str(tmp_path / "g.py")],
+@pytest.mark.parametrize("command, output, module", [
+    ("compile", "g.py", "archspec.torch_source"),
+    ("diagram", "g.html", "archspec.diagram_html"),  # the HTML page, which draws with dot
+])
+def test_static_outputs_import_no_torch(tmp_path, command, output, module):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", command,
+                           "specs/googlenet.arch", "-o", str(tmp_path / output)],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "archspec.torch_source" in imported
+    assert module in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 

@@ -348,12 +348,12 @@ def test_errors_leave_an_existing_file_untouched(tmp_path, monkeypatch, capsys):
 
 def test_usage_errors(tmp_path, capsys):
     assert main(["diagram", str(SPECS / "lenet.arch"), "-o", str(tmp_path / "x.jpg")]) == 2
-    assert "use a .svg, .png, .pdf or .dot file" in capsys.readouterr().err
+    assert "use a .svg, .png, .pdf, .dot or .html file" in capsys.readouterr().err
     assert main(["diagram", str(tmp_path / "missing.arch"), "-o", str(tmp_path / "x.dot")]) == 2
     assert main(["diagram", str(SPECS / "lenet.arch"), "--net", "nope",
                  "-o", str(tmp_path / "x.dot")]) == 1
     for bad in (["--depth", "-1"], ["--depth", "deep"], ["--rankdir", "BT"],
-                ["--theme", "poster"], []):
+                ["--theme", "poster"], ["--expand", "layer1,"], ["--format", "jpg"], []):
         with pytest.raises(SystemExit) as info:
             main(["diagram", str(SPECS / "lenet.arch")] + bad +
                  (["-o", str(tmp_path / "x.dot")] if bad else []))

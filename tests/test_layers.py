@@ -15,7 +15,7 @@ STAGES = {
     "ir": ["ir"],
     "front end": ["parse", "evaluate", "binding", "infer", "expand", "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes",
-                 "sequential_classes", "torch_source", "summary", "diagram"],
+                 "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
     "api": ["__init__", "cli", "lsp", "__main__"],
 }
 ORDER = list(STAGES)

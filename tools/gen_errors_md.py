@@ -56,6 +56,14 @@ NO_SPEC = {
         ("make the network smaller (widths, input size), or pass `max_bytes=` to "
          "`archspec.build` when you know it fits."),
     ),
+    "E503": (
+        ("`archspec diagram --expand NAME` names a block call to open by its module path "
+         "(`layer2.0`, `inception3a`: the names `archspec summary --depth N` lists, and the "
+         "ids of the drawing's nodes). A name that is a layer, or no module of the network, "
+         "is refused with the nearest paths; `archspec check` never gives it."),
+        ("use one of the paths the hint lists, or run `archspec summary FILE --depth 3` to "
+         "see them all."),
+    ),
 }
 
 HEADER = """# Diagnostics and limits

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite on a fresh machine: Graphviz's `dot` (the diagram tests render with
-# it; installed with apt when missing, which needs root), the package with its test extra
+# it; installed with apt when missing, which needs root), Chromium when root and apt
+# can (tools/install_chromium.sh), the package with its test extra
 # (pytest, torch, torchvision and onnx as references; torch 2.14.1 and torchvision 0.29.1), then
 # pytest. Arguments go to pytest.
 set -e
@@ -23,6 +24,8 @@ if [ "${ARCHSPEC_TEST_TEX:-0}" = 1 ] && ! command -v pdflatex >/dev/null 2>&1 \
         texlive-latex-base texlive-latex-recommended texlive-science || \
         echo "tools/test.sh: TeX Live did not install; the LaTeX compile test will skip" >&2
 fi
+# headless Chromium for the HTML diagram's browser test (skipped without one)
+sh tools/install_chromium.sh || echo "tools/test.sh: no Chromium: its test will skip" >&2
 # the torch and torchvision the references were checked against (tests/test_library.py
 # compares with torchvision's own definitions of these versions)
 python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
