@@ -404,7 +404,7 @@ def parse_expr(text: str, file: str, line: int = 1, col: int = 1) -> n.Expr:
 
 def _shift_spans(node, line_offset: int, col_offset: int) -> None:
     """Label expressions are parsed on their own; move their spans to the label's place."""
-    if isinstance(node, list):
+    if isinstance(node, list | tuple):  # a comparison's `rest` holds (operator, operand)
         for item in node:
             _shift_spans(item, line_offset, col_offset)
         return
