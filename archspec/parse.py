@@ -7,6 +7,7 @@ as it reduces (`_callbacks`): no parse tree is made and walked again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -26,20 +27,24 @@ MAX_SYNTAX_ERRORS = 50
 _ITEM_START = re.compile(r"^(block|network|variant|import|from)\b", re.MULTILINE)
 
 
+_LARK_OPTIONS = {"parser": "lalr", "start": ["start", "expr"], "maybe_placeholders": True}
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     """The LALR parser, its callbacks replaced by `_callbacks`: parsing returns a `_Built`."""
     grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
-    parser = Lark(grammar, parser="lalr", start=["start", "expr"], maybe_placeholders=True,
-                  cache=_cache_file())
+    parser = Lark(grammar, **_LARK_OPTIONS, cache=_cache_file(grammar))
     parser._callbacks.update(_callbacks(parser.rules))  # the dict the LALR tables call
     return parser
 
 
-def _cache_file() -> str | bool:
+def _cache_file(grammar: str) -> str | bool:
     """Where Lark keeps the built parser between runs. Lark unpickles that file, so it must be
     in a folder only this user can write to: its default, the shared temporary folder, would
-    let another user plant code there. No such folder: no cache (0.1 s slower)."""
+    let another user plant code there. No such folder: no cache (0.1 s slower). The name
+    holds a digest of the grammar and options: Lark rebuilds a cache made for others, so two
+    versions of archspec sharing one file would rebuild it for each other (1 s each)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "archspec")
     try:
@@ -50,7 +55,8 @@ def _cache_file() -> str | bool:
     except (OSError, AttributeError):  # no home, read-only, or no getuid (Windows)
         return False
     version = f"{sys.version_info[0]}{sys.version_info[1]}"
-    return os.path.join(folder, f"parser-lark{lark.__version__}-py{version}.pickle")
+    digest = hashlib.sha256((grammar + repr(_LARK_OPTIONS)).encode()).hexdigest()[:16]
+    return os.path.join(folder, f"parser-{digest}-lark{lark.__version__}-py{version}.pickle")
 
 
 def _span(file: str, meta) -> Span:
@@ -326,16 +332,26 @@ class _Built:
         return self.line is None
 
 
-def _start(child) -> tuple[int, int] | None:
-    if isinstance(child, Token):
-        return child.line, child.column
-    return child.start if type(child) is _Built else None
+def _first(children: list) -> tuple[int, int] | None:
+    """Where the first child's text (its container's) starts; None for no text at all."""
+    for child in children:
+        kind = type(child)
+        if kind is Token:
+            return child.line, child.column
+        if kind is _Built and child.start is not None:
+            return child.start
+    return None
 
 
-def _end(child) -> tuple[int, int] | None:
-    if isinstance(child, Token):
-        return child.end_line, child.end_column
-    return child.end if type(child) is _Built else None
+def _last(children: list) -> tuple[int, int]:
+    """Where the last child's text ends (some child has text)."""
+    for child in reversed(children):
+        kind = type(child)
+        if kind is Token:
+            return child.end_line, child.end_column
+        if kind is _Built and child.end is not None:
+            return child.end
+    raise AssertionError("a node with a start has an end")
 
 
 def _callbacks(rules) -> dict:
@@ -357,15 +373,17 @@ def _callback(data: str, chain: list):
         filtered = wrapper(filtered)
 
     def build(children: list):
-        start = next((s for s in map(_start, children) if s is not None), None)
         node = filtered(children)
-        if type(node) is not _Built or start is None:
+        if type(node) is not _Built or len(children) == 1 and node is children[0]:
+            return node  # a token, or a `?rule` passing its only child on: nothing to add
+        start = _first(children)
+        if start is None:
             return node
-        end = next(e for e in map(_end, reversed(children)) if e is not None)
+        end = _last(children)
         if node.value is _PENDING and not spliced:
             node.line, node.column = start
             node.end_line, node.end_column = end
-            node.depth = counts + max((c.depth for c in node.children if type(c) is _Built),
+            node.depth = counts + max([c.depth for c in node.children if type(c) is _Built],
                                       default=0)
             values = [c.value if type(c) is _Built else c for c in node.children]
             node.value = method(_BUILDING[-1], node, values) if method else None
