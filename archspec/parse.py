@@ -13,6 +13,7 @@ import re
 import sys
 from functools import lru_cache, partial
 from importlib import resources
+from operator import itemgetter
 
 import lark
 from lark import Lark, Token
@@ -360,8 +361,18 @@ def _callbacks(rules) -> dict:
     `?rules`), then positions and the node."""
     builder = ParseTreeBuilder(rules, _Built, propagate_positions=False,
                                maybe_placeholders=True)
-    return {rule: _callback(rule.alias or rule.origin.name, chain)
+    return {rule: itemgetter(0) if _passes_child_on(rule)
+            else _callback(rule.alias or rule.origin.name, chain)
             for rule, chain in builder.rule_builders}
+
+
+def _passes_child_on(rule) -> bool:
+    """A `?rule` of one kept symbol (`?sum: term`): its node is its child, container and all.
+    Half the reductions of an expression are these steps down the precedence chain."""
+    (symbol,) = rule.expansion if len(rule.expansion) == 1 else (None,)
+    return (symbol is not None and rule.options.expand1 and not rule.alias
+            and not any(rule.options.empty_indices)
+            and not symbol.name.startswith("_") and not getattr(symbol, "filter_out", False))
 
 
 def _callback(data: str, chain: list):
