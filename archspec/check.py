@@ -407,6 +407,8 @@ def _referenced_names(node) -> set[str]:
 
 
 def _lint_params(definition: n.Definition) -> list[Diagnostic]:
+    if not definition.params:
+        return []  # nothing to lint, and the body's walk is a tenth of a flat spec's check
     diags = []
     names: set[str] = set()
     used = _referenced_names(definition.body) | _referenced_names(
@@ -430,6 +432,8 @@ def _lint_params(definition: n.Definition) -> list[Diagnostic]:
 
 
 def _unused_blocks(module: n.Module) -> list[Diagnostic]:
+    if not module.blocks:
+        return []
     used: set[str] = set()
     for item in module.blocks + module.networks + module.variants:
         own = {item.name} if isinstance(item, n.Definition) else set()

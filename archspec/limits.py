@@ -198,21 +198,22 @@ TENSOR_HINT = f"sizes, parameters and MACs must stay within {INT_LIMIT:,} (int64
 
 # Parse-tree rules that are not a level of nesting of their own: wrappers around a statement,
 # a body or arguments.
-_TRANSPARENT = {"start", "labeled", "body", "arg_list", "kwarg", "elif_clause", "param_list",
+TRANSPARENT_RULES = {"start", "labeled", "body", "arg_list", "kwarg", "elif_clause", "param_list",
                 "param"}
 
 
 def syntax_depth_error(tree, file: str, line_offset: int = 0,
                        col_offset: int = 0) -> Diagnostic | None:
     """E404 at the first place (in source order) nested more than MAX_NESTING levels deep in
-    a Lark parse tree; None if there is none. Iterative: the tree may be very deep."""
+    a parse tree (the parser's `_Built` nodes); None if there is none. Iterative: it may be
+    very deep."""
     stack = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         data = getattr(node, "data", None)
         if data is None:
             continue  # a token
-        if str(data) not in _TRANSPARENT:
+        if str(data) not in TRANSPARENT_RULES:
             depth += 1
         if depth > MAX_NESTING:
             line, col = _position(node)

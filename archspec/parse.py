@@ -1,40 +1,51 @@
 """Parse .arch text into AST nodes (nodes.py), reporting every broken top-level item.
 
 The grammar lives in grammar.lark; Lark builds an LALR parser once per process (cached on disk
-between processes, which keeps `archspec check` fast).
+between processes, which keeps `archspec check` fast). The parser's callbacks build the nodes
+as it reduces (`_callbacks`): no parse tree is made and walked again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
+from operator import itemgetter
 
 import lark
-from lark import Lark, Token, Tree
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parse_tree_builder import ParseTreeBuilder
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
-from .limits import syntax_depth_error
+from .limits import MAX_NESTING, TRANSPARENT_RULES, syntax_depth_error
 
 MAX_SYNTAX_ERRORS = 50
 _ITEM_START = re.compile(r"^(block|network|variant|import|from)\b", re.MULTILINE)
 
 
+_LARK_OPTIONS = {"parser": "lalr", "start": ["start", "expr"], "maybe_placeholders": True}
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    """The LALR parser, its callbacks replaced by `_callbacks`: parsing returns a `_Built`."""
     grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", start=["start", "expr"], propagate_positions=True,
-                maybe_placeholders=True, cache=_cache_file())
+    parser = Lark(grammar, **_LARK_OPTIONS, cache=_cache_file(grammar))
+    parser._callbacks.update(_callbacks(parser.rules))  # the dict the LALR tables call
+    return parser
 
 
-def _cache_file() -> str | bool:
+def _cache_file(grammar: str) -> str | bool:
     """Where Lark keeps the built parser between runs. Lark unpickles that file, so it must be
     in a folder only this user can write to: its default, the shared temporary folder, would
-    let another user plant code there. No such folder: no cache (0.1 s slower)."""
+    let another user plant code there. No such folder: no cache (0.1 s slower). The name
+    holds a digest of the grammar and options: Lark rebuilds a cache made for others, so two
+    versions of archspec sharing one file would rebuild it for each other (1 s each)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "archspec")
     try:
@@ -45,7 +56,8 @@ def _cache_file() -> str | bool:
     except (OSError, AttributeError):  # no home, read-only, or no getuid (Windows)
         return False
     version = f"{sys.version_info[0]}{sys.version_info[1]}"
-    return os.path.join(folder, f"parser-lark{lark.__version__}-py{version}.pickle")
+    digest = hashlib.sha256((grammar + repr(_LARK_OPTIONS)).encode()).hexdigest()[:16]
+    return os.path.join(folder, f"parser-{digest}-lark{lark.__version__}-py{version}.pickle")
 
 
 def _span(file: str, meta) -> Span:
@@ -64,21 +76,14 @@ def _int(text: str) -> int:
 
 
 class _ToAst:
-    """Turns Lark's parse tree into nodes; spans come from Lark's position metadata. Each
-    rule's method takes the node's metadata and its children, already turned into nodes.
-    (Lark's Transformer does the same, but rebuilds a wrapper at each method lookup: the
-    walk here took a third of parsing.)"""
+    """Builds the nodes of one parse as the parser reduces. Each rule's method takes the
+    node's positions (a `_Built`) and its children, already nodes. A label's expression that
+    does not parse is kept in `error`, raised after the parse unless the nesting depth
+    (E404, which comes first) is exceeded."""
 
     def __init__(self, file: str):
         self.file = file
-
-    def transform(self, tree: Tree):
-        """The node of a parse tree; a rule without a method keeps its tree (`start`)."""
-        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
-        method = _RULES.get(tree.data)
-        if method is None:
-            return Tree(tree.data, children, tree.meta)
-        return method(self, tree.meta, children)
+        self.error: ArchError | None = None
 
     def _s(self, meta) -> Span:
         return _span(self.file, meta)
@@ -176,7 +181,11 @@ class _ToAst:
             if match.start() > pos:
                 pieces.append(text[pos:match.start()])
             inner_col = tok.column + start + match.start(1) + quoted
-            pieces.append(parse_expr(match.group(1), self.file, tok.line, inner_col))
+            try:
+                pieces.append(parse_expr(match.group(1), self.file, tok.line, inner_col))
+            except ArchError as exc:
+                self.error = self.error or exc
+                pieces.append(match.group(0))
             pos = match.end()
         if pos < len(text):
             pieces.append(text[pos:])
@@ -294,26 +303,137 @@ class _ToAst:
 
 # rule name -> the method that builds its node (the methods not starting with `_`)
 _RULES = {name: method for name, method in vars(_ToAst).items()
-          if not name.startswith("_") and name != "transform" and callable(method)}
+          if not name.startswith("_") and callable(method)}
+_PENDING = object()  # a `_Built` whose rule's method has not run yet
+_BUILDING: list[_ToAst] = []  # the parses in progress (a label's expression parses inside)
+
+
+class _Built:
+    """A node as the parser builds it: the rule's name, its children as Lark would put them
+    in its tree, the node (`value`), its own positions and those of its container (the text
+    of rules inlined into it: `?rule`s give their child a wider container), and its depth of
+    nesting. Positions follow Lark's `propagate_positions` exactly: a node starts where its
+    first child's container does, tokens the rule drops (brackets, keywords) included."""
+
+    __slots__ = ("children", "column", "data", "depth", "end", "end_column", "end_line", "line",
+                 "start", "value")
+
+    def __init__(self, data: str, children: list):
+        self.data, self.children, self.value = data, children, _PENDING
+        self.line = self.column = self.end_line = self.end_column = None
+        self.start = self.end = None
+        self.depth = 0
+
+    @property
+    def meta(self) -> _Built:
+        return self  # syntax_depth_error reads positions as a Lark tree's `meta`
+
+    @property
+    def empty(self) -> bool:
+        return self.line is None
+
+
+def _first(children: list) -> tuple[int, int] | None:
+    """Where the first child's text (its container's) starts; None for no text at all."""
+    for child in children:
+        kind = type(child)
+        if kind is Token:
+            return child.line, child.column
+        if kind is _Built and child.start is not None:
+            return child.start
+    return None
+
+
+def _last(children: list) -> tuple[int, int]:
+    """Where the last child's text ends (some child has text)."""
+    for child in reversed(children):
+        kind = type(child)
+        if kind is Token:
+            return child.end_line, child.end_column
+        if kind is _Built and child.end is not None:
+            return child.end
+    raise AssertionError("a node with a start has an end")
+
+
+def _callbacks(rules) -> dict:
+    """Rule -> the function the LALR parser calls with the rule's children: Lark's own child
+    filter (dropped tokens, placeholders for missing optionals, inlined `_rules` and
+    `?rules`), then positions and the node."""
+    builder = ParseTreeBuilder(rules, _Built, propagate_positions=False,
+                               maybe_placeholders=True)
+    return {rule: itemgetter(0) if _passes_child_on(rule)
+            else _callback(rule.alias or rule.origin.name, chain)
+            for rule, chain in builder.rule_builders}
+
+
+def _passes_child_on(rule) -> bool:
+    """A `?rule` of one kept symbol (`?sum: term`): its node is its child, container and all.
+    Half the reductions of an expression are these steps down the precedence chain."""
+    (symbol,) = rule.expansion if len(rule.expansion) == 1 else (None,)
+    return (symbol is not None and rule.options.expand1 and not rule.alias
+            and not any(rule.options.empty_indices)
+            and not symbol.name.startswith("_") and not getattr(symbol, "filter_out", False))
+
+
+def _callback(data: str, chain: list):
+    method = _RULES.get(data)
+    counts = data not in TRANSPARENT_RULES
+    spliced = data.startswith("_")  # an `_rule`: its children go into its parent's
+    filtered = partial(_Built, data)
+    for wrapper in chain:
+        filtered = wrapper(filtered)
+
+    def build(children: list):
+        node = filtered(children)
+        if type(node) is not _Built or len(children) == 1 and node is children[0]:
+            return node  # a token, or a `?rule` passing its only child on: nothing to add
+        start = _first(children)
+        if start is None:
+            return node
+        end = _last(children)
+        if node.value is _PENDING and not spliced:
+            node.line, node.column = start
+            node.end_line, node.end_column = end
+            node.depth = counts + max([c.depth for c in node.children if type(c) is _Built],
+                                      default=0)
+            values = [c.value if type(c) is _Built else c for c in node.children]
+            node.value = method(_BUILDING[-1], node, values) if method else None
+        node.start, node.end = start, end
+        return node
+
+    return build
+
+
+def _parse(text: str, file: str, start: str, line_offset: int = 0,
+           col_offset: int = 0) -> _Built:
+    """The parse of `text` from `start`; ArchError for a nesting too deep (E404) or a label
+    whose expression does not parse. UnexpectedInput for a syntax error."""
+    _BUILDING.append(_ToAst(file))
+    try:
+        root = _parser().parse(text, start=start)
+        error = _BUILDING[-1].error
+    finally:
+        _BUILDING.pop()
+    if root.depth > MAX_NESTING:
+        raise ArchError([syntax_depth_error(root, file, line_offset, col_offset)])
+    if error is not None:
+        raise error
+    return root
 
 
 def parse_expr(text: str, file: str, line: int = 1, col: int = 1) -> n.Expr:
     """Parse one expression (used for label templates); spans are placed at line:col."""
     try:
-        tree = _parser().parse(text, start="expr")
+        expr = _parse(text, file, "expr", line - 1, col - 1).value
     except UnexpectedInput as exc:
         raise ArchError([_syntax_diagnostic(exc, file, line - 1, col - 1)]) from None
-    too_deep = syntax_depth_error(tree, file, line - 1, col - 1)
-    if too_deep is not None:
-        raise ArchError([too_deep])
-    expr = _ToAst(file).transform(tree)
     _shift_spans(expr, line - 1, col - 1)
     return expr
 
 
 def _shift_spans(node, line_offset: int, col_offset: int) -> None:
     """Label expressions are parsed on their own; move their spans to the label's place."""
-    if isinstance(node, list):
+    if isinstance(node, list | tuple):  # a comparison's `rest` holds (operator, operand)
         for item in node:
             _shift_spans(item, line_offset, col_offset)
         return
@@ -519,19 +639,21 @@ def _end_diagnostic(text: str, begin: int, file: str, exc: UnexpectedInput) -> D
                       notes=_bracket_notes(text, file, *bracket)[1:])
 
 
-def _parse_tree(source: str, file: str):
-    """Parse; on a syntax error skip the broken top-level item and go on, so each broken
-    definition is reported in the same run. What came before an error parsed whole, so the
-    next try starts after the skipped item, not at the top: each part of the file is parsed
-    about once however many errors it has (re-parsing from the top made 50 errors in a
-    200 kB file 100 parses of it)."""
+def _parse_items(source: str, file: str) -> tuple[list | None, list[Diagnostic]]:
+    """The file's items; on a syntax error skip the broken top-level item and go on, so each
+    broken definition is reported in the same run. What came before an error parsed whole, so
+    the next try starts after the skipped item, not at the top: each part of the file is
+    parsed about once however many errors it has (re-parsing from the top made 50 errors in a
+    200 kB file 100 parses of it). Nesting too deep and bad label expressions are reported
+    only for a file without syntax errors."""
     diagnostics: list[Diagnostic] = []
     start = 0  # source[:start] is whole definitions and skipped broken ones
     starts = [m.start() for m in _ITEM_START.finditer(source)]
     while True:
         try:
-            tree = _parser().parse(source[start:], start="start")
-            return (None if diagnostics else tree), diagnostics
+            root = _parse(source[start:], file, "start")
+        except ArchError as exc:
+            return None, diagnostics or exc.diagnostics
         except UnexpectedInput as exc:
             error_at = _offset(source, exc.line, exc.column, start) if exc.line > 0 \
                 else len(source)
@@ -552,20 +674,17 @@ def _parse_tree(source: str, file: str):
             if end <= begin or not source[begin:end].strip():
                 return None, diagnostics
             start = end
+        else:
+            if diagnostics:
+                return None, diagnostics
+            return [item.value for item in root.children], diagnostics
 
 
 def parse_module(source: str, file: str) -> tuple[n.Module | None, list[Diagnostic]]:
     """Parse a whole file; returns the module (None if any syntax error) and the diagnostics."""
-    tree, diagnostics = _parse_tree(source, file)
-    if diagnostics:
+    items, diagnostics = _parse_items(source, file)
+    if items is None:
         return None, diagnostics
-    too_deep = syntax_depth_error(tree, file)
-    if too_deep is not None:
-        return None, [too_deep]
-    try:
-        items = _ToAst(file).transform(tree).children
-    except ArchError as exc:  # a label's expression does not parse
-        return None, exc.diagnostics
     module = n.Module(file, source, [], [], [], [])
     for item in items:
         if isinstance(item, n.Import):

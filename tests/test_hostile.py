@@ -438,7 +438,7 @@ def test_parser_cache_is_private():
 
     from archspec.parse import _cache_file
 
-    cache = _cache_file()
+    cache = _cache_file("")
     if cache is False:
         return
     folder = os.path.dirname(cache)
