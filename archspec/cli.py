@@ -100,7 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                              help="let imports also read from DIR and below (repeatable; "
                                   "the spec's own folder is always allowed)")
+    _add_fmt_parser(commands)
     return parser
+
+
+def _add_fmt_parser(commands) -> None:
+    fmt = commands.add_parser(
+        "fmt", help="lay out .arch files in the one canonical style",
+        description="Rewrite the files in archspec's layout (indentation, spacing, comments "
+                    "kept; the tokens never change, so the files check the same). `-` reads "
+                    "stdin and writes stdout. A file with syntax errors is reported and left "
+                    "untouched. Exit 0 when done, 1 on syntax errors (or, with --check, if "
+                    "a file would change), 2 on I/O errors.")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help=".arch files, or - for stdin")
+    fmt.add_argument("--check", action="store_true",
+                     help="change nothing; list the files that would change, exit 1 if any")
+    fmt.add_argument("--diff", action="store_true",
+                     help="change nothing; print what would change as a unified diff")
 
 
 def _add_summary_parsers(commands) -> None:
@@ -539,6 +555,49 @@ def _summary_line(results, fmt: str) -> None:
               file=sys.stderr)
 
 
+def run_fmt(args) -> int:
+    return max(_fmt_one(path, args.check, args.diff) for path in args.files)
+
+
+def _fmt_one(path: str, check: bool, diff: bool) -> int:
+    """Format one file (or stdin): its exit status."""
+    from .fmt import format_source, unified_diff
+    from .output import write_atomic
+
+    stdin = path == "-"
+    name = "<stdin>" if stdin else path
+    try:
+        source = sys.stdin.read() if stdin else _read_text(path)
+        formatted = format_source(source, name)
+    except ArchError as exc:
+        print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
+        return EXIT_SPEC
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        print(f"archspec: error: cannot read {one_line(name)}: {one_line(str(reason))}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    changed = formatted != source
+    if diff:
+        sys.stdout.write(unified_diff(source, formatted, name))
+    if check or diff:
+        if changed and check:
+            print(f"would reformat {one_line(name)}", file=sys.stderr)
+        return EXIT_SPEC if changed and check else EXIT_OK
+    if stdin:
+        sys.stdout.write(formatted)
+    elif changed:
+        write_atomic(path, formatted)
+        print(f"reformatted {one_line(name)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _read_text(path: str) -> str:
+    """A spec's text as UTF-8 (a BOM dropped); newlines as they are."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return handle.read()
+
+
 def _degrade_streams() -> None:
     """On a console that cannot show a character (an ASCII locale), print it escaped
     (`\\xfc`) rather than fail with UnicodeEncodeError."""
@@ -567,8 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
-                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp}
-        with allowed_dirs(args.allow_dir):
+                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt}
+        with allowed_dirs(getattr(args, "allow_dir", [])):
             return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)

@@ -35,16 +35,16 @@ _LARK_OPTIONS = {"parser": "lalr", "start": ["start", "expr"], "maybe_placeholde
 def _parser() -> Lark:
     """The LALR parser, its callbacks replaced by `_callbacks`: parsing returns a `_Built`."""
     grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
-    parser = Lark(grammar, **_LARK_OPTIONS, cache=_cache_file(grammar))
+    parser = Lark(grammar, **_LARK_OPTIONS, cache=cache_file("parser", grammar, _LARK_OPTIONS))
     parser._callbacks.update(_callbacks(parser.rules))  # the dict the LALR tables call
     return parser
 
 
-def _cache_file(grammar: str) -> str | bool:
-    """Where Lark keeps the built parser between runs. Lark unpickles that file, so it must be
-    in a folder only this user can write to: its default, the shared temporary folder, would
-    let another user plant code there. No such folder: no cache (0.1 s slower). The name
-    holds a digest of the grammar and options: Lark rebuilds a cache made for others, so two
+def cache_file(name: str, grammar: str, options: dict) -> str | bool:
+    """Where Lark keeps the built parser `name` between runs. Lark unpickles that file, so
+    it must be in a folder only this user can write to: its default, the shared temporary
+    folder, would let another user plant code there. No such folder: no cache (0.1 s
+    slower). The name holds a digest of the grammar and options: Lark rebuilds a cache made for others, so two
     versions of archspec sharing one file would rebuild it for each other (1 s each)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "archspec")
@@ -56,8 +56,8 @@ def _cache_file(grammar: str) -> str | bool:
     except (OSError, AttributeError):  # no home, read-only, or no getuid (Windows)
         return False
     version = f"{sys.version_info[0]}{sys.version_info[1]}"
-    digest = hashlib.sha256((grammar + repr(_LARK_OPTIONS)).encode()).hexdigest()[:16]
-    return os.path.join(folder, f"parser-{digest}-lark{lark.__version__}-py{version}.pickle")
+    digest = hashlib.sha256((grammar + repr(options)).encode()).hexdigest()[:16]
+    return os.path.join(folder, f"{name}-{digest}-lark{lark.__version__}-py{version}.pickle")
 
 
 def _span(file: str, meta) -> Span:
@@ -533,10 +533,12 @@ def _unclosed_before(text: str, start: int, begin: int, starts: list[int]) -> in
             return None if last == "}" else earlier[-1]
         piece = earlier[-1]
     try:
-        _parser().parse(text[piece:begin], start="start")
+        _parse(text[piece:begin], "", "start")
     except UnexpectedInput as exc:
         if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
             return earlier[-1]
+    except ArchError:
+        pass  # too deep, or a bad label: its syntax is complete, so nothing is left open
     return None
 
 

@@ -436,9 +436,9 @@ def test_parser_cache_is_private():
     """Lark unpickles its cache: it must not live in the shared temporary folder."""
     import tempfile
 
-    from archspec.parse import _cache_file
+    from archspec.parse import cache_file
 
-    cache = _cache_file("")
+    cache = cache_file("parser", "", {})
     if cache is False:
         return
     folder = os.path.dirname(cache)

@@ -13,7 +13,7 @@ STAGES = {
                 "torch_helpers", "symbolic", "sizes"],
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
-    "front end": ["parse", "evaluate", "binding", "infer", "expand", "check"],
+    "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes",
                  "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
     "api": ["__init__", "cli", "lsp", "__main__"],
@@ -22,6 +22,8 @@ ORDER = list(STAGES)
 # What a backend may read of the front end: the value semantics of expressions (to fold
 # constants as the checker does); never the parser, the expander or the checker.
 BACKEND_MAY_READ = {"evaluate"}
+# The formatter lays out the parser's tokens: it never evaluates or checks a spec.
+FORMATTER_MAY_READ = {"diagnostics", "parse"}
 
 
 def stage_of(module: str) -> str:
@@ -66,3 +68,7 @@ def test_no_import_cycles():
 
     for module in sorted(GRAPH):
         visit(module, [module])
+
+
+def test_formatter_reads_only_the_parser():
+    assert GRAPH["fmt"] <= FORMATTER_MAY_READ

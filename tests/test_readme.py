@@ -1,9 +1,15 @@
-"""The README's example and its printed output stay true to the code."""
+"""The README's example and its printed output stay true to the code, and its editor and CI
+commands (those of docs/editors.md too) run as written."""
 
+import glob
+import io
 import re
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from archspec.cli import main
 
@@ -35,9 +41,62 @@ def test_readme_fixed_output_is_what_archspec_prints(tmp_path, monkeypatch, caps
     assert _run(tmp_path, monkeypatch, capsys, spec) == _blocks("text")[1]
 
 
-def _section(title: str) -> str:
-    """The README's text under a `## title` heading, up to the next `## ` one."""
-    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+ROOT = Path(__file__).resolve().parent.parent
+EDITORS = (ROOT / "docs" / "editors.md").read_text()
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under a heading, up to the next heading of that level or higher."""
+    level = heading.split(" ")[0]
+    start = text.index(heading + "\n")
+    end = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(heading):], re.MULTILINE)
+    return text[start:start + len(heading) + (end.start() if end else len(text))]
+
+
+def _commands(section: str) -> list[str]:
+    return [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section,
+                                                                 re.DOTALL)
+            for line in block.splitlines() if line.startswith("archspec ")]
+
+
+def _run_line(line: str, monkeypatch, capsys) -> int:
+    """A documented `archspec ...` line, with a `< FILE` redirection, in the current folder
+    (shell globs expanded)."""
+    command, _, stdin = line.partition(" < ")
+    if stdin:
+        monkeypatch.setattr("sys.stdin", io.StringIO(Path(stdin.strip()).read_text()))
+    words = [m for w in shlex.split(command)[1:] for m in (sorted(glob.glob(w)) or [w])]
+    status = main(words)
+    capsys.readouterr()
+    return status
+
+
+def _specs_copy(tmp_path, monkeypatch):
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("text,heading", [(README, "### In your editor"),
+                                          (EDITORS, "## Formatter")],
+                         ids=["README", "editors.md"])
+def test_documented_fmt_commands_run(text, heading, tmp_path, monkeypatch, capsys):
+    _specs_copy(tmp_path, monkeypatch)
+    commands = [c for c in _commands(_section(text, heading)) if c.startswith("archspec fmt ")]
+    assert any("fmt --check" in c for c in commands) and any(" - < " in c for c in commands)
+    for line in commands:
+        assert _run_line(line, monkeypatch, capsys) == 0, line
+    assert (tmp_path / "specs" / "resnet.arch").read_text() == \
+        (ROOT / "specs" / "resnet.arch").read_text()  # the library is formatted already
+
+
+@pytest.mark.parametrize("text,heading", [(README, "### In CI"), (EDITORS, "## pre-commit")],
+                         ids=["README", "editors.md"])
+def test_documented_pre_commit_hooks_exist(text, heading):
+    snippet = re.search(r"```yaml\n(.*?)```", _section(text, heading), re.DOTALL).group(1)
+    used = {hook["id"] for repo in yaml.safe_load(snippet)["repos"] for hook in repo["hooks"]}
+    declared = {hook["id"] for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml")
+                                                      .read_text())}
+    assert used == declared == {"archspec-check", "archspec-fmt"}
 
 
 def _subcommands(text: str) -> set[str]:
@@ -47,7 +106,7 @@ def _subcommands(text: str) -> set[str]:
 
 
 def test_readme_workplace_commands_are_real_subcommands(capsys):
-    commands = _subcommands(_section("In your editor, in CI, in a notebook"))
+    commands = _subcommands(_section(README, "## In your editor, in CI, in a notebook"))
     assert "lsp" in commands
     for command in sorted(commands):
         with pytest.raises(SystemExit) as exit_:  # argparse: 0 after --help, 2 if unknown

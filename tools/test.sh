@@ -29,4 +29,9 @@ sh tools/install_chromium.sh || echo "tools/test.sh: no Chromium: its test will 
 # the torch and torchvision the references were checked against (tests/test_library.py
 # compares with torchvision's own definitions of these versions)
 python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
+# the TextMate engine of tests/test_textmate.py (which skips without node)
+if command -v npm >/dev/null 2>&1; then
+    sh tools/setup_textmate.sh || echo "tools/test.sh: npm could not install the TextMate" \
+        "engine; tests/test_textmate.py will skip" >&2
+fi
 python -m pytest "$@"
