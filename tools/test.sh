@@ -2,8 +2,10 @@
 # The whole test suite on a fresh machine: Graphviz's `dot` (the diagram tests render with
 # it; installed with apt when missing, which needs root), Chromium when root and apt
 # can (tools/install_chromium.sh), the package with its test extra
-# (pytest, torch, torchvision and onnx as references; torch 2.14.1 and torchvision 0.29.1), then
-# pytest. Arguments go to pytest.
+# (pytest, torch, torchvision and onnx as references; torch 2.14.1 and torchvision 0.29.1) into
+# the virtual environment .venv-test (created here, reused later; never the active Python's
+# site-packages), then pytest in it, one worker per core (pytest-xdist; ARCHSPEC_TEST_WORKERS=0
+# runs in one process). Arguments go to pytest.
 set -e
 cd "$(dirname "$0")/.."
 if ! command -v dot >/dev/null 2>&1; then
@@ -28,10 +30,17 @@ fi
 sh tools/install_chromium.sh || echo "tools/test.sh: no Chromium: its test will skip" >&2
 # the torch and torchvision the references were checked against (tests/test_library.py
 # compares with torchvision's own definitions of these versions)
-python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
+if [ ! -x .venv-test/bin/python ]; then
+    python3 -m venv .venv-test || {
+        echo "tools/test.sh: could not create the virtual environment .venv-test (on Debian and" \
+             "Ubuntu: apt-get install python3-venv)" >&2
+        exit 2
+    }
+fi
+.venv-test/bin/python -m pip install '.[test]' 'torch==2.14.1' 'torchvision==0.29.1'
 # the TextMate engine of tests/test_textmate.py (which skips without node)
 if command -v npm >/dev/null 2>&1; then
     sh tools/setup_textmate.sh || echo "tools/test.sh: npm could not install the TextMate" \
         "engine; tests/test_textmate.py will skip" >&2
 fi
-python -m pytest "$@"
+.venv-test/bin/python -m pytest -n "${ARCHSPEC_TEST_WORKERS:-auto}" "$@"
