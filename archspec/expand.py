@@ -626,7 +626,7 @@ class Expander:
         finally:
             self.stack.pop()
         block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition,
-                              ref.namespace)
+                              ref.namespace, stmt)
         node = ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path, block=block)
         scope.finished[name], scope.outputs[name] = (inner, node), out
         return [node], out

@@ -50,6 +50,7 @@ class BlockCall:
     definition_span: Span
     definition: n.Definition | None = None
     namespace: dict = field(default_factory=dict)  # names the definition sees (BlockRefs)
+    call: n.Call | None = None  # the statement that calls it (with its label, if any)
 
 
 @dataclass

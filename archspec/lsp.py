@@ -203,7 +203,12 @@ def _totals(node: Node) -> tuple[int, int]:
 
 def _spans(node: Node) -> list[Span]:
     """Where a node's statement is written: its span, and its label's (`conv1:`)."""
-    statement = node.call if isinstance(node, Layer) else getattr(node, "statement", None)
+    if isinstance(node, Layer):
+        statement = node.call
+    elif isinstance(node, Seq) and node.block is not None:
+        statement = node.block.call
+    else:
+        statement = getattr(node, "statement", None)
     label = statement.label if statement is not None else None
     return [node.span] if label is None else [node.span, label.span]
 

@@ -16,6 +16,7 @@ import pytest
 
 from archspec.check import check_file, check_text
 from archspec.expand import op_signature
+from archspec.ir import iter_layers
 from archspec.ops import REGISTRY
 from archspec.symbolic import shape_formula
 
@@ -345,6 +346,26 @@ def test_hover_on_a_block_call_gives_its_totals(tmp_path):
     params = sum(layer.params for layer in call.children)
     assert "block unit(c: int, unused: int = 3)" in text
     assert f"{params:,} parameters" in text and shape_formula(call.out_shape) in text
+
+
+def test_hover_on_the_label_of_a_block_call_in_a_loop_gives_the_call(tmp_path):
+    """`layer{i+1}: stage(...)` inside a `for`: the label names the block call, so hovering
+    it shows each stage (resnet18's layer1..layer4), not the whole network."""
+    from archspec.lsp import analyse_text, hover_text
+
+    spec = SPECS / "resnet.arch"
+    text = spec.read_text()
+    analysis = analyse_text(str(spec), text, None)
+    line = line_of(spec, "layer{i+1}: stage(") + 1
+    row = text.split("\n")[line - 1]
+    on_label = hover_text(analysis, line, row.index("layer{") + 2)
+    assert on_label == hover_text(analysis, line, row.index("stage(") + 2)
+    resnet18 = next(net for net in analysis.result.networks if net.name == "resnet18")
+    stages = [node for node in resnet18.body.children if getattr(node, "block", None)]
+    assert [stage.path for stage in stages] == ["layer1", "layer2", "layer3", "layer4"]
+    for stage in stages:
+        params = sum(layer.params for layer in iter_layers(stage))
+        assert f"`resnet18` {stage.path} (" in on_label and f"{params:,} parameters" in on_label
 
 
 def test_definitions_outlive_a_syntax_error(tmp_path):
