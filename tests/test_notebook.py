@@ -215,11 +215,22 @@ def _run_in_a_copy(blocks: list[str], tmp_path, monkeypatch) -> dict:
     return _run_script("\n".join(blocks), tmp_path)
 
 
+def _assert_shown_reprs_hold(blocks: list[str], namespace: dict) -> int:
+    """`print(name)  # <...>` lines show the repr the code gives; how many there are."""
+    shown = [match for block in blocks
+             for match in re.findall(r"^print\((\w+)\)  # (<.*>)$", block, re.MULTILINE)]
+    for name, text in shown:
+        assert repr(namespace[name]) == text
+    return len(shown)
+
+
 def test_api_doc_examples_run(tmp_path, monkeypatch, dot_program):
     pytest.importorskip("torch")
     blocks = _python_blocks((ROOT / "docs" / "api.md").read_text())
     assert len(blocks) >= 5
-    _run_in_a_copy(blocks, tmp_path, monkeypatch)
+    namespace = _run_in_a_copy(blocks, tmp_path, monkeypatch)
+    assert _assert_shown_reprs_hold(blocks, namespace) == 1
+    assert (tmp_path / "resnet50.svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_api_doc_lists_every_public_function():
@@ -245,7 +256,7 @@ def test_readme_notebook_block_runs(tmp_path, monkeypatch, dot_program):
     namespace = _run_in_a_copy(blocks, tmp_path, monkeypatch)
     saved = [path for path in tmp_path.iterdir() if path.suffix == ".svg"]
     assert saved and saved[0].read_text().lstrip().startswith("<?xml")
-    assert isinstance(namespace["net"], archspec.Network)
+    assert _assert_shown_reprs_hold(blocks, namespace) == 1
 
 
 # ---------------------------------------------------------------- the notebook, in a kernel
