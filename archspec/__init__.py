@@ -2,8 +2,9 @@
 
 `load()` parses and statically checks a .arch file (`loads()` a spec's text) and returns the
 checked network (IR with every shape) without importing torch; `build()` (`builds()`) turns
-it into an nn.Module. This is the API
-layer: it joins the front end and the backends, which know nothing of each other's callers.
+it into an nn.Module; `summarize`, `diff` and `draw` (notebook.py) are the CLI's summary, diff
+and diagram, and methods of the network with `build`. This is the API layer: it joins the
+front end and the backends, which know nothing of each other's callers.
 """
 
 from __future__ import annotations
