@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterable
 from functools import cached_property
 from html import escape
 from typing import TYPE_CHECKING
@@ -69,7 +70,7 @@ def diff(a: Network, b: Network, label_a: str | None = None,
 
 
 def draw(network: Network, depth: int | None = 0, rankdir: str = "TB", theme: str = "paper",
-         shapes: bool = True, block: str | None = None, *, expand: tuple[str, ...] = (),
+         shapes: bool = True, block: str | None = None, *, expand: Iterable[str] = (),
          stats: bool = False, legend: bool = True, title: str | None = None) -> Drawing:
     """`archspec diagram`: block calls opened `depth` levels deep (None: all), the options
     as the command's (docs/diagrams.md). Jupyter shows the SVG; `.save(path)` writes a file."""
