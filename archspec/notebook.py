@@ -102,7 +102,9 @@ class Drawing:
 
         try:
             return render(self.source, "svg", self.theme).decode("utf-8")
-        except (DotMissing, RenderError) as exc:
+        except DotMissing:
+            return _dot_missing("there is no diagram")
+        except RenderError as exc:
             return exc
 
     def svg(self) -> str:
@@ -118,22 +120,18 @@ class Drawing:
 
     def _repr_html_(self) -> str:
         """The <svg> inline, or a line saying why there is none."""
-        from .diagram import DotMissing
         from .diagram_html import bare_svg
 
         drawn = self._svg_or_error
-        if isinstance(drawn, DotMissing):
-            return (f"<p>No diagram: Graphviz's <code>dot</code> was not found; to draw, "
-                    f"{escape(str(drawn))}.</p>\n")
         if isinstance(drawn, Exception):
-            return f"<p>No diagram: {escape(str(drawn))}</p>\n"
+            return f"<p>{escape(str(drawn))}</p>\n"
         return bare_svg(drawn) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the drawing, in the format of the suffix (.svg, .png, .pdf or .dot),
         atomically as `archspec diagram -o` does. Raises diagram.DotMissing without `dot`
         (but for .dot)."""
-        from .diagram import output_format, render
+        from .diagram import DotMissing, output_format, render
         from .output import write_atomic
 
         target = os.fspath(path)
@@ -141,7 +139,18 @@ class Drawing:
         if fmt is None:
             raise ValueError(f"cannot tell the format of {target!r}: use a .svg, .png, .pdf or "
                              ".dot file")
-        write_atomic(target, render(self.source, fmt, self.theme))
+        try:
+            data = render(self.source, fmt, self.theme)
+        except DotMissing:
+            raise _dot_missing(f"{target} was not written (a .dot file needs no dot)") from None
+        write_atomic(target, data)
+
+
+def _dot_missing(consequence: str) -> Exception:
+    """diagram.DotMissing that says what did not happen, and how to install Graphviz."""
+    from .diagram import INSTALL_HINT, DotMissing
+
+    return DotMissing(f"Graphviz's `dot` was not found, so {consequence}; {INSTALL_HINT}")
 
 
 def _require_network(value: object, function: str) -> None:

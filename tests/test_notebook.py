@@ -148,6 +148,17 @@ def test_html_view_without_graphviz_is_the_table_and_how_to_install_it(no_dot):
     assert net.draw()._repr_svg_() is None
 
 
+def test_saving_without_graphviz_says_so_but_dot_source_needs_none(tmp_path, no_dot):
+    from archspec.diagram import DotMissing
+
+    drawing = _resnet().draw()
+    with pytest.raises(DotMissing, match="apt-get install graphviz"):
+        drawing.save(tmp_path / "net.png")
+    drawing.save(tmp_path / "net.dot")
+    assert [path.name for path in tmp_path.iterdir()] == ["net.dot"]
+    assert (tmp_path / "net.dot").read_text() == drawing.source
+
+
 def test_names_cannot_inject_html(dot_program):
     net = _resnet()
     hostile = "<script>alert(1)</script>"
