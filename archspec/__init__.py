@@ -2,8 +2,9 @@
 
 `load()` parses and statically checks a .arch file (`loads()` a spec's text) and returns the
 checked network (IR with every shape) without importing torch; `build()` (`builds()`) turns
-it into an nn.Module. This is the API
-layer: it joins the front end and the backends, which know nothing of each other's callers.
+it into an nn.Module; `summarize`, `diff` and `draw` (notebook.py) are the CLI's summary, diff
+and diagram, and methods of the network with `build`. This is the API layer: it joins the
+front end and the backends, which know nothing of each other's callers.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 from .check import InputShape, check_file, input_sizes, load, loads
 from .diagnostics import ArchError, Diagnostic
 from .ir import Network
+from .notebook import Drawing, diff, draw, network_html, network_repr, summarize
 from .version import __version__
 
-__all__ = ["ArchError", "Diagnostic", "__version__", "build", "builds", "check_file", "load",
-           "loads"]
+__all__ = ["ArchError", "Diagnostic", "Drawing", "Network", "__version__", "build", "builds",
+           "check_file", "diff", "draw", "load", "loads", "summarize"]
 
 
 def build(spec: str | os.PathLike | Network, net: str | None = None, verify: bool = False,
@@ -53,11 +55,9 @@ def _module(network: Network, verify: bool, max_bytes: int | None):
     return build_module(network, input_sizes)
 
 
-def _network_svg(network: Network) -> str | None:
-    """Jupyter shows a network as its diagram (None without Graphviz's `dot`)."""
-    from .diagram import repr_svg  # graphviz only when drawing
-
-    return repr_svg(network)
-
-
-Network._repr_svg_ = _network_svg
+# A checked network in Python and Jupyter (archspec/notebook.py): ir.py knows no backend.
+Network.__repr__ = network_repr
+Network._repr_html_ = network_html
+Network.summary = summarize
+Network.draw = draw
+Network.build = build

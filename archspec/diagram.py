@@ -775,14 +775,6 @@ def output_format(path: str) -> str | None:
     return suffix if suffix in FORMATS else None
 
 
-def repr_svg(network: Network) -> str | None:
-    """The collapsed diagram as SVG text, or None without Graphviz (for `_repr_svg_`)."""
-    try:
-        return render(to_dot(network), "svg").decode("utf-8")
-    except (DotMissing, RenderError, ImportError):
-        return None
-
-
 # ---------------------------------------------------------------- the command
 
 

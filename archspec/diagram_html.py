@@ -48,7 +48,7 @@ def to_html(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = 
     def picture(expand: list[str]) -> str:
         source = to_dot(network, depth, rankdir, theme, shapes, expand=expand, stats=stats,
                         legend=legend, title=title, tooltips=True)
-        return _bare_svg(render(source, "svg", theme).decode("utf-8"))
+        return bare_svg(render(source, "svg", theme).decode("utf-8"))
 
     pictures = {"": picture([])}
     for paths in reachable(network, depth):
@@ -79,7 +79,7 @@ def _level(paths: list[str], picture, room: int, budget: int) -> dict[str, str]:
     return level
 
 
-def _bare_svg(svg: str) -> str:
+def bare_svg(svg: str) -> str:
     """The <svg> element alone: no XML declaration, doctype or comments (the page is HTML)."""
     svg = svg[svg.index("<svg"):]
     return re.sub(r"<!--.*?-->\n?", "", svg, flags=re.DOTALL)

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass, field
+from html import escape
 from math import prod
 
 from . import ir
@@ -70,6 +71,16 @@ class Summary:
     @property
     def activation_bytes(self) -> int:
         return self.activations * BYTES_PER_VALUE
+
+    def __str__(self) -> str:
+        return format_table(self)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython prints the table, not the fields."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return format_html(self)
 
 
 # ---------------------------------------------------------------- counting
@@ -426,20 +437,45 @@ def _flat(row: Row) -> dict:
     return {key: data[key] for key in _FIELDS}
 
 
+_FULL_HEAD = ["name", "op", "input", "output", "k/s", "params", "MACs", "FLOPs", "activations",
+              "RF", "jump"]
+
+
+def _full_cells(row: Row) -> list[str]:
+    """A row's cells under _FULL_HEAD, the numbers exact (markdown and HTML)."""
+    op = row.op + (f" x{row.count}" if row.count > 1 else "")
+    return [row.name, op, fmt_shape(row.input_shape), fmt_shape(row.output_shape), row.kernel,
+            f"{row.params:,}", f"{row.macs:,}", f"{row.flops:,}", f"{row.activations:,}",
+            row.rf, row.jump]
+
+
 def format_markdown(summary: Summary) -> str:
-    head = ["name", "op", "input", "output", "k/s", "params", "MACs", "FLOPs", "activations",
-            "RF", "jump"]
-    lines = [f"**{summary.network}**", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
+    lines = [f"**{summary.network}**", "", "| " + " | ".join(_FULL_HEAD) + " |",
+             "|" + "---|" * len(_FULL_HEAD)]
     for row in summary.rows:
-        op = row.op + (f" x{row.count}" if row.count > 1 else "")
-        cells = [f"`{row.name}`", op, fmt_shape(row.input_shape), fmt_shape(row.output_shape),
-                 row.kernel, f"{row.params:,}", f"{row.macs:,}", f"{row.flops:,}",
-                 f"{row.activations:,}", row.rf, row.jump]
-        lines.append("| " + " | ".join(cells) + " |")
+        name, *cells = _full_cells(row)
+        lines.append("| " + " | ".join([f"`{name}`", *cells]) + " |")
     lines.append("")
     lines += [f"- {line}" for line in footer_lines(summary)]
     return "\n".join(lines) + "\n"
+
+
+def format_html(summary: Summary) -> str:
+    """The table as HTML, for notebooks; names come from specs, so every text is escaped."""
+    return html_table(summary.network, _FULL_HEAD, [_full_cells(row) for row in summary.rows],
+                      footer_lines(summary))
+
+
+def html_table(title: str, head: list[str], rows: list[list[str]], notes: list[str]) -> str:
+    """A captioned <table> and its notes below it, every text escaped."""
+    def cells(tag: str, values: list[str]) -> str:
+        return "<tr>" + "".join(f"<{tag}>{escape(value)}</{tag}>" for value in values) + "</tr>"
+
+    body = "\n".join(cells("td", row) for row in rows)
+    lines = "<br>\n".join(escape(" ".join(note.split())) for note in notes)
+    return (f'<table class="archspec">\n<caption>{escape(title)}</caption>\n'
+            f"<thead>{cells('th', head)}</thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
+            f"<p>{lines}</p>\n")
 
 
 def format_csv(summary: Summary) -> str:
@@ -547,18 +583,77 @@ FORMATS = {"table": format_table, "markdown": format_markdown, "csv": format_csv
 # ---------------------------------------------------------------- diff
 
 
-def format_diff(a: Summary, b: Summary, label_a: str, label_b: str) -> str:
-    """Two networks side by side per stage (depth-1 rows matched by name, and rows of the
-    same name, such as a scope's merges `(concat)`, in their order), with deltas."""
+@dataclass
+class DiffRow:
+    """A stage of two networks: its row in each (None where one has no such stage)."""
+
+    name: str
+    a: Row | None
+    b: Row | None
+
+    @property
+    def params_delta(self) -> int:
+        return (self.b.params if self.b else 0) - (self.a.params if self.a else 0)
+
+    @property
+    def macs_delta(self) -> int:
+        return (self.b.macs if self.b else 0) - (self.a.macs if self.a else 0)
+
+
+@dataclass
+class Diff:
+    """Two summaries compared stage by stage, as `archspec diff` prints them."""
+
+    a: Summary
+    b: Summary
+    label_a: str
+    label_b: str
+
+    @property
+    def rows(self) -> list[DiffRow]:
+        return diff_rows(self.a, self.b)
+
+    @property
+    def params_delta(self) -> int:
+        return self.b.params - self.a.params
+
+    @property
+    def macs_delta(self) -> int:
+        return self.b.macs - self.a.macs
+
+    def __str__(self) -> str:
+        return format_diff(self.a, self.b, self.label_a, self.label_b)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython prints the table, not the fields."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        rows = [_diff_cells(row) for row in [*self.rows, _total_diff_row(self.a, self.b)]]
+        return html_table(f"A = {self.label_a}, B = {self.label_b}",
+                          [title for title, _, _ in _DIFF], rows, [])
+
+
+_DIFF = [("stage", 18, "<"), ("output A", 11, ">"), ("output B", 11, ">"),
+         ("params A", 8, ">"), ("params B", 8, ">"), ("delta", 8, ">"), ("MACs A", 7, ">"),
+         ("MACs B", 7, ">"), ("delta", 7, ">")]
+
+
+def diff_rows(a: Summary, b: Summary) -> list[DiffRow]:
+    """Depth-1 rows matched by name, and rows of the same name, such as a scope's merges
+    `(concat)`, in their order; A's order first, then the stages only B has."""
     rows_a, rows_b = _by_occurrence(a.rows), _by_occurrence(b.rows)
     names = list(rows_a) + [key for key in rows_b if key not in rows_a]
-    header = (f"{'stage':<18} {'output A':>11} {'output B':>11} {'params A':>8} "
-              f"{'params B':>8} {'delta':>8} {'MACs A':>7} {'MACs B':>7} {'delta':>7}")
+    return [DiffRow(key[0], rows_a.get(key), rows_b.get(key)) for key in names]
+
+
+def format_diff(a: Summary, b: Summary, label_a: str, label_b: str) -> str:
+    """Two networks side by side per stage (`diff_rows`), with deltas."""
+    header = " ".join(f"{title:{align}{width}}" for title, width, align in _DIFF)
     lines = [f"A = {label_a}", f"B = {label_b}", header, "-" * len(header)]
-    for key in names:
-        lines.append(_diff_line(key[0], rows_a.get(key), rows_b.get(key)))
+    lines += [_diff_line(row) for row in diff_rows(a, b)]
     lines.append("-" * len(header))
-    lines.append(_diff_line("total", _total_row(a), _total_row(b)))
+    lines.append(_diff_line(_total_diff_row(a, b)))
     return "\n".join(lines) + "\n"
 
 
@@ -572,6 +667,10 @@ def _by_occurrence(rows: list[Row]) -> dict[tuple[str, int], Row]:
     return keyed
 
 
+def _total_diff_row(a: Summary, b: Summary) -> DiffRow:
+    return DiffRow("total", _total_row(a), _total_row(b))
+
+
 def _total_row(summary: Summary) -> Row:
     return Row("total", "", 0, summary.input_shape, summary.output_shape, "", summary.params,
                summary.macs)
@@ -581,10 +680,16 @@ def _signed(value: int) -> str:
     return ("+" if value > 0 else "") + human(value) if value else "0"
 
 
-def _diff_line(name: str, a: Row | None, b: Row | None) -> str:
-    pa, pb = (a.params if a else 0), (b.params if b else 0)
-    ma, mb = (a.macs if a else 0), (b.macs if b else 0)
-    oa = fmt_shape(a.output_shape) if a else "-"
-    ob = fmt_shape(b.output_shape) if b else "-"
-    return (f"{_cell(name, 18):<18} {oa:>11} {ob:>11} {human(pa):>8} {human(pb):>8} "
-            f"{_signed(pb - pa):>8} {human(ma):>7} {human(mb):>7} {_signed(mb - ma):>7}")
+def _diff_cells(row: DiffRow) -> list[str]:
+    a, b = row.a, row.b
+    return [row.name, fmt_shape(a.output_shape) if a else "-",
+            fmt_shape(b.output_shape) if b else "-", human(a.params if a else 0),
+            human(b.params if b else 0), _signed(row.params_delta), human(a.macs if a else 0),
+            human(b.macs if b else 0), _signed(row.macs_delta)]
+
+
+def _diff_line(row: DiffRow) -> str:
+    name, *cells = _diff_cells(row)
+    (_, name_width, _), *widths = _DIFF
+    return " ".join([f"{_cell(name, name_width):<{name_width}}",
+                     *(f"{cell:>{width}}" for cell, (_, width, _) in zip(cells, widths))])

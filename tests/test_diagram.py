@@ -316,7 +316,6 @@ def test_missing_dot_is_fine_for_dot_output(tmp_path, no_dot, capsys):
     assert main(["diagram", str(SPECS / "lenet.arch"), "-o", str(out)]) == 0
     assert "install Graphviz" in capsys.readouterr().err
     assert out.read_text() == diagram.to_dot(archspec.load(str(SPECS / "lenet.arch")))
-    assert archspec.load(str(SPECS / "lenet.arch"))._repr_svg_() is None
 
 
 def test_errors_leave_an_existing_file_untouched(tmp_path, monkeypatch, capsys):
@@ -397,11 +396,6 @@ def test_dot_renders_svg_png_and_pdf(tmp_path, dot_program, capsys):
     assert main(["diagram", spec, "-o", str(pdf)]) == 0
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert (os.stat(svg).st_mode & 0o777) == (os.stat(pdf).st_mode & 0o777)
-
-
-def test_jupyter_repr_is_the_svg(dot_program):
-    svg = archspec.load(str(SPECS / "resnet.arch"), net="resnet18")._repr_svg_()
-    assert svg is not None and "<svg" in svg and "layer4" in svg
 
 
 def test_readme_shows_the_committed_diagrams():
