@@ -406,7 +406,8 @@ def _add_lsp_parser(commands) -> None:
         description="Serve the Language Server Protocol on stdin/stdout for an editor: "
                     "diagnostics as you type, hover with shapes, parameters and MACs, go to "
                     "definition, completion and document symbols. Needs pygls "
-                    "(pip install 'archspec[lsp]'); see docs/editors.md.")
+                    "(pip install 'pygls>=2.0,<3', or the lsp extra: pip install '.[lsp]' in "
+                    "archspec's folder); see docs/editors.md.")
     lsp.add_argument("--stdio", action="store_true",
                      help="talk over stdin/stdout (the default and only transport; accepted "
                           "because editors' clients pass it)")
@@ -420,7 +421,7 @@ def run_lsp(args) -> int:
         if (exc.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         print("archspec: error: the language server needs pygls: pip install "
-              "'archspec[lsp]'", file=sys.stderr)
+              "'pygls>=2.0,<3' (archspec's lsp extra)", file=sys.stderr)
         return EXIT_USAGE
     serve()
     return EXIT_OK

@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
 from archspec.check import check_file, check_text
 from archspec.expand import op_signature
 from archspec.ir import iter_layers
@@ -385,4 +390,6 @@ def test_without_pygls_the_command_says_what_to_install():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     assert proc.returncode == 2
-    assert "pip install 'archspec[lsp]'" in proc.stderr and "Traceback" not in proc.stderr
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["lsp"]
+    assert f"pip install '{' '.join(extra)}'" in proc.stderr and "Traceback" not in proc.stderr
