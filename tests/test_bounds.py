@@ -93,8 +93,9 @@ def test_a_lookup_compares_a_bounded_number_of_names():
     assert len(nearest) <= SUGGEST_COMPARED
 
 
-def limit_calls(monkeypatch, method: str, most: int) -> None:
-    """Fail the test as soon as Expander.`method` runs more than `most` times."""
+def limit_calls(monkeypatch, method: str, most: int) -> list[int]:
+    """Fail the test as soon as Expander.`method` runs more than `most` times; the list
+    counts the calls so far."""
     original, calls = getattr(Expander, method), [0]
 
     def spy(self, *args):
@@ -104,28 +105,37 @@ def limit_calls(monkeypatch, method: str, most: int) -> None:
         return original(self, *args)
 
     monkeypatch.setattr(Expander, method, spy)
+    return calls
 
 
 def test_empty_block_calls_cost_work(tmp_path, monkeypatch):
     """b30 calls b29 twice ... b1 is empty: 2**30 calls, refused (E408) after at most
-    MAX_STEPS / CALL_STEPS of them (it used to make 5 million, in 2.8 GB)."""
+    budget / CALL_STEPS of them (it used to make 5 million, in 2.8 GB). A tenth of the real
+    budget here, for speed: the calls are charged the same."""
+    steps = MAX_STEPS // 10
+    monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
     lines = ["block b1() { }"] + [f"block b{i}() {{ b{i - 1} b{i - 1} }}"
                                   for i in range(2, 31)]
     spec = tmp_path / "double.arch"
     spec.write_text("\n".join(lines) + "\nnetwork net() {\n  input [3, 8, 8]\n  b30\n}\n")
-    limit_calls(monkeypatch, "call_block", MAX_STEPS // CALL_STEPS)
+    calls = limit_calls(monkeypatch, "call_block", steps // CALL_STEPS)
     assert "E408" in _codes(spec)
+    assert calls[0] > steps // CALL_STEPS // 2  # the calls spent it, not the parse
 
 
 def test_variants_share_one_budget(tmp_path, monkeypatch):
-    """2,000 variants of a 90,000-layer network: all together expand at most
-    MAX_STEPS / LAYER_STEPS layers before E408."""
-    lines = ["network big(w: int = 1) {", "  input [3, 8, 8]", "  repeat 90_000 { relu }", "}"]
-    lines += [f"variant v{i} = big(w={i})" for i in range(2000)]
+    """200 variants of a 5,000-layer network: all together expand at most budget /
+    LAYER_STEPS layers (two variants' worth) before E408; each with its own budget would be
+    a million. A tenth of the real budget, for speed."""
+    steps = MAX_STEPS // 10
+    monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
+    lines = ["network big(w: int = 1) {", "  input [3, 8, 8]", "  repeat 5_000 { relu }", "}"]
+    lines += [f"variant v{i} = big(w={i})" for i in range(200)]
     spec = tmp_path / "variants.arch"
     spec.write_text("\n".join(lines) + "\n")
-    limit_calls(monkeypatch, "call_op", MAX_STEPS // LAYER_STEPS)
+    calls = limit_calls(monkeypatch, "call_op", steps // LAYER_STEPS)
     assert "E408" in _codes(spec)
+    assert calls[0] > 5_000  # more than one variant was expanded before the budget ran out
 
 
 def test_imported_bytes_are_capped(tmp_path):

@@ -92,6 +92,13 @@ def _show(keys) -> list[str]:
                   for code, file, line, col in keys)
 
 
+# The specs that spend a whole limit (the work budget, the layer count): each CLI form of them
+# takes seconds, so only test_broken_spec runs them in the fast suite
+_EXHAUSTING = {"e408_too_much_work", "e405_too_many_layers"}
+CLI_SPECS = [pytest.param(spec, marks=pytest.mark.slow) if spec.stem in _EXHAUSTING else spec
+             for spec in SPECS]
+
+
 def _exit_status(spec: Path) -> int:
     """2 when the spec itself cannot be read (an unreadable import is a spec error: 1),
     1 for any other error, 0 for warnings only."""
@@ -171,7 +178,7 @@ def _marker(col: int) -> str:
     return "| " + " " * (col - 1) + "^"
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", CLI_SPECS, ids=lambda p: p.stem)
 def test_broken_spec_cli_text(spec: Path, capsys):
     expected = expectations(spec)
     status = main(["check", str(spec)])
@@ -187,7 +194,7 @@ def test_broken_spec_cli_text(spec: Path, capsys):
         assert _marker(exp.col) in block, f"no marker at column {exp.col}:\n{block}"
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", CLI_SPECS, ids=lambda p: p.stem)
 def test_broken_spec_cli_json(spec: Path, capsys):
     expected = expectations(spec)
     status = main(["check", "--format", "json", str(spec)])
@@ -205,7 +212,7 @@ def test_broken_spec_cli_json(spec: Path, capsys):
         assert diag["message"] and diag["end_line"] >= diag["line"]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", CLI_SPECS, ids=lambda p: p.stem)
 def test_broken_spec_cli_github(spec: Path, capsys):
     expected = expectations(spec)
     status = main(["check", "--format", "github", str(spec)])
