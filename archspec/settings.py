@@ -14,8 +14,6 @@ from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
 from .parse import parse_expr
 
-
-
 # Inside the command line's runs, hints say `--set name=...` where Python would pass a keyword.
 ON_COMMAND_LINE: ContextVar[bool] = ContextVar("archspec_on_command_line", default=False)
 

@@ -13,7 +13,7 @@ STAGES = {
                 "torch_helpers", "symbolic", "sizes"],
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
-    "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "check"],
+    "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "settings", "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes",
                  "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
     "api": ["__init__", "cli", "lsp", "__main__"],
