@@ -197,3 +197,16 @@ def test_settings_make_a_template_checkable(tmp_path, capsys):
     assert status == 1 and "E211" in err and "--set NAME=VALUE" in err
     status, out, _ = run(capsys, "summary", str(spec), "--set", "c=4", "--format", "json")
     assert status == 0 and json.loads(out)["output_shape"] == [4, 8, 8]
+
+
+@pytest.mark.slow
+def test_compiled_builder_matches_torchvision_with_the_same_arguments(tmp_path, capsys):
+    torchvision = pytest.importorskip("torchvision")
+    out = tmp_path / "resnet.py"
+    assert main(["compile", RESNET, "--net", "resnet50", "-o", str(out), *AS_RESNET18,
+                 "--set", "classes=10"]) == 0
+    namespace: dict = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)  # noqa: S102 - our own output
+    mine = namespace["resnet50"]().state_dict()
+    theirs = torchvision.models.resnet18(num_classes=10).state_dict()
+    assert [tuple(t.shape) for t in mine.values()] == [tuple(t.shape) for t in theirs.values()]
