@@ -68,6 +68,8 @@ def _setting(text: str) -> tuple[str, str]:
 class _Settings(argparse.Action):
     """--set, repeatable: NAME -> VALUE text, each NAME once."""
 
+    repeatable = True  # for the completion scripts
+
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         name, value = values
         settings = dict(getattr(namespace, self.dest) or {})
@@ -133,7 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
                              help="let imports also read from DIR and below (repeatable; "
                                   "the spec's own folder is always allowed)")
     _add_fmt_parser(commands)
+    completion = commands.add_parser(
+        "completion", help="print a shell completion script (bash or zsh)",
+        description="Print the completion script for bash or zsh: subcommands, options, "
+                    "choices, .arch files, and --net names read from the FILE on the line. "
+                    'Load it with eval "$(archspec completion bash)" in ~/.bashrc, or eval '
+                    '"$(archspec completion zsh)" after compinit in ~/.zshrc.')
+    completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
+
+
+def run_completion(args) -> int:
+    from .completion import bash_script, zsh_script
+
+    script = bash_script if args.shell == "bash" else zsh_script
+    sys.stdout.write(script(build_parser()))
+    return EXIT_OK
 
 
 def _add_fmt_parser(commands) -> None:
@@ -662,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
-                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt}
+                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt,
+                   "completion": run_completion}
         with allowed_dirs(getattr(args, "allow_dir", [])), on_command_line():
             return runners[args.command](args)
     except ArchError as exc:
