@@ -149,7 +149,7 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
 # compinit), or save it as _archspec in a folder of $fpath
 _archspec_networks() {{
     local word
-    for word in ${{words[3,-1]}}; do
+    for word in ${{words[2,-1]}}; do
         if [[ $word == *.arch && -r $word ]]; then
             compadd -- ${{(f)"$(sed -n -E '{NETWORK_NAMES}' -- $word)"}}
             return
@@ -166,7 +166,10 @@ _archspec() {{
         _describe -t commands 'archspec command' commands
         return
     fi
-    case $words[2] in
+    local command=$words[2]
+    shift words
+    (( CURRENT-- ))
+    case $command in
 {cases}
     esac
 }}
