@@ -96,6 +96,7 @@ def fit_hint(diagnostic: Diagnostic) -> Diagnostic:
     if diagnostic.code != "E208" or span is None or not is_setting_file(span.file) \
             or (diagnostic.hint or "").startswith("did you mean"):
         return diagnostic
-    return replace(diagnostic, hint="a value names a block of the file, or is a string in "
-                                    "quotes, which the shell removes unless the option is "
-                                    "quoted: --set 'padding=\"same\"'")
+    return replace(diagnostic, hint="a value is a number, true or false, a list, a string "
+                                    "in quotes or a block of the file; the shell removes "
+                                    "quotes unless the option is quoted: "
+                                    "--set 'padding=\"same\"'")
