@@ -1,15 +1,12 @@
 """The README's example and its printed output stay true to the code, and its editor and CI
 commands (those of docs/editors.md too) run as written."""
 
-import glob
-import io
 import re
-import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from documented import copy_specs, run_line
 
 from archspec.cli import main
 
@@ -59,32 +56,15 @@ def _commands(section: str) -> list[str]:
             for line in block.splitlines() if line.startswith("archspec ")]
 
 
-def _run_line(line: str, monkeypatch, capsys) -> int:
-    """A documented `archspec ...` line, with a `< FILE` redirection, in the current folder
-    (shell globs expanded)."""
-    command, _, stdin = line.partition(" < ")
-    if stdin:
-        monkeypatch.setattr("sys.stdin", io.StringIO(Path(stdin.strip()).read_text()))
-    words = [m for w in shlex.split(command)[1:] for m in (sorted(glob.glob(w)) or [w])]
-    status = main(words)
-    capsys.readouterr()
-    return status
-
-
-def _specs_copy(tmp_path, monkeypatch):
-    shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.mark.parametrize("text,heading", [(README, "### In your editor"),
                                           (EDITORS, "## Formatter")],
                          ids=["README", "editors.md"])
 def test_documented_fmt_commands_run(text, heading, tmp_path, monkeypatch, capsys):
-    _specs_copy(tmp_path, monkeypatch)
+    copy_specs(tmp_path, monkeypatch)
     commands = [c for c in _commands(_section(text, heading)) if c.startswith("archspec fmt ")]
     assert any("fmt --check" in c for c in commands) and any(" - < " in c for c in commands)
     for line in commands:
-        assert _run_line(line, monkeypatch, capsys) == 0, line
+        assert run_line(line, monkeypatch, capsys)[0] == 0, line
     assert (tmp_path / "specs" / "resnet.arch").read_text() == \
         (ROOT / "specs" / "resnet.arch").read_text()  # the library is formatted already
 
