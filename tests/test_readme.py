@@ -2,6 +2,10 @@
 commands (those of docs/editors.md too) run as written."""
 
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +97,43 @@ def test_readme_workplace_commands_are_real_subcommands(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0, command
     capsys.readouterr()
+
+
+def _ci_lines() -> list[str]:
+    """The lines of the sh blocks of README's "In CI", comments cut."""
+    return [line.split("  #")[0].strip()
+            for block in re.findall(r"```sh\n(.*?)```", _section(README, "### In CI"), re.DOTALL)
+            for line in block.splitlines() if line.strip()]
+
+
+def test_readme_ci_commands_run(tmp_path, monkeypatch, capsys):
+    copy_specs(tmp_path, monkeypatch)
+    commands = [line for line in _ci_lines() if line.startswith("archspec ")]
+    assert any(" --set " in line for line in commands)
+    for line in commands:
+        assert run_line(line, monkeypatch, capsys)[0] == 0, line
+
+
+COMPLETION_LINE = re.compile(r'eval "\$\(archspec completion (\w+)\)"')
+REGISTERED = {  # after the README's line: how the shell names archspec's completion
+    "bash": ["complete -p archspec"],
+    "zsh": ["print -r -- $_comps[archspec]"],
+}
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_readme_completion_lines_load_in_the_shell(shell, tmp_path):
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    (line,) = [x for x in _ci_lines() if (m := COMPLETION_LINE.fullmatch(x)) and m[1] == shell]
+    # `archspec` as this checkout's code, whatever is installed
+    define = f'archspec() {{ PYTHONPATH={shlex.quote(str(ROOT))} {shlex.quote(sys.executable)} ' \
+             '-m archspec "$@"; }'
+    start = [] if shell == "bash" else [f"autoload -U compinit; compinit -u -d {tmp_path}/d"]
+    program = "\n".join([*start, define, line, *REGISTERED[shell]])
+    flags = ["--norc", "--noprofile"] if shell == "bash" else ["-f"]
+    proc = subprocess.run([shell, *flags, "-c", program], capture_output=True, text=True,
+                          check=False, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path),
+                                                                      "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert "_archspec" in proc.stdout
