@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+from contextlib import nullcontext
 
 from .check import CheckResult, allowed_dirs, check_file, is_size_name
 from .diagnostics import (
@@ -681,7 +682,8 @@ def main(argv: list[str] | None = None) -> int:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
                    "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt,
                    "completion": run_completion}
-        with allowed_dirs(getattr(args, "allow_dir", [])), on_command_line():
+        settings_hints = on_command_line() if hasattr(args, "settings") else nullcontext()
+        with allowed_dirs(getattr(args, "allow_dir", [])), settings_hints:
             return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
