@@ -664,12 +664,14 @@ def _missing_hint(target: Target) -> Callable[[list[str]], str]:
     --set on the command line, where a network can also be swapped for a variant."""
     if not ON_COMMAND_LINE.get():
         return keywords_hint
+    is_variant = target.name != target.definition.name
+
     def hint(missing: list[str]) -> str:
         settings = " ".join(f"--set {m}=..." for m in missing)
-        if target.name != target.definition.name:
+        if is_variant:
             return f"pass {settings}"
-        return f"pass {settings}, or name a variant that gives {'them' if missing[1:] else 'it'} " \
-               "with --net"
+        them = "them" if len(missing) > 1 else "it"
+        return f"pass {settings}, or name a variant that gives {them} with --net"
 
     return hint
 
