@@ -4,6 +4,7 @@ with what the parser accepts and what the spec defines; the tests skip without t
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,16 @@ def bash(tmp_path, capsys):
 def subcommands():
     parser = build_parser()
     return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_printing_a_script_imports_no_torch():
+    """Shells run `archspec completion` at every start: it must stay on the static path."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", "completion",
+                           "bash"], capture_output=True, text=True, cwd=ROOT, check=True)
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "archspec.completion" in imported
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
 def test_bash_registers_the_function(bash):

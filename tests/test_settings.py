@@ -210,3 +210,11 @@ def test_compiled_builder_matches_torchvision_with_the_same_arguments(tmp_path, 
     mine = namespace["resnet50"]().state_dict()
     theirs = torchvision.models.resnet18(num_classes=10).state_dict()
     assert [tuple(t.shape) for t in mine.values()] == [tuple(t.shape) for t in theirs.values()]
+
+
+def test_a_value_nested_too_deeply_is_a_limit_in_the_option(capsys):
+    status, out, _ = run(capsys, "check", RESNET, "--set", "layers=" + "[" * 500 + "]" * 500,
+                         "--format", "json")
+    (diagnostic,) = json.loads(out)[0]["diagnostics"]
+    assert status == 1 and diagnostic["code"] == "E404"
+    assert diagnostic["file"] == "<--set layers>"
