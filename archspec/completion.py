@@ -1,8 +1,8 @@
 """`archspec completion bash|zsh`: shell completion scripts written from the command line's
 own argparse parser, so that every subcommand, option and choice the parser knows is
 completed, and nothing it does not. FILE completes to .arch files and folders, `--net` to
-the networks and variants the FILE on the line defines (read with sed, not by running
-archspec: a key press must not wait for a check)."""
+the networks and variants the FILE on the line defines and `--block` to its blocks (read
+with sed, not by running archspec: a key press must not wait for a check)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import argparse
 import re
 from dataclasses import dataclass
 
-# The names a `network` or `variant` line defines, for sed -E.
-NETWORK_NAMES = r"s/^[[:space:]]*(network|variant)[[:space:]]+([A-Za-z_][A-Za-z0-9_]*).*/\2/p"
+# The names the definitions of $kinds (`network|variant`, `block`) give, for sed -E.
+DEFINED = r"s/^[[:space:]]*(${kinds})[[:space:]]+([A-Za-z_][A-Za-z0-9_]*).*/\2/p"
+
+DEFINED_KINDS = {"net": "networks", "block": "blocks"}  # options naming a definition
 
 
 @dataclass(frozen=True)
 class Option:
     """One option of a subcommand: its spellings, what its value completes to ("" for a
-    flag, "choices", "networks", "folders", "files" or "text") and its choices."""
+    flag, "choices", "networks", "blocks", "folders", "files" or "text") and its choices."""
 
     flags: tuple[str, ...]
     value: str
@@ -28,6 +30,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Command:
+    """A subcommand: its name, its one-line help, its options and positional choices."""
+
     name: str
     help: str
     options: tuple[Option, ...]
@@ -39,8 +43,8 @@ def _value_kind(action: argparse.Action) -> str:
         return ""
     if action.choices:
         return "choices"
-    if action.dest == "net":
-        return "networks"
+    if action.dest in DEFINED_KINDS:
+        return DEFINED_KINDS[action.dest]
     if action.dest == "allow_dir":
         return "folders"
     return "files" if action.dest == "output" else "text"
@@ -65,14 +69,15 @@ def commands(parser: argparse.ArgumentParser) -> list[Command]:
 
 def bash_script(parser: argparse.ArgumentParser) -> str:
     """A bash script defining `_archspec` and registering it for `archspec`."""
-    cases = "\n".join(_bash_case(command) for command in commands(parser))
-    names = " ".join(c.name for c in commands(parser))
+    found = commands(parser)
+    cases = "\n".join(_bash_case(command) for command in found)
+    names = " ".join(c.name for c in found)
     return f"""# bash completion for archspec; load it with: eval "$(archspec completion bash)"
-_archspec_networks() {{
-    local word
+_archspec_defined() {{
+    local kinds=$1 word
     for word in "${{COMP_WORDS[@]:2}}"; do
         if [[ $word == *.arch && -r $word ]]; then
-            sed -n -E '{NETWORK_NAMES}' -- "$word"
+            sed -n -E "{DEFINED}" -- "$word"
             return
         fi
     done
@@ -108,7 +113,8 @@ complete -o filenames -F _archspec archspec
 
 
 _BASH_VALUES = {
-    "networks": '$(compgen -W "$(_archspec_networks)" -- "$cur")',
+    "networks": '$(compgen -W "$(_archspec_defined \'network|variant\')" -- "$cur")',
+    "blocks": '$(compgen -W "$(_archspec_defined block)" -- "$cur")',
     "folders": '$(compgen -d -- "$cur")',
     "files": '$(compgen -f -- "$cur")',
 }
@@ -147,11 +153,12 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
     return f"""#compdef archspec
 # zsh completion for archspec; load it with: eval "$(archspec completion zsh)" (after
 # compinit), or save it as _archspec in a folder of $fpath
-_archspec_networks() {{
-    local word
+_archspec_defined() {{
+    # _arguments puts compadd's options (group, explanation) before the kinds
+    local kinds=${{@[-1]}} word
     for word in ${{words[2,-1]}}; do
         if [[ $word == *.arch && -r $word ]]; then
-            compadd -- ${{(f)"$(sed -n -E '{NETWORK_NAMES}' -- $word)"}}
+            compadd "${{@[1,-2]}}" -- ${{(f)"$(sed -n -E "{DEFINED}" -- $word)"}}
             return
         fi
     done
@@ -182,7 +189,8 @@ fi
 """
 
 
-_ZSH_VALUES = {"networks": "_archspec_networks", "folders": "_files -/", "files": "_files",
+_ZSH_VALUES = {"networks": "_archspec_defined 'network|variant'",
+               "blocks": "_archspec_defined block", "folders": "_files -/", "files": "_files",
                "text": " "}
 
 

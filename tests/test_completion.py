@@ -105,6 +105,8 @@ def test_bash_completes_network_names_of_the_file_on_the_line(bash, tmp_path):
     assert bash("summary", "nets.arch", "--net", "") == defined
     assert bash("diagram", "nets.arch", "--net", "wi") == ["wide", "wider"]
     assert bash("summary", "--net", "") == []  # no file yet
+    blocks = [d.name for d in program.blocks]
+    assert blocks == ["unit"] and bash("diagram", "nets.arch", "--block", "") == blocks
 
 
 def test_bash_completes_shells_of_completion(bash):
@@ -128,10 +130,10 @@ def test_zsh_loads_after_compinit_and_registers(tmp_path, capsys):
     loaded = tmp_path / "archspec.zsh"
     loaded.write_text(script(capsys, "zsh"))
     proc = zsh(f"autoload -U compinit; compinit -u -d {tmp_path}/dump; source {loaded}; "
-               "whence -w _archspec _archspec_networks; print -r -- $_comps[archspec]",
+               "whence -w _archspec _archspec_defined; print -r -- $_comps[archspec]",
                tmp_path)
     assert proc.returncode == 0 and not proc.stderr, proc.stderr
-    assert proc.stdout.split() == ["_archspec:", "function", "_archspec_networks:",
+    assert proc.stdout.split() == ["_archspec:", "function", "_archspec_defined:",
                                    "function", "_archspec"]
 
 
@@ -197,5 +199,6 @@ def test_zsh_completes_options(zsh_complete, command):
 def test_zsh_completes_choices_networks_and_files(zsh_complete):
     assert zsh_complete("archspec check --format ") == {"text", "json", "github"}
     assert zsh_complete("archspec summary nets.arch --net ") == {"small", "wide", "wider"}
+    assert zsh_complete("archspec diagram nets.arch --block ") == {"unit"}
     assert zsh_complete("archspec check n") == {"nets.arch"}
     assert zsh_complete("archspec completion ") == {"bash", "zsh"}
