@@ -99,16 +99,16 @@ def test_readme_workplace_commands_are_real_subcommands(capsys):
     capsys.readouterr()
 
 
-def _ci_lines() -> list[str]:
-    """The lines of the sh blocks of README's "In CI", comments cut."""
+def _sh_lines(text: str, heading: str) -> list[str]:
+    """The lines of the sh blocks under a heading, comments cut."""
     return [line.split("  #")[0].strip()
-            for block in re.findall(r"```sh\n(.*?)```", _section(README, "### In CI"), re.DOTALL)
+            for block in re.findall(r"```sh\n(.*?)```", _section(text, heading), re.DOTALL)
             for line in block.splitlines() if line.strip()]
 
 
 def test_readme_ci_commands_run(tmp_path, monkeypatch, capsys):
     copy_specs(tmp_path, monkeypatch)
-    commands = [line for line in _ci_lines() if line.startswith("archspec ")]
+    commands = [line for line in _sh_lines(README, "### In CI") if line.startswith("archspec ")]
     assert any(" --set " in line for line in commands)
     for line in commands:
         assert run_line(line, monkeypatch, capsys)[0] == 0, line
@@ -122,10 +122,14 @@ REGISTERED = {  # after the README's line: how the shell names archspec's comple
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
-def test_readme_completion_lines_load_in_the_shell(shell, tmp_path):
+@pytest.mark.parametrize("text,heading", [(README, "### In CI"),
+                                          (EDITORS, "## Shell completion")],
+                         ids=["README", "editors.md"])
+def test_documented_completion_lines_load_in_the_shell(shell, text, heading, tmp_path):
     if shutil.which(shell) is None:
         pytest.skip(f"no {shell}")
-    (line,) = [x for x in _ci_lines() if (m := COMPLETION_LINE.fullmatch(x)) and m[1] == shell]
+    (line,) = [x for x in _sh_lines(text, heading)
+               if (m := COMPLETION_LINE.fullmatch(x)) and m[1] == shell]
     # `archspec` as this checkout's code, whatever is installed
     define = f'archspec() {{ PYTHONPATH={shlex.quote(str(ROOT))} {shlex.quote(sys.executable)} ' \
              '-m archspec "$@"; }'
