@@ -112,12 +112,18 @@ def _by_name_hint(sig: Signature) -> str:
     return f"pass the others by name, e.g. `{keyword_only[0]}=...`"
 
 
+def keywords_hint(missing: list[str]) -> str:
+    """How a call, a variant or Python passes missing parameters."""
+    return f"pass {', '.join(f'{m}=...' for m in missing)}"
+
+
 def complete(definition: n.Definition, given: dict, spans: dict, span: Span,
-             evaluator: Evaluator) -> dict:
+             evaluator: Evaluator,
+             missing_hint: Callable[[list[str]], str] = keywords_hint) -> dict:
     """Every parameter's value, in declared order: the given ones, then the defaults, each
     evaluated after the parameters before it (which it may read) and type-checked (E204).
-    Missing parameters are E205 at `span`, all named at once; after the first missing one,
-    defaults are not evaluated (they may read it)."""
+    Missing parameters are E205 at `span`, all named at once, with `missing_hint(names)`;
+    after the first missing one, defaults are not evaluated (they may read it)."""
     values: dict = {}
     scoped = Evaluator(Env(values), evaluator.namespace, evaluator.shape, evaluator.shape_known)
     missing = []
@@ -133,8 +139,7 @@ def complete(definition: n.Definition, given: dict, spans: dict, span: Span,
         values[param.name] = _conform(definition, param, value, spans.get(param.name, span))
     if missing:
         raise fail("E205", f"{Signature.of(definition).what} is missing "
-                   f"{', '.join(f'`{m}`' for m in missing)}", span,
-                   hint=f"pass {', '.join(f'{m}=...' for m in missing)}")
+                   f"{', '.join(f'`{m}`' for m in missing)}", span, hint=missing_hint(missing))
     return values
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import keyword
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from numbers import Integral
 
 from . import nodes as n
-from .binding import Signature, collect, python_args
+from .binding import Signature, collect, keywords_hint, python_args
 from .diagnostics import ArchError, Diagnostic, Span, did_you_mean, sort_key, unique
 from .evaluate import BUILTINS, BlockRef, Env, EvalError, Evaluator
 from .expand import SIMPLE_TYPES, Expander
@@ -31,6 +31,7 @@ from .limits import (
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
+from .settings import ON_COMMAND_LINE, Settings, fit_hint, parse_settings
 from .sizes import Run, SizeSet, Sweep, analyse
 from .symbolic import Poly, SymDim, evaluator, formula, recording
 
@@ -516,28 +517,51 @@ def _resolve_variant(variant: n.Variant, bases: dict, variants: dict, namespace:
 
 
 def _override(base: Target, args: list[n.Arg], evaluator: Evaluator) -> tuple[dict, dict]:
-    """The base's arguments with `args` bound over them: a variant's own, or the Python
-    API's **params."""
+    """The base's arguments with `args` bound over them: a variant's own, or those given
+    from outside (Given)."""
     given, spans = collect(Signature.of(base.definition), args, evaluator)
     return {**base.args, **given}, {**base.spans, **spans}
 
 
-def _checkable(target: Target, overrides: dict) -> bool:
+@dataclass(frozen=True)
+class Given:
+    """Arguments from outside the spec, bound over every target's own as a variant's are:
+    the Python API's **params (values) and the command line's --set (expressions, which
+    may name the main file's blocks, as a variant's arguments may)."""
+
+    values: dict = field(default_factory=dict)
+    settings: tuple[n.Arg, ...] = ()
+    namespace: dict = field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        return set(self.values) | {arg.name for arg in self.settings}
+
+    def args(self, span: Span) -> list[n.Arg]:
+        """The Python values as keyword arguments written at `span` (the target's name),
+        then the settings."""
+        return [*python_args(self.values, span), *self.settings]
+
+
+def _checkable(target: Target, given: Given) -> bool:
     """Networks with required parameters are templates: only their variants are checked."""
-    given = set(target.args) | set(overrides)
-    return all(p.default is not None or p.name in given for p in target.definition.params)
+    names = set(target.args) | given.names()
+    return all(p.default is not None or p.name in names for p in target.definition.params)
 
 
 def check_file(path: str | os.PathLike, net: str | None = None,
                input_shape: InputShape | None = None, overrides: dict | None = None,
-               first_only: bool = False, allow_dirs: Iterable[str] | None = None) -> CheckResult:
+               first_only: bool = False, allow_dirs: Iterable[str] | None = None,
+               settings: dict[str, str] | None = None) -> CheckResult:
     """Check every network and variant of a file (or just `net`, or with `first_only` the
     first one that can be checked); never raises for spec problems, which all end up in the
     result's diagnostics. Imports may read from the file's folder (and below) and from
     `allow_dirs` (default: those of `allowed_dirs()`, the CLI's --allow-dir). The whole check
     runs on one work budget (limits.MAX_STEPS). `path` may be a str or any os.PathLike;
-    `input_shape` (a tuple or list: (3, 224, 224)) replaces the network's `input`."""
-    return _check(os.fspath(path), None, net, input_shape, overrides, first_only, allow_dirs)
+    `input_shape` (a tuple or list: (3, 224, 224)) replaces the network's `input`.
+    `overrides` are parameter values; `settings` parameters as the language writes them
+    (`{"layers": "[3, 4, 6, 3]", "block": "bottleneck"}`, the CLI's --set)."""
+    return _check(os.fspath(path), None, net, input_shape, overrides, first_only, allow_dirs,
+                  settings)
 
 
 def check_text(text: str, name: str = "<string>", net: str | None = None,
@@ -555,14 +579,17 @@ def check_text(text: str, name: str = "<string>", net: str | None = None,
 
 
 def _check(path: str, text: str | None, net: str | None, input_shape: InputShape | None,
-           overrides: dict | None, first_only: bool,
-           allow_dirs: Iterable[str] | None) -> CheckResult:
+           overrides: dict | None, first_only: bool, allow_dirs: Iterable[str] | None,
+           settings: dict[str, str] | None = None) -> CheckResult:
     """One check on one work budget; spans hold str paths, which are compared and sorted."""
+    parsed = parse_settings(settings or {})
     with budget():
         if allow_dirs is None:
-            return _check_file(path, text, net, input_shape, overrides, first_only)
+            return _check_file(path, text, net, input_shape, overrides or {}, parsed,
+                               first_only)
         with allowed_dirs([*ALLOWED_DIRS.get(), *allow_dirs]):
-            return _check_file(path, text, net, input_shape, overrides, first_only)
+            return _check_file(path, text, net, input_shape, overrides or {}, parsed,
+                               first_only)
 
 
 def input_shape_problem(shape: object) -> Diagnostic | None:
@@ -582,11 +609,12 @@ def input_shape_problem(shape: object) -> Diagnostic | None:
 
 
 def _check_file(path: str, text: str | None, net: str | None,
-                input_shape: InputShape | None, overrides: dict | None,
+                input_shape: InputShape | None, overrides: dict, settings: Settings,
                 first_only: bool) -> CheckResult:
     program = load_program(path, text)
+    program.sources.update(settings.sources)
     problem = None if input_shape is None else input_shape_problem(input_shape)
-    diags = list(program.diagnostics) + ([problem] if problem else [])
+    diags = [*program.diagnostics, *([problem] if problem else []), *settings.diagnostics]
     shape = None if input_shape is None or problem else tuple(
         d if isinstance(d, str) else int(d) for d in input_shape)
     networks: list[Network] = []
@@ -594,6 +622,7 @@ def _check_file(path: str, text: str | None, net: str | None,
     if module is not None and not diags:
         diags += lint(module)
         targets = _targets(module, program.namespaces[path], program.networks[path], diags)
+        given = Given(overrides, settings.args, program.namespaces[path])
         if net is not None and net not in targets:
             diags.append(Diagnostic("E211", f"`{path}` has no network or variant `{net}`",
                                     None, hint=did_you_mean(net, targets) or
@@ -602,32 +631,49 @@ def _check_file(path: str, text: str | None, net: str | None,
         elif net is not None:
             selected = [targets[net]]
         else:
-            selected = [t for t in targets.values() if _checkable(t, overrides or {})]
+            selected = [t for t in targets.values() if _checkable(t, given)]
             selected = selected[:1] if first_only else selected
         for target in selected:
-            network = _expand_sizes(target, overrides or {}, shape, diags)
+            network = _expand_sizes(target, given, shape, diags)
             if network is not None:
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
     return CheckResult(networks, diags, program.sources, program.unreadable, program)
 
 
-def _expand(target: Target, overrides: dict, input_shape: Shape | None,
+def _expand(target: Target, given: Given, input_shape: Shape | None,
             sink: list[Diagnostic], symbols: dict | None = None) -> Network | None:
-    """Expand one target, with the Python API's overrides bound as keyword arguments written
-    at the target's name (and `symbols`, the input's size names, as their SymDims)."""
-    expander = Expander(sink, target.name, symbols=symbols)
+    """Expand one target, with the arguments given from outside bound over its own (and
+    `symbols`, the input's size names, as their SymDims)."""
+    expander = Expander(sink, target.name, symbols=symbols, missing_hint=_missing_hint(target))
     try:
-        args, spans = _override(target, python_args(overrides, target.span),
-                                Evaluator(Env(), {}, None, True))
+        args, spans = _override(target, given.args(target.span),
+                                Evaluator(Env(), given.namespace, None, True))
     except (EvalError, LimitError) as exc:
-        expander.report(exc.diagnostic)
+        expander.report(fit_hint(exc.diagnostic))
         return None
     network = expander.instantiate(target.definition, target.namespace, args, target.span,
                                    input_shape, spans)
     if network is not None:
         network.name = target.name
     return network
+
+
+def _missing_hint(target: Target) -> Callable[[list[str]], str]:
+    """How to give a network's missing parameters: keywords from Python (and in a variant),
+    --set on the command line, where a network can also be swapped for a variant."""
+    if not ON_COMMAND_LINE.get():
+        return keywords_hint
+    is_variant = target.name != target.definition.name
+
+    def hint(missing: list[str]) -> str:
+        settings = " ".join(f"--set {m}=..." for m in missing)
+        if is_variant:
+            return f"pass {settings}"
+        them = "them" if len(missing) > 1 else "it"
+        return f"pass {settings}, or name a variant that gives {them} with --net"
+
+    return hint
 
 
 def is_size_name(value: object) -> bool:
@@ -649,7 +695,7 @@ def input_symbols(target: Target) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _expand_sizes(target: Target, overrides: dict, input_shape: tuple | None,
+def _expand_sizes(target: Target, given: Given, input_shape: tuple | None,
                   sink: list[Diagnostic]) -> Network | None:
     """Expand one target; where its input has size names (in the spec, or `input_shape`
     holding names), for every size at once (sizes.py), keeping the network at a sample
@@ -658,9 +704,9 @@ def _expand_sizes(target: Target, overrides: dict, input_shape: tuple | None,
     if input_shape is not None:  # it replaces the spec's input, names and all
         names = tuple(d for d in input_shape if isinstance(d, str))
     if not names:
-        return _expand(target, overrides, input_shape, sink)
-    declared = _declared_sizes(target, overrides, input_shape)
-    sweep = Sweep(lambda values: _sized_run(target, overrides, input_shape, values, declared))
+        return _expand(target, given, input_shape, sink)
+    declared = _declared_sizes(target, given, input_shape)
+    sweep = Sweep(lambda values: _sized_run(target, given, input_shape, values, declared))
     found = analyse(sweep, names, declared)
     network, diagnostics = found.run.result
     if network is None or not found.run.valid and all(s.empty for s in found.sets.values()):
@@ -683,33 +729,33 @@ def input_sizes(network: Network) -> dict[str, SizeSet]:
                     network.span)
     names = AXES[len(network.input_shape)]
     declared = dict(zip(names, map(int, network.input_shape)))
-    sweep = Sweep(lambda values: _sized_run(target, {}, names, values, declared))
+    sweep = Sweep(lambda values: _sized_run(target, Given(), names, values, declared))
     return analyse(sweep, names, declared).sets
 
 
-def _declared_sizes(target: Target, overrides: dict, input_shape: tuple | None) -> dict:
+def _declared_sizes(target: Target, given: Given, input_shape: tuple | None) -> dict:
     """The spec's own sizes where `--input` names them (`--input 3,H,W` on a spec declaring
     3x224x224: H=224, W=224): the network's weights are those of these sizes."""
     if input_shape is None or input_symbols(target):
         return {}
-    network = _expand(target, overrides, None, [])
+    network = _expand(target, given, None, [])
     if network is None or len(network.input_shape) != len(input_shape):
         return {}
     return {name: size for name, size in zip(input_shape, network.input_shape)
             if isinstance(name, str)}
 
 
-def _sized_run(target: Target, overrides: dict, input_shape: tuple | None,
+def _sized_run(target: Target, given: Given, input_shape: tuple | None,
                values: dict[str, int], declared: dict[str, int]) -> Run:
     """One checking run at sample sizes, recording the conditions it holds under."""
     dims = {name: SymDim(size, Poly.var(name)) for name, size in values.items()}
     sink: list[Diagnostic] = []
     with recording() as recorder, budget():
         if input_shape is None:
-            network = _expand(target, overrides, None, sink, symbols=dims)
+            network = _expand(target, given, None, sink, symbols=dims)
         else:
             shape = tuple(dims[d] if isinstance(d, str) else d for d in input_shape)
-            network = _expand(target, overrides, shape, sink)
+            network = _expand(target, given, shape, sink)
         if network is not None:
             fixed_weights(network, declared, sink)
     errors = [d for d in sink if d.severity == "error"]

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+from contextlib import nullcontext
 
 from .check import CheckResult, allowed_dirs, check_file, is_size_name
 from .diagnostics import (
@@ -21,6 +22,7 @@ from .diagnostics import (
     printed,
 )
 from .ops import Shape
+from .settings import on_command_line, split_setting
 from .sizes import note_lines
 from .symbolic import SymDim, formula
 from .version import __version__
@@ -54,6 +56,37 @@ def parse_shape(text: str) -> Shape:
 def _dimension(text: str) -> int | str:
     """A number, or a size name (`H`): checked for every size at once."""
     return text if is_size_name(text) else int(text)
+
+
+def _setting(text: str) -> tuple[str, str]:
+    """`--set NAME=VALUE`: the form here; VALUE is parsed with the spec's grammar later."""
+    try:
+        return split_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Settings(argparse.Action):
+    """--set, repeatable: NAME -> VALUE text, each NAME once."""
+
+    repeatable = True  # for the completion scripts
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        name, value = values
+        settings = dict(getattr(namespace, self.dest) or {})
+        if name in settings:
+            parser.error(f"argument --set: {name} is set twice ({name}={settings[name]} and "
+                         f"{name}={value}): keep one")
+        settings[name] = value
+        setattr(namespace, self.dest, settings)
+
+
+def add_set_argument(parser) -> None:
+    parser.add_argument("--set", dest="settings", type=_setting, action=_Settings,
+                        default={}, metavar="NAME=VALUE",
+                        help="give the network's parameter NAME the VALUE, written as in a "
+                             "variant: --set classes=10 --set 'layers=[3, 4, 6, 3]' --set "
+                             "block=bottleneck (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,12 +129,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary_parsers(commands)
     _add_diagram_parser(commands)
     _add_lsp_parser(commands)
+    for name in ("check", "compile", "summary", "diff", "diagram"):
+        add_set_argument(commands.choices[name])
     for command in commands.choices.values():
         command.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                              help="let imports also read from DIR and below (repeatable; "
                                   "the spec's own folder is always allowed)")
     _add_fmt_parser(commands)
+    completion = commands.add_parser(
+        "completion", help="print a shell completion script (bash or zsh)",
+        description="Print the completion script for bash or zsh: subcommands, options, "
+                    "choices, .arch files, and --net names read from the FILE on the line. "
+                    'Load it with eval "$(archspec completion bash)" in ~/.bashrc, or eval '
+                    '"$(archspec completion zsh)" after compinit in ~/.zshrc.')
+    completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
+
+
+def run_completion(args) -> int:
+    from .completion import bash_script, zsh_script
+
+    script = bash_script if args.shell == "bash" else zsh_script
+    sys.stdout.write(script(build_parser()))
+    return EXIT_OK
 
 
 def _add_fmt_parser(commands) -> None:
@@ -192,18 +242,20 @@ def add_target_arguments(parser) -> None:
     parser.add_argument("--net", help="network or variant (default: the first in the file)")
 
 
-def one_network(path: str, net: str | None, shape, inputs: list[str] | None = None):
+def one_network(path: str, net: str | None, shape, settings: dict[str, str],
+                inputs: list[str] | None = None):
     """Check a file and return (network, status); diagnostics are printed. The files read
     (the spec and its imports) are added to `inputs`, which outputs may not replace."""
-    networks, status = some_networks(path, net, shape, inputs, first_only=net is None)
+    networks, status = some_networks(path, net, shape, settings, inputs, first_only=net is None)
     return (networks[0] if networks else None), status
 
 
-def some_networks(path: str, net: str | None, shape, inputs: list[str] | None = None,
-                  first_only: bool = False):
+def some_networks(path: str, net: str | None, shape, settings: dict[str, str],
+                  inputs: list[str] | None = None, first_only: bool = False):
     """(networks, status): `net`, or every network and variant of the file that needs no
-    arguments (the first only with `first_only`); diagnostics are printed."""
-    result = check_file(path, net, shape, None, first_only=first_only)
+    arguments (the first only with `first_only`), with `settings` (--set); diagnostics are
+    printed."""
+    result = check_file(path, net, shape, None, first_only=first_only, settings=settings)
     if inputs is not None:
         inputs.extend([path, *result.sources])
     _print_diagnostics(result)
@@ -211,8 +263,8 @@ def some_networks(path: str, net: str | None, shape, inputs: list[str] | None = 
         if not result.errors and not result.unreadable:  # perhaps warnings, but no reason
             print(format_one(Diagnostic(
                 "E211", f"`{path}` has no network that can be used without arguments", None,
-                hint="name a network or variant with --net, or give every parameter of the "
-                     "network a default"), None) + "\n", file=sys.stderr)
+                hint="name a variant with --net, or give the network's parameters with "
+                     "--set NAME=VALUE"), None) + "\n", file=sys.stderr)
         return [], _status(result) or EXIT_SPEC
     return result.networks, EXIT_OK
 
@@ -223,7 +275,7 @@ def run_summary(args) -> int:
     if args.format != "latex" and (args.caption is not None or args.label is not None):
         print("archspec: error: --caption and --label go with --format latex", file=sys.stderr)
         return EXIT_USAGE
-    network, status = one_network(args.file, args.net, args.input)
+    network, status = one_network(args.file, args.net, args.input, args.settings)
     if network is None:
         return status
     summary = summarize(network, args.depth, args.batch, args.count == "all")
@@ -239,7 +291,7 @@ def run_diff(args) -> int:
         path, _, net = target.partition(":") if target.count(":") == 1 else (target, "", "")
         key = (os.path.realpath(path), net)
         if key not in checked:  # the same network twice is checked once
-            checked[key] = one_network(path, net or None, args.input)
+            checked[key] = one_network(path, net or None, args.input, args.settings)
         network, status = checked[key]
         if network is None:
             return status
@@ -356,7 +408,7 @@ def run_diagram(args) -> int:
               "on click: leave it off", file=sys.stderr)
         return 2
     inputs: list[str] = []
-    network, status = one_network(args.file, args.net, args.input, inputs)
+    network, status = one_network(args.file, args.net, args.input, args.settings, inputs)
     if network is None:
         return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
@@ -448,7 +500,7 @@ def _print_github(result: CheckResult) -> None:
 
 def run_compile(args) -> int:
     inputs: list[str] = []
-    networks, status = some_networks(args.file, args.net, None, inputs)
+    networks, status = some_networks(args.file, args.net, None, args.settings, inputs)
     if not networks:
         return status
     from .output import write_atomic
@@ -519,11 +571,13 @@ def _status(result: CheckResult) -> int:
 
 
 def run_check(args) -> int:
-    results = [(path, check_file(path, args.net, args.input)) for path in args.files]
+    results = [(path, check_file(path, args.net, args.input, settings=args.settings))
+               for path in args.files]
     if args.format == "json":
         report = [{
             "file": path,
             "ok": not result.errors and not result.unreadable,
+            "settings": args.settings,
             "networks": [{"name": net.name, "input_shape": _json_shape(net.input_shape),
                           "output_shape": _json_shape(net.output_shape or ()),
                           **_outputs_json(net),
@@ -627,8 +681,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         runners = {"check": run_check, "compile": run_compile, "summary": run_summary,
-                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt}
-        with allowed_dirs(getattr(args, "allow_dir", [])):
+                   "diff": run_diff, "diagram": run_diagram, "lsp": run_lsp, "fmt": run_fmt,
+                   "completion": run_completion}
+        settings_hints = on_command_line() if hasattr(args, "settings") else nullcontext()
+        with allowed_dirs(getattr(args, "allow_dir", [])), settings_hints:
             return runners[args.command](args)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)

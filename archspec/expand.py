@@ -10,6 +10,7 @@ run reports every independent mistake.
 from __future__ import annotations
 
 import keyword
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -17,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from . import ir
 from . import nodes as n
-from .binding import Signature, collect, complete
+from .binding import Signature, collect, complete, keywords_hint
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .evaluate import (
     MAX_ITEMS,
@@ -238,8 +239,10 @@ class Expander:
     """Expands one network (or variant) of a program; diagnostics go to `sink`."""
 
     def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = MAX_LAYERS,
-                 symbols: dict | None = None):
+                 symbols: dict | None = None,
+                 missing_hint: Callable[[list[str]], str] = keywords_hint):
         self.sink = sink
+        self.missing_hint = missing_hint  # how the caller passes the network's parameters
         self.symbols = symbols or {}  # the input's size names (`input [3, H, W]`): SymDims
         self.network = network
         self.stack: list[tuple[str, Span]] = []  # block calls in progress
@@ -298,7 +301,7 @@ class Expander:
                      arg_spans: dict) -> ir.Network | None:
         try:
             values = complete(definition, args, arg_spans, args_span,
-                              Evaluator(Env(), namespace, None, True))
+                              Evaluator(Env(), namespace, None, True), self.missing_hint)
         except EvalError as exc:
             self.report(exc.diagnostic)
             return None

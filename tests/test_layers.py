@@ -13,10 +13,10 @@ STAGES = {
                 "torch_helpers", "symbolic", "sizes"],
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
-    "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "check"],
+    "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "settings", "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes",
                  "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
-    "api": ["notebook", "__init__", "cli", "lsp", "__main__"],
+    "api": ["notebook", "__init__", "cli", "completion", "lsp", "__main__"],
 }
 ORDER = list(STAGES)
 # What a backend may read of the front end: the value semantics of expressions (to fold

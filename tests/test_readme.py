@@ -1,15 +1,16 @@
 """The README's example and its printed output stay true to the code, and its editor and CI
 commands (those of docs/editors.md too) run as written."""
 
-import glob
-import io
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from documented import copy_specs, run_line
 
 from archspec.cli import main
 
@@ -59,32 +60,15 @@ def _commands(section: str) -> list[str]:
             for line in block.splitlines() if line.startswith("archspec ")]
 
 
-def _run_line(line: str, monkeypatch, capsys) -> int:
-    """A documented `archspec ...` line, with a `< FILE` redirection, in the current folder
-    (shell globs expanded)."""
-    command, _, stdin = line.partition(" < ")
-    if stdin:
-        monkeypatch.setattr("sys.stdin", io.StringIO(Path(stdin.strip()).read_text()))
-    words = [m for w in shlex.split(command)[1:] for m in (sorted(glob.glob(w)) or [w])]
-    status = main(words)
-    capsys.readouterr()
-    return status
-
-
-def _specs_copy(tmp_path, monkeypatch):
-    shutil.copytree(ROOT / "specs", tmp_path / "specs")
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.mark.parametrize("text,heading", [(README, "### In your editor"),
                                           (EDITORS, "## Formatter")],
                          ids=["README", "editors.md"])
 def test_documented_fmt_commands_run(text, heading, tmp_path, monkeypatch, capsys):
-    _specs_copy(tmp_path, monkeypatch)
+    copy_specs(tmp_path, monkeypatch)
     commands = [c for c in _commands(_section(text, heading)) if c.startswith("archspec fmt ")]
     assert any("fmt --check" in c for c in commands) and any(" - < " in c for c in commands)
     for line in commands:
-        assert _run_line(line, monkeypatch, capsys) == 0, line
+        assert run_line(line, monkeypatch, capsys)[0] == 0, line
     assert (tmp_path / "specs" / "resnet.arch").read_text() == \
         (ROOT / "specs" / "resnet.arch").read_text()  # the library is formatted already
 
@@ -113,3 +97,47 @@ def test_readme_workplace_commands_are_real_subcommands(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0, command
     capsys.readouterr()
+
+
+def _sh_lines(text: str, heading: str) -> list[str]:
+    """The lines of the sh blocks under a heading, comments cut."""
+    return [line.split("  #")[0].strip()
+            for block in re.findall(r"```sh\n(.*?)```", _section(text, heading), re.DOTALL)
+            for line in block.splitlines() if line.strip()]
+
+
+def test_readme_ci_commands_run(tmp_path, monkeypatch, capsys):
+    copy_specs(tmp_path, monkeypatch)
+    commands = [line for line in _sh_lines(README, "### In CI") if line.startswith("archspec ")]
+    assert any(" --set " in line for line in commands)
+    for line in commands:
+        assert run_line(line, monkeypatch, capsys)[0] == 0, line
+
+
+COMPLETION_LINE = re.compile(r'eval "\$\(archspec completion (\w+)\)"')
+REGISTERED = {  # after the README's line: how the shell names archspec's completion
+    "bash": ["complete -p archspec"],
+    "zsh": ["print -r -- $_comps[archspec]"],
+}
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+@pytest.mark.parametrize("text,heading", [(README, "### In CI"),
+                                          (EDITORS, "## Shell completion")],
+                         ids=["README", "editors.md"])
+def test_documented_completion_lines_load_in_the_shell(shell, text, heading, tmp_path):
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    (line,) = [x for x in _sh_lines(text, heading)
+               if (m := COMPLETION_LINE.fullmatch(x)) and m[1] == shell]
+    # `archspec` as this checkout's code, whatever is installed
+    define = f'archspec() {{ PYTHONPATH={shlex.quote(str(ROOT))} {shlex.quote(sys.executable)} ' \
+             '-m archspec "$@"; }'
+    start = [] if shell == "bash" else [f"autoload -U compinit; compinit -u -d {tmp_path}/d"]
+    program = "\n".join([*start, define, line, *REGISTERED[shell]])
+    flags = ["--norc", "--noprofile"] if shell == "bash" else ["-f"]
+    proc = subprocess.run([shell, *flags, "-c", program], capture_output=True, text=True,
+                          check=False, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path),
+                                                                      "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert "_archspec" in proc.stdout

@@ -110,12 +110,13 @@ and `,`, are escaped as GitHub requires; control characters are shown escaped.)
 | --- | --- | --- |
 | `file` | string | the path as given |
 | `ok` | bool | no errors, and the file could be read |
+| `settings` | object | the `--set` options of the run: each NAME and its VALUE as written (`{}` without them) |
 | `networks` | array | each checked network or variant: `name` (string), `input_shape` and `output_shape` (arrays of ints: C, H, W or F), `params` and `macs` (ints) |
 | `diagnostics` | array | each diagnostic, in file order: |
 | `diagnostics[].code` | string | `E101` ... `W002`, as below |
 | `diagnostics[].severity` | string | `error` or `warning` |
 | `diagnostics[].message` | string | what is wrong |
-| `diagnostics[].file`, `line`, `column`, `end_line`, `end_column` | string, ints or null | the place (1-based; the end column is exclusive); null when the diagnostic has no place |
+| `diagnostics[].file`, `line`, `column`, `end_line`, `end_column` | string, ints or null | the place (1-based; the end column is exclusive); null when the diagnostic has no place; `<--set NAME>` in the text of that option |
 | `diagnostics[].detail`, `formula`, `hint` | string or null | the values involved, a size formula, the fix |
 | `diagnostics[].notes` | array of strings | the chain of block calls, and the network being checked |
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The whole test suite on a fresh machine: Graphviz's `dot` (the diagram tests render with
-# it; installed with apt when missing, which needs root), Chromium when root and apt
+# it; installed with apt when missing, which needs root), zsh and Chromium when root and apt
 # can (tools/install_chromium.sh), the package with its test extra
 # (pytest, torch, torchvision and onnx as references; torch 2.14.1 and torchvision 0.29.1) into
 # the virtual environment .venv-test (created here, reused later; never the active Python's
@@ -16,6 +16,12 @@ if ! command -v dot >/dev/null 2>&1; then
              "brew install graphviz, or https://graphviz.org/download/) and run again" >&2
         exit 2
     fi
+fi
+# zsh, for the completion tests of tests/test_completion.py (they skip without it)
+if ! command -v zsh >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1
+then
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y zsh; } || \
+        echo "tools/test.sh: zsh did not install; its completion tests will skip" >&2
 fi
 # TeX Live with booktabs and siunitx, for the test that compiles `summary --format latex`:
 # only with ARCHSPEC_TEST_TEX=1 (about 5 minutes to install, too much of CI's budget; without
