@@ -38,6 +38,8 @@ from html import escape
 from typing import NamedTuple
 
 from .diagnostics import ArchError, Diagnostic, did_you_mean
+from .diagram_fit import Cut, parse_fit
+from .diagram_fit import fit as fit_drawing
 from .ir import (
     DenseMerge,
     Layer,
@@ -91,13 +93,15 @@ class Theme(NamedTuple):
     margin: str  # node margin (inches)
     dpi: int  # PNG resolution
     cluster_fills: tuple
+    cluster_margin: str  # points between a cluster's border and its nodes
+    fit: str  # the aspect ratio --fit wraps to by default (W:H or none)
 
 
 THEMES = {
     "paper": Theme("Times", 11, 9, 13, 0.18, 0.22, 0.8, "0.08,0.03", 150,
-                   ("#f7f7f7", "#ececec")),
+                   ("#f7f7f7", "#ececec"), "6", "none"),
     "slides": Theme("Helvetica", 18, 14, 22, 0.3, 0.35, 1.4, "0.14,0.06", 110,
-                    ("#f5f5f5", "#e8e8e8")),
+                    ("#f5f5f5", "#e8e8e8"), "12", "16:9"),
 }
 
 
@@ -585,30 +589,46 @@ class _Builder:
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
            shapes: bool = True, block: str | None = None, *, expand: Iterable[str] = (),
            stats: bool = False, legend: bool = True, title: str | None = None,
-           tooltips: bool = False) -> str:
+           tooltips: bool = False, fit: str | None = "theme") -> str:
     """The DOT source of a network's diagram (see the module's docstring). `block` draws
     that block's first call alone (`find_block`), as papers draw a module; `expand` opens
     those block calls (module paths, see `opened_paths`), `stats` writes params and MACs on
     nodes, `tooltips` gives nodes and clusters a hover text (shapes, params, MACs), `title`
-    replaces the network's name in the title line, `legend=False` leaves the legend off."""
-    import graphviz
-
+    replaces the network's name in the title line, `legend=False` leaves the legend off.
+    `fit="16:9"` wraps the drawing to that aspect ratio (diagram_fit.py, needs `dot`);
+    `"theme"` is the theme's own (16:9 for slides, none for paper), `None` or `"none"` off."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     style = THEMES[theme]
+    target = parse_fit(style.fit if fit == "theme" else fit or "none")
     builder = (_Builder(network, depth, style, shapes, rankdir, opened_paths(network, expand))
                if block is None else
                _BlockBuilder(network, find_block(network, block), depth, style, shapes, rankdir))
     root = builder.build()
     _annotate(builder, stats, tooltips)
+    caption = _caption(builder, legend, title)
+
+    def draw(cuts: list[Cut], ratio: float | None) -> str:
+        return _source(builder, root, caption, cuts, ratio)
+
+    return draw([], None) if target is None else fit_drawing(draw, target, rankdir)
+
+
+def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
+            ratio: float | None) -> str:
+    """The DOT text of a built drawing, wrapped after the `cuts` edges (--fit) and padded
+    to height/width `ratio`."""
+    import graphviz
+
+    style, rankdir = builder.theme, builder.rankdir
     font = {"fontname": style.fontname}
     graph = graphviz.Digraph(
-        name=network.name,
+        name=builder.network.name,
         graph_attr={"rankdir": rankdir, "newrank": "true", "bgcolor": "white",
                     "nodesep": f"{style.nodesep:g}", "ranksep": f"{style.ranksep:g}",
-                    "pad": "0.15", "labelloc": "t", "labeljust": "c",
-                    **_caption(builder, legend, title), **font,
-                    "fontsize": f"{style.fontsize:g}"},
+                    "pad": "0.15", "labelloc": "t", "labeljust": "c", **caption, **font,
+                    "fontsize": f"{style.fontsize:g}",
+                    **({"ratio": f"{ratio:.4f}"} if ratio is not None else {})},
         node_attr={"shape": "box", "style": "filled,rounded", "color": "#444444",
                    "penwidth": f"{style.penwidth:g}", "margin": style.margin,
                    "height": "0.3", **font, "fontsize": f"{style.fontsize:g}"},
@@ -623,15 +643,20 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
                 sub = entry[1]
                 with target.subgraph(name=sub.name) as inner:
                     inner.attr(style="filled,rounded", color="#9a9a9a",
-                               penwidth=f"{style.penwidth:g}", margin="6",
+                               penwidth=f"{style.penwidth:g}", margin=style.cluster_margin,
                                fontsize=f"{style.fontsize:g}", **sub.attrs)
                     emit(inner, sub)
 
     emit(graph, root)
     if builder.skips and rankdir == "TB":
         builder.rows(graph)
+    if cuts:
+        heads = ["input"] + [head for _, head in cuts]
+        graph.body.append("\t{rank=same; " + " -> ".join(map(_quoted, heads))
+                          + " [style=invis]}\n")
     for tail, head, attrs in builder.edges:
-        graph.edge(tail, head, **attrs)
+        wrapped = {"constraint": "false"} if (tail, head) in cuts else {}
+        graph.edge(tail, head, **attrs, **wrapped)
     return graph.source
 
 
