@@ -647,7 +647,7 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
                                fontsize=f"{style.fontsize:g}", **sub.attrs)
                     emit(inner, sub)
 
-    emit(graph, root)
+    emit(graph, _split(root, {head for _, head in cuts}) if cuts else root)
     if builder.skips and rankdir == "TB":
         builder.rows(graph)
     if cuts:
@@ -658,6 +658,36 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
         wrapped = {"constraint": "false"} if (tail, head) in cuts else {}
         graph.edge(tail, head, **attrs, **wrapped)
     return graph.source
+
+
+def _split(root: _Cluster, heads: set[str]) -> _Cluster:
+    """The drawing with each cluster cut into one part per column it spans (--fit wraps
+    before each of `heads`): a cluster is a rectangle, so a stage that continues in the next
+    column is drawn again there, with the same label."""
+    top = _Cluster(root.name, root.attrs)
+    parts: dict[tuple[str, int], _Cluster] = {}
+    column = 0
+
+    def place(cluster: _Cluster, outer: list[_Cluster]) -> None:
+        nonlocal column
+        for entry in cluster.entries:
+            if entry[0] == "cluster":
+                place(entry[1], [*outer, entry[1]])
+                continue
+            column += entry[1] in heads
+            target = top
+            for original in outer:
+                key = (original.name, column)
+                if key not in parts:
+                    count = sum(1 for name, _ in parts if name == original.name)
+                    parts[key] = _Cluster(original.name + (f"~{count + 1}" if count else ""),
+                                          dict(original.attrs), original.level)
+                    target.entries.append(("cluster", parts[key]))
+                target = parts[key]
+            target.entries.append(entry)
+
+    place(root, [])
+    return top
 
 
 # ---------------------------------------------------------------- --expand, --stats, --title

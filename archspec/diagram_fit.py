@@ -3,10 +3,10 @@ ratio lands near W:H, for a slide.
 
 dot draws a chain as one tall column (GoogLeNet collapsed is about 1:3). The drawing is laid
 out once by the real `dot -Tjson0` and read back: the chain may wrap between two ranks where
-one edge alone crosses and no cluster is cut. k columns cut at the places nearest to equal
-parts of the height; each cut edge stops constraining the ranks, and the first node after
-it shares the first rank with the input (`rank=same`, invisible flat edges keep the columns
-in order). A few column counts around the estimate are laid out and measured, and the one
+one edge alone crosses. k columns cut at the places nearest to equal parts of the height;
+each cut edge stops constraining the ranks, the first node after it shares the first rank
+with the input (`rank=same`, invisible flat edges keep the columns in order), and a cluster
+cut is drawn as one part per column (diagram.py's `_split`). A few column counts around the estimate are laid out and measured, and the one
 closest to W:H wins. Where even that one is more than PAD_BEYOND off (a network too short
 to wrap, a U-Net wide by its rows), Graphviz's `ratio` pads the layout to W:H.
 
@@ -52,12 +52,10 @@ def parse_fit(text: str) -> float | None:
 
 class Layout(NamedTuple):
     """What `dot` made of a drawing: its aspect (width/height), each node's place along the
-    ranks (growing down for TB, right for LR), the node sets of clusters, and the edges
-    that constrain the ranking."""
+    ranks (growing down for TB, right for LR), and the edges that constrain the ranking."""
 
     aspect: float
     ranks: dict[str, float]
-    clusters: list[list[str]]
     edges: list[Cut]
 
 
@@ -81,25 +79,22 @@ def _read(graph: dict, rankdir: str) -> Layout:
     names = {o["_gvid"]: o["name"] for o in objects if "pos" in o}
     axis, sign = (0, 1.0) if rankdir == "LR" else (1, -1.0)
     ranks = {o["name"]: sign * float(o["pos"].split(",")[axis]) for o in objects if "pos" in o}
-    clusters = [[names[i] for i in o.get("nodes", []) if i in names] for o in objects
-                if o["name"].startswith("cluster") and "pos" not in o]
     edges = [(names[e["tail"]], names[e["head"]]) for e in graph.get("edges", [])
              if e.get("constraint") != "false" and e.get("style") != "invis"]
-    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, clusters, edges)
+    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, edges)
 
 
 def cut_places(layout: Layout) -> list[tuple[float, Cut]]:
-    """Where the drawing may wrap: each gap between two ranks that one edge alone crosses
-    and no cluster spans, with that edge."""
+    """Where the drawing may wrap: each gap between two ranks that one edge alone crosses,
+    with that edge (not the input's, nor one into an output: no column of one node)."""
     levels = sorted(set(layout.ranks.values()))
-    spans = [(min(r), max(r)) for r in ([layout.ranks[n] for n in c] for c in layout.clusters)
-             if r]
+    ends = {name for name in layout.ranks if name == "input" or name.startswith("output")}
     places = []
     for above, below in itertools.pairwise(levels):
         gap = (above + below) / 2
         crossing = [e for e in layout.edges
                     if layout.ranks[e[0]] < gap < layout.ranks[e[1]]]
-        if len(crossing) == 1 and not any(lo < gap < hi for lo, hi in spans):
+        if len(crossing) == 1 and crossing[0][0] not in ends and crossing[0][1] not in ends:
             places.append((gap, crossing[0]))
     return places
 
