@@ -430,16 +430,27 @@ class _Builder:
         while i < len(items):
             item = items[i]
             if isinstance(item, Seq) and not self.expands(item, level):
-                j, key = i + 1, _signature(item)
-                while (j < len(items) and isinstance(items[j], Seq)
-                       and not self.expands(items[j], level) and _signature(items[j]) == key):
-                    j += 1
+                j = self.run(items, i, level, opened=False)
                 src = self.collapsed(items[i:j], into, src)
-                i = j
-                continue
-            src = self.statement(item, into, level, src, scope_path)
-            i += 1
+            elif isinstance(item, Seq) and item.block is not None:
+                j = self.run(items, i, level, opened=True)
+                src = self.cluster(item, into, level, src, items[i + 1:j])
+            else:
+                j = i + 1
+                src = self.statement(item, into, level, src, scope_path)
+            i = j
         return src
+
+    def run(self, items: list[Node], i: int, level: int, opened: bool) -> int:
+        """The end of the run of calls like items[i] (same block, arguments and shapes),
+        all collapsed or all opened, that one node or one cluster marked ×N stands for. An
+        opened run stops at a call --expand names: that one is drawn."""
+        j, key = i + 1, _signature(items[i])
+        while (j < len(items) and isinstance(items[j], Seq)
+               and self.expands(items[j], level) == opened and _signature(items[j]) == key
+               and not (opened and items[j].path in self.opened)):
+            j += 1
+        return j
 
     def statement(self, node: Node, into: _Cluster, level: int, src: _Tensor,
                   scope_path: str) -> _Tensor:
@@ -473,10 +484,16 @@ class _Builder:
             return _Tensor(merge_id, node.out_shape)
         return self.dense(node, into, level, src, scope_path)
 
-    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor,
+                repeats: list[Node] = ()) -> _Tensor:
+        """An opened scope, and for `repeats` (the identical calls after it) ×N."""
         t = self.theme
         block = scope.block.name if scope.block is not None else None
         title = scope.path if _auto_named(scope.name) else scope.name
+        if repeats:
+            last = repeats[-1]
+            title = _range(title, last.path if _auto_named(last.name) else last.name)
+            block = f"{block} ×{len(repeats) + 1}"
         text = f"<b>{escape(title, quote=False)}</b>"
         if block:
             text += f'  <font point-size="{t.small:g}">{escape(block, quote=False)}</font>'
@@ -494,8 +511,9 @@ class _Builder:
         inner = level + (1 if block is not None else 0)
         self.tensors[f"{scope.path}@input"] = src
         end = self.sequence(_items(scope), cluster, inner, src, scope.path)
-        self.tensors[scope.path] = end
-        return end
+        for drawn in (scope, *repeats):
+            self.tensors[drawn.path] = end._replace(shape=drawn.out_shape)
+        return end._replace(shape=(repeats or [scope])[-1].out_shape)
 
     def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
               scope_path: str) -> _Tensor:
@@ -855,6 +873,17 @@ def parse_depth(text: str) -> int:
     return value
 
 
+def parse_fit_option(text: str) -> str:
+    """--fit's value, checked (`16:9`, `4:3`, `none`); a usage error otherwise."""
+    import argparse
+
+    try:
+        parse_fit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def depth_text(depth: int) -> str:
     return "all" if depth >= ALL else str(depth)
 
@@ -923,9 +952,10 @@ class _BlockBuilder(_Builder):
         into.entries[-1][2]["label"] = _html(title + count, name, self.theme.small, False)
         return tensor
 
-    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor,
+                repeats: list[Node] = ()) -> _Tensor:
         if scope.block is not None:  # a nested call opened by --depth
-            return super().cluster(scope, into, level, src)
+            return super().cluster(scope, into, level, src, repeats)
         self.tensors[f"{scope.path}@input"] = src
         end = self.sequence(_items(scope), into, level, src, scope.path)
         self.tensors[scope.path] = end
