@@ -672,8 +672,9 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
         heads = ["input"] + [head for _, head in cuts]
         graph.body.append("\t{rank=same; " + " -> ".join(map(_quoted, heads))
                           + " [style=invis]}\n")
+    ends = {tail for tail, _ in cuts}
     for tail, head, attrs in builder.edges:
-        wrapped = {"constraint": "false"} if (tail, head) in cuts else {}
+        wrapped = {"constraint": "false"} if tail in ends else {}
         graph.edge(tail, head, **attrs, **wrapped)
     return graph.source
 

@@ -3,12 +3,13 @@ ratio lands near W:H, for a slide.
 
 dot draws a chain as one tall column (GoogLeNet collapsed is about 1:3). The drawing is laid
 out once by the real `dot -Tjson0` and read back: the chain may wrap between two ranks where
-one edge alone crosses. k columns cut at the places nearest to equal parts of the height;
-each cut edge stops constraining the ranks, the first node after it shares the first rank
-with the input (`rank=same`, invisible flat edges keep the columns in order), and a cluster
-cut is drawn as one part per column (diagram.py's `_split`). A few column counts around the estimate are laid out and measured, and the one
-closest to W:H wins. Where even that one is more than PAD_BEYOND off (a network too short
-to wrap, a U-Net wide by its rows), Graphviz's `ratio` pads the layout to W:H.
+only the edges out of one node cross. k columns cut at the places nearest to equal parts of
+the height; the cut edges stop constraining the ranks, the first node after them shares the
+first rank with the input (`rank=same`, invisible flat edges keep the columns in order),
+and a cluster cut is drawn as one part per column (diagram.py's `_split`). A few column
+counts around the estimate are laid out and measured, and the one closest to W:H wins.
+Where even that one is more than PAD_BEYOND off (a network too short to wrap, a U-Net wide
+by its rows), Graphviz's `ratio` pads the layout to W:H.
 
 Measuring needs `dot`: without it (or when it fails or takes too long) the drawing is left
 as it is. The result is deterministic for one Graphviz version: the same DOT in, the same
@@ -26,12 +27,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 PAD_BEYOND = 0.10  # relative aspect error above which the best wrap is padded to W:H
+SPLIT_COST = 0.2  # a cut through a cluster, in columns' heights (see cuts_for)
 PAD_CLOSE = 0.02  # ... and padded until this close
 PAD_ROUNDS = 3
 MEASURE_TIMEOUT = 20  # seconds for one layout
 MAX_MEASURED_EDGES = 1_500  # larger drawings are not measured (layout time)
 
-Cut = tuple[str, str]  # the edge (tail, head) a column ends with
+Cut = tuple[str, str]  # the node a column ends with, the node the next one starts with
 Draw = Callable[[list[Cut], float | None], str]  # cuts, ratio (H/W) -> DOT source
 
 
@@ -52,11 +54,13 @@ def parse_fit(text: str) -> float | None:
 
 class Layout(NamedTuple):
     """What `dot` made of a drawing: its aspect (width/height), each node's place along the
-    ranks (growing down for TB, right for LR), and the edges that constrain the ranking."""
+    ranks (growing down for TB, right for LR), the edges that constrain the ranking, and
+    the nodes of each cluster."""
 
     aspect: float
     ranks: dict[str, float]
     edges: list[Cut]
+    clusters: list[set[str]]
 
 
 def measure(source: str, rankdir: str) -> Layout | None:
@@ -81,33 +85,47 @@ def _read(graph: dict, rankdir: str) -> Layout:
     ranks = {o["name"]: sign * float(o["pos"].split(",")[axis]) for o in objects if "pos" in o}
     edges = [(names[e["tail"]], names[e["head"]]) for e in graph.get("edges", [])
              if e.get("constraint") != "false" and e.get("style") != "invis"]
-    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, edges)
+    clusters = [{names[i] for i in o.get("nodes", []) if i in names} for o in objects
+                if o["name"].startswith("cluster") and "pos" not in o]
+    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, edges, clusters)
 
 
 def cut_places(layout: Layout) -> list[tuple[float, Cut]]:
-    """Where the drawing may wrap: each gap between two ranks that one edge alone crosses,
-    with that edge (not the input's, nor one into an output: no column of one node)."""
-    levels = sorted(set(layout.ranks.values()))
+    """Where the drawing may wrap: each gap between two ranks that only the edges out of one
+    node cross (one tensor, read by a block and its shortcut), with that node and the first
+    node after the gap. Not after the input, nor before an output: no column of one node."""
     ends = {name for name in layout.ranks if name == "input" or name.startswith("output")}
+    levels = sorted(set(layout.ranks.values()))
     places = []
     for above, below in itertools.pairwise(levels):
         gap = (above + below) / 2
         crossing = [e for e in layout.edges
                     if layout.ranks[e[0]] < gap < layout.ranks[e[1]]]
-        if len(crossing) == 1 and crossing[0][0] not in ends and crossing[0][1] not in ends:
-            places.append((gap, crossing[0]))
+        tails = {tail for tail, _ in crossing}
+        heads = sorted((layout.ranks[head], head) for _, head in crossing)
+        if len(tails) == 1 and not tails & ends and not ends & {h for _, h in heads}:
+            places.append((gap, (crossing[0][0], heads[0][1])))
     return places
 
 
 def cuts_for(places: list[tuple[float, Cut]], layout: Layout, columns: int) -> list[Cut]:
-    """The places nearest to cutting the drawing into `columns` equal parts."""
+    """The places nearest to cutting the drawing into `columns` equal parts, where each
+    cluster the cut goes through (drawn again in the next column) counts as SPLIT_COST of
+    a column's height farther."""
     top, bottom = min(layout.ranks.values()), max(layout.ranks.values())
+    column = (bottom - top) / columns
     chosen: list[tuple[float, Cut]] = []
+
+    def cost(place: tuple[float, Cut], ideal: float) -> float:
+        tail, head = place[1]
+        split = sum(1 for c in layout.clusters if tail in c and head in c)
+        return abs(place[0] - ideal) + SPLIT_COST * column * split
+
     for i in range(1, columns):
-        ideal = top + (bottom - top) * i / columns
+        ideal = top + column * i
         free = [p for p in places if p not in chosen and (not chosen or p[0] > chosen[-1][0])]
         if free:
-            chosen.append(min(free, key=lambda p: abs(p[0] - ideal)))
+            chosen.append(min(free, key=lambda p: cost(p, ideal)))
     return [cut for _, cut in chosen]
 
 
