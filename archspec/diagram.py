@@ -163,8 +163,8 @@ def _html(title: str, subtitle: str | None, small: float, bold: bool) -> str:
     text = escape(title, quote=False)
     if bold:
         text = f"<b>{text}</b>"
-    if subtitle:
-        text += f'<br/><font point-size="{small:g}">{escape(subtitle, quote=False)}</font>'
+    for line in subtitle.split("\n") if subtitle else ():
+        text += f'<br/><font point-size="{small:g}">{escape(line, quote=False)}</font>'
     return f"<{text}>"
 
 
@@ -231,6 +231,21 @@ def summary(scope: Seq) -> str:
         count = sum(1 for _ in iter_layers(scope))
         text = f"{count} layer" + ("s" if count != 1 else "")
     return text + _downsampling(scope)
+
+
+def kernels(scope: Seq) -> str:
+    """What tells collapsed blocks apart: the distinct kernel sizes of its convs in order,
+    `/2` where it downsamples and its output width: `1×1 3×3 /2 ×256`."""
+    sizes = []
+    for layer in iter_layers(scope):
+        kernel = layer.attrs.get("kernel") if layer.op.family == "conv" else None
+        text = "×".join(map(str, _pair(kernel))) if kernel is not None else None
+        if text is not None and text not in sizes:
+            sizes.append(text)
+    words = [*sizes, _downsampling(scope).removeprefix(", ")]
+    if scope.out_shape and len(scope.out_shape) == 3:
+        words.append(f"×{scope.out_shape[0]}")
+    return " ".join(w for w in words if w)
 
 
 def _downsampling(scope: Seq) -> str:
@@ -394,6 +409,8 @@ class _Builder:
             subtitle = f"{block}: {summary(first)}" if block else summary(first)
         if block is not None and subtitle == f"{block}: {block}":
             subtitle = block
+        if kernels(first):  # the line says /2: the summary need not
+            subtitle = subtitle.removesuffix(_downsampling(first)) + "\n" + kernels(first)
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
         self.drawn_as[node_id] = list(scopes)
