@@ -692,7 +692,7 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
     ends = {tail for tail, _ in cuts}
     for tail, head, attrs in builder.edges:
         wrapped = {"constraint": "false"} if tail in ends else {}
-        graph.edge(tail, head, **attrs, **wrapped)
+        graph.edge(tail, head, **{**attrs, **wrapped})
     return graph.source
 
 

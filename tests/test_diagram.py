@@ -409,8 +409,8 @@ def test_jupyter_repr_is_the_svg(dot_program):
 def test_readme_shows_the_committed_diagrams():
     readme = (ROOT / "README.md").read_text()
     images = re.findall(r'src="(docs/img/[\w.-]+\.png)"', readme)
-    assert sorted(images) == ["docs/img/densenet121.png", "docs/img/googlenet.png",
-                              "docs/img/lenet.png", "docs/img/resnet18.png",
+    assert sorted(images) == ["docs/img/densenet121_slides.png", "docs/img/googlenet_slides.png",
+                              "docs/img/lenet_slides.png", "docs/img/resnet50_slides.png",
                               "docs/img/unet.png"]
     for image in images:
         data = (ROOT / image).read_bytes()

@@ -7,8 +7,10 @@ the checked IR (`net.layers()`, the scopes of the body)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import struct
 import shutil
 import subprocess
 from pathlib import Path
@@ -222,3 +224,47 @@ def test_slides_nodes_stay_inside_their_clusters(spec, net, depth):
             assert clear >= CORNER - 0.5, (cluster["name"], node["name"], clear)
             checked += 1
     assert checked > 20
+
+
+# ---------------------------------------------------------------- the pictures of the docs
+
+
+def docs_tool():
+    spec = importlib.util.spec_from_file_location("draw_docs_images",
+                                                  ROOT / "tools" / "draw_docs_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])  # IHDR: width, height
+
+
+def test_every_picture_the_docs_show_is_committed_and_every_committed_one_is_shown():
+    shown = set()
+    for page, prefix in ((ROOT / "README.md", ""), *((d, "docs/") for d in
+                                                     (ROOT / "docs").glob("*.md"))):
+        for src in re.findall(r'src="([^"]+\.(?:png|svg))"', page.read_text(encoding="utf-8")):
+            shown.add(str(Path(prefix + src)))
+    committed = {f"docs/img/{p.name}" for p in (ROOT / "docs" / "img").glob("*.png")}
+    assert shown == committed
+    drawn = {image for _, image in docs_tool().commands(docs_tool().DOC.read_text())}
+    assert drawn == committed
+
+
+def docs_cases():
+    tool = docs_tool()
+    for args, image in tool.commands(tool.DOC.read_text(encoding="utf-8")):
+        fast = image == "docs/img/googlenet_slides.png"
+        yield pytest.param(args, image, id=image, marks=() if fast else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("args, image", docs_cases())
+def test_docs_commands_reproduce_the_committed_pictures(args, image, tmp_path, capsys):
+    tool = docs_tool()
+    (tmp_path / "tiny.arch").write_text(tool.tiny_spec(tool.DOC.read_text(encoding="utf-8")))
+    out = tmp_path / "picture.png"
+    assert tool.draw(args, out, tmp_path) == 0
+    assert png_size(out.read_bytes()) == png_size((ROOT / image).read_bytes())
