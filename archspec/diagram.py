@@ -3,7 +3,9 @@
 `to_dot(network, depth=0)` gives the DOT source. Each block call at a depth below `depth`
 (counting only block calls; the network body is depth 0) is drawn as a labelled cluster with
 its contents; deeper block calls are single nodes, and consecutive calls of one block with the
-same structure (e.g. the identical blocks of a ResNet stage) share one node marked `×N`.
+same structure (e.g. the identical blocks of a ResNet stage) share one node marked `×N`, or,
+opened, one cluster marked `×N`. A collapsed call's node says what tells it apart
+(`kernels`: `1×1 3×3 /2 ×256`).
 Labelled groups written inline (`features: { ... }`, `downsample: ...`) are clusters wherever
 they are visible. Merges are small nodes of their own: a circled `+` for a residual add, a
 `concat` box, and a `dense concat` box per DenseNet step (or one for a whole dense block whose
@@ -13,7 +15,9 @@ features); nodes are coloured by op family, with a legend under the title.
 `expand=[path, ...]` (`--expand`) opens just those block calls, named by module path, and
 the ones around them; `stats=True` writes params and MACs on nodes as `archspec summary`
 does; `tooltips=True` gives nodes and clusters a hover text (shapes, exact counts), which
-diagram_html.py's page shows; `title=` and `legend=` set the title line.
+diagram_html.py's page shows; `title=` and `legend=` set the title line; `fit="16:9"`
+(--fit, the slides theme's default) wraps a long drawing into columns of that aspect ratio,
+as diagram_fit.py measures them with `dot`.
 
 The output is deterministic: node ids come from module paths (merges are numbered within their
 scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's `dot`; the

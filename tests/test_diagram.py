@@ -262,17 +262,21 @@ def test_helpers():
 
 
 @pytest.mark.slow
-def test_dot_output_is_deterministic_across_runs_and_hash_seeds(tmp_path):
+@pytest.mark.parametrize("theme", ["paper", "slides"])  # slides: wrapped by --fit 16:9
+def test_dot_output_is_deterministic_across_runs_and_hash_seeds(tmp_path, theme):
     network = archspec.load(str(SPECS / "googlenet.arch"))
-    first = diagram.to_dot(network, depth=2)
-    assert first == diagram.to_dot(archspec.load(str(SPECS / "googlenet.arch")), depth=2)
+    first = diagram.to_dot(network, depth=2, theme=theme)
+    assert first == diagram.to_dot(archspec.load(str(SPECS / "googlenet.arch")), depth=2,
+                                   theme=theme)
     assert not re.search(r"0x[0-9a-f]{6,}", first)
+    assert ("rank=same" in first) == (theme == "slides")
     outputs = []
     for seed in ("0", "4242"):
         out = tmp_path / f"g{seed}.dot"
         env = dict(os.environ, PYTHONHASHSEED=seed)
         done = subprocess.run([sys.executable, "-m", "archspec", "diagram",
-                               str(SPECS / "googlenet.arch"), "--depth", "2", "-o", str(out)],
+                               str(SPECS / "googlenet.arch"), "--depth", "2", "--theme", theme,
+                               "-o", str(out)],
                               env=env, capture_output=True, text=True, cwd=ROOT, check=False)
         assert done.returncode == 0, done.stderr
         outputs.append(out.read_bytes())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import struct
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
