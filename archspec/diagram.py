@@ -203,6 +203,10 @@ def _signature(node: Node, top: bool = True) -> tuple:
                 node.out_shape, tuple(_signature(c, False) for c in node.children))
     if isinstance(node, Merge):
         return ("M", node.kind, tuple(_signature(b, False) for b in node.branches))
+    if isinstance(node, Ref):  # the scope's own tensor by name: equal in equal scopes
+        return ("R", node.target, node.in_shape, node.out_shape)
+    if isinstance(node, Side):
+        return ("A", node.training, _signature(node.body, False))
     return ("D", tuple(_signature(s, False) for s in node.steps))
 
 
