@@ -690,12 +690,12 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
                                fontsize=f"{style.fontsize:g}", **sub.attrs)
                     emit(inner, sub)
 
-    emit(graph, _split(root, {head for _, head in cuts}) if cuts else root)
+    starts = {head: i for i, (_, heads) in enumerate(cuts, 1) for head in heads}
+    emit(graph, _split(root, starts) if cuts else root)
     if builder.skips and rankdir == "TB":
         builder.rows(graph)
     if cuts:
-        heads = ["input"] + [head for _, head in cuts]
-        graph.body.append("\t{rank=same; " + " -> ".join(map(_quoted, heads))
+        graph.body.append("\t{rank=same; " + " -> ".join(map(_quoted, ["input", *starts]))
                           + " [style=invis]}\n")
     ends = {tail for tail, _ in cuts}
     for tail, head, attrs in builder.edges:
@@ -704,10 +704,10 @@ def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
     return graph.source
 
 
-def _split(root: _Cluster, heads: set[str]) -> _Cluster:
-    """The drawing with each cluster cut into one part per column it spans (--fit wraps
-    before each of `heads`): a cluster is a rectangle, so a stage that continues in the next
-    column is drawn again there, with the same label."""
+def _split(root: _Cluster, columns: dict[str, int]) -> _Cluster:
+    """The drawing with each cluster cut into one part per column it spans (`columns`: the
+    nodes --fit starts each column with, and its number): a cluster is a rectangle, so a
+    stage that continues in the next column is drawn again there, with the same label."""
     top = _Cluster(root.name, root.attrs)
     parts: dict[tuple[str, int], _Cluster] = {}
     column = 0
@@ -718,7 +718,7 @@ def _split(root: _Cluster, heads: set[str]) -> _Cluster:
             if entry[0] == "cluster":
                 place(entry[1], [*outer, entry[1]])
                 continue
-            column += entry[1] in heads
+            column = max(column, columns.get(entry[1], 0))
             target = top
             for original in outer:
                 key = (original.name, column)

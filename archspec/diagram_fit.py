@@ -33,7 +33,7 @@ PAD_ROUNDS = 3
 MEASURE_TIMEOUT = 20  # seconds for one layout
 MAX_MEASURED_EDGES = 1_500  # larger drawings are not measured (layout time)
 
-Cut = tuple[str, str]  # the node a column ends with, the node the next one starts with
+Cut = tuple[str, tuple[str, ...]]  # the node a column ends with, the nodes the next starts with
 Draw = Callable[[list[Cut], float | None], str]  # cuts, ratio (H/W) -> DOT source
 
 
@@ -55,12 +55,13 @@ def parse_fit(text: str) -> float | None:
 class Layout(NamedTuple):
     """What `dot` made of a drawing: its aspect (width/height), each node's place along the
     ranks (growing down for TB, right for LR), the edges that constrain the ranking, and
-    the nodes of each cluster."""
+    the nodes of each cluster, and where each node is across the ranks."""
 
     aspect: float
     ranks: dict[str, float]
-    edges: list[Cut]
+    edges: list[tuple[str, str]]
     clusters: list[set[str]]
+    across: dict[str, float]  # each node's place across the ranks (left to right for TB)
 
 
 def measure(source: str, rankdir: str) -> Layout | None:
@@ -87,13 +88,16 @@ def _read(graph: dict, rankdir: str) -> Layout:
              if e.get("constraint") != "false" and e.get("style") != "invis"]
     clusters = [{names[i] for i in o.get("nodes", []) if i in names} for o in objects
                 if o["name"].startswith("cluster") and "pos" not in o]
-    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, edges, clusters)
+    across = {o["name"]: -sign * float(o["pos"].split(",")[1 - axis]) for o in objects
+              if "pos" in o}
+    return Layout((x1 - x0) / max(y1 - y0, 1e-9), ranks, edges, clusters, across)
 
 
 def cut_places(layout: Layout) -> list[tuple[float, Cut]]:
     """Where the drawing may wrap: each gap between two ranks that only the edges out of one
-    node cross (one tensor, read by a block and its shortcut), with that node and the first
-    node after the gap. Not after the input, nor before an output: no column of one node."""
+    node cross (one tensor, read by a block and its shortcut), with that node and the nodes
+    the next column starts with, in their order across. Not after the input, nor before an
+    output: no column of one node."""
     ends = {name for name in layout.ranks if name == "input" or name.startswith("output")}
     levels = sorted(set(layout.ranks.values()))
     places = []
@@ -102,9 +106,12 @@ def cut_places(layout: Layout) -> list[tuple[float, Cut]]:
         crossing = [e for e in layout.edges
                     if layout.ranks[e[0]] < gap < layout.ranks[e[1]]]
         tails = {tail for tail, _ in crossing}
-        heads = sorted((layout.ranks[head], head) for _, head in crossing)
-        if len(tails) == 1 and not tails & ends and not ends & {h for _, h in heads}:
-            places.append((gap, (crossing[0][0], heads[0][1])))
+        heads = {head for _, head in crossing}
+        if len(tails) == 1 and not (tails | heads) & ends:
+            first = min(layout.ranks[h] for h in heads)  # a shortcut's add stays below
+            starts = sorted((h for h in heads if layout.ranks[h] == first),
+                            key=lambda h: (layout.across[h], h))
+            places.append((gap, (crossing[0][0], tuple(starts))))
     return places
 
 
@@ -117,8 +124,8 @@ def cuts_for(places: list[tuple[float, Cut]], layout: Layout, columns: int) -> l
     chosen: list[tuple[float, Cut]] = []
 
     def cost(place: tuple[float, Cut], ideal: float) -> float:
-        tail, head = place[1]
-        split = sum(1 for c in layout.clusters if tail in c and head in c)
+        tail, heads = place[1]
+        split = sum(1 for c in layout.clusters if tail in c and heads[0] in c)
         return abs(place[0] - ideal) + SPLIT_COST * column * split
 
     for i in range(1, columns):
