@@ -26,9 +26,9 @@ import subprocess
 from collections.abc import Callable
 from typing import NamedTuple
 
-PAD_BEYOND = 0.10  # relative aspect error above which the best wrap is padded to W:H
 SPLIT_COST = 0.2  # a cut through a cluster, in columns' heights (see cuts_for)
-PAD_CLOSE = 0.02  # ... and padded until this close
+PAD_BEYOND = 0.10  # relative aspect error above which the best wrap is padded to W:H
+PAD_CLOSE = 0.02  # ... and padded until this close, in at most PAD_ROUNDS layouts
 PAD_ROUNDS = 3
 MEASURE_TIMEOUT = 20  # seconds for one layout
 MAX_MEASURED_EDGES = 1_500  # larger drawings are not measured (layout time)
@@ -54,8 +54,8 @@ def parse_fit(text: str) -> float | None:
 
 class Layout(NamedTuple):
     """What `dot` made of a drawing: its aspect (width/height), each node's place along the
-    ranks (growing down for TB, right for LR), the edges that constrain the ranking, and
-    the nodes of each cluster, and where each node is across the ranks."""
+    ranks (growing down for TB, right for LR), the edges that constrain the ranking, the
+    nodes of each cluster, and each node's place across the ranks."""
 
     aspect: float
     ranks: dict[str, float]
