@@ -302,7 +302,7 @@ def run_diff(args) -> int:
 
 def _add_diagram_parser(commands) -> None:
     """Register `archspec diagram` (graphviz itself is imported only to draw)."""
-    from .diagram import THEMES, parse_depth
+    from .diagram import THEMES, parse_depth, parse_fit_option
 
     diagram = commands.add_parser(
         "diagram", help="draw a network with Graphviz (SVG, PNG, PDF or DOT)",
@@ -327,6 +327,10 @@ def _add_diagram_parser(commands) -> None:
                          help="paper: compact serif; slides: large sans-serif")
     diagram.add_argument("--no-shapes", action="store_true",
                          help="leave the tensor shapes off the edges")
+    diagram.add_argument("--fit", type=parse_fit_option, metavar="W:H|none",
+                         help="wrap the drawing into columns (rows for LR) to this aspect "
+                              "ratio, such as 16:9 or 4:3 (default: 16:9 with the slides "
+                              "theme, none with paper)")
     diagram.add_argument("--input", type=parse_shape, metavar="C,H,W",
                          help="draw at another input shape")
     _add_block_argument(diagram)
@@ -389,8 +393,8 @@ def _diagram_bytes(network, args, fmt: str, source: str) -> bytes:
     from .diagram_html import to_html
 
     return to_html(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
-                   stats=args.stats, legend=not args.no_legend,
-                   title=args.title).encode("utf-8")
+                   stats=args.stats, legend=not args.no_legend, title=args.title,
+                   fit=args.fit or "theme").encode("utf-8")
 
 
 def run_diagram(args) -> int:
@@ -413,7 +417,7 @@ def run_diagram(args) -> int:
         return status
     source = to_dot(network, args.depth, args.rankdir, args.theme, not args.no_shapes,
                     args.block, expand=args.expand, stats=args.stats,
-                    legend=not args.no_legend, title=args.title)
+                    legend=not args.no_legend, title=args.title, fit=args.fit or "theme")
     try:
         try:
             data = _diagram_bytes(network, args, fmt, source)

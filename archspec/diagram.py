@@ -3,7 +3,9 @@
 `to_dot(network, depth=0)` gives the DOT source. Each block call at a depth below `depth`
 (counting only block calls; the network body is depth 0) is drawn as a labelled cluster with
 its contents; deeper block calls are single nodes, and consecutive calls of one block with the
-same structure (e.g. the identical blocks of a ResNet stage) share one node marked `×N`.
+same structure (e.g. the identical blocks of a ResNet stage) share one node marked `×N`, or,
+opened, one cluster marked `×N`. A collapsed call's node says what tells it apart
+(`kernels`: `1×1 3×3 /2 ×256`).
 Labelled groups written inline (`features: { ... }`, `downsample: ...`) are clusters wherever
 they are visible. Merges are small nodes of their own: a circled `+` for a residual add, a
 `concat` box, and a `dense concat` box per DenseNet step (or one for a whole dense block whose
@@ -13,7 +15,9 @@ features); nodes are coloured by op family, with a legend under the title.
 `expand=[path, ...]` (`--expand`) opens just those block calls, named by module path, and
 the ones around them; `stats=True` writes params and MACs on nodes as `archspec summary`
 does; `tooltips=True` gives nodes and clusters a hover text (shapes, exact counts), which
-diagram_html.py's page shows; `title=` and `legend=` set the title line.
+diagram_html.py's page shows; `title=` and `legend=` set the title line; `fit="16:9"`
+(--fit, the slides theme's default) wraps a long drawing into columns of that aspect ratio,
+as diagram_fit.py measures them with `dot`.
 
 The output is deterministic: node ids come from module paths (merges are numbered within their
 scope), and nothing depends on hashing or object ids. `render()` runs Graphviz's `dot`; the
@@ -38,6 +42,8 @@ from html import escape
 from typing import NamedTuple
 
 from .diagnostics import ArchError, Diagnostic, did_you_mean
+from .diagram_fit import Cut, parse_fit
+from .diagram_fit import fit as fit_drawing
 from .ir import (
     DenseMerge,
     Layer,
@@ -91,13 +97,15 @@ class Theme(NamedTuple):
     margin: str  # node margin (inches)
     dpi: int  # PNG resolution
     cluster_fills: tuple
+    cluster_margin: str  # points between a cluster's border and its nodes
+    fit: str  # the aspect ratio --fit wraps to by default (W:H or none)
 
 
 THEMES = {
     "paper": Theme("Times", 11, 9, 13, 0.18, 0.22, 0.8, "0.08,0.03", 150,
-                   ("#f7f7f7", "#ececec")),
+                   ("#f7f7f7", "#ececec"), "6", "none"),
     "slides": Theme("Helvetica", 18, 14, 22, 0.3, 0.35, 1.4, "0.14,0.06", 110,
-                    ("#f5f5f5", "#e8e8e8")),
+                    ("#f5f5f5", "#e8e8e8"), "12", "16:9"),
 }
 
 
@@ -159,8 +167,8 @@ def _html(title: str, subtitle: str | None, small: float, bold: bool) -> str:
     text = escape(title, quote=False)
     if bold:
         text = f"<b>{text}</b>"
-    if subtitle:
-        text += f'<br/><font point-size="{small:g}">{escape(subtitle, quote=False)}</font>'
+    for line in subtitle.split("\n") if subtitle else ():
+        text += f'<br/><font point-size="{small:g}">{escape(line, quote=False)}</font>'
     return f"<{text}>"
 
 
@@ -195,6 +203,10 @@ def _signature(node: Node, top: bool = True) -> tuple:
                 node.out_shape, tuple(_signature(c, False) for c in node.children))
     if isinstance(node, Merge):
         return ("M", node.kind, tuple(_signature(b, False) for b in node.branches))
+    if isinstance(node, Ref):  # the scope's own tensor by name: equal in equal scopes
+        return ("R", node.target, node.in_shape, node.out_shape)
+    if isinstance(node, Side):
+        return ("A", node.training, _signature(node.body, False))
     return ("D", tuple(_signature(s, False) for s in node.steps))
 
 
@@ -227,6 +239,21 @@ def summary(scope: Seq) -> str:
         count = sum(1 for _ in iter_layers(scope))
         text = f"{count} layer" + ("s" if count != 1 else "")
     return text + _downsampling(scope)
+
+
+def kernels(scope: Seq) -> str:
+    """What tells collapsed blocks apart: the distinct kernel sizes of its convs in order,
+    `/2` where it downsamples and its output width: `1×1 3×3 /2 ×256`."""
+    sizes = []
+    for layer in iter_layers(scope):
+        kernel = layer.attrs.get("kernel") if layer.op.family == "conv" else None
+        text = "×".join(map(str, _pair(kernel))) if kernel is not None else None
+        if text is not None and text not in sizes:
+            sizes.append(text)
+    words = [*sizes, _downsampling(scope).removeprefix(", ")]
+    if scope.out_shape and len(scope.out_shape) == 3:
+        words.append(f"×{scope.out_shape[0]}")
+    return " ".join(w for w in words if w)
 
 
 def _downsampling(scope: Seq) -> str:
@@ -390,6 +417,8 @@ class _Builder:
             subtitle = f"{block}: {summary(first)}" if block else summary(first)
         if block is not None and subtitle == f"{block}: {block}":
             subtitle = block
+        if kernels(first):  # the line says /2: the summary need not
+            subtitle = subtitle.removesuffix(_downsampling(first)) + "\n" + kernels(first)
         into.node(node_id, {"label": _html(title, subtitle, t.small, True),
                             "peripheries": "2", **self._fill("block")})
         self.drawn_as[node_id] = list(scopes)
@@ -426,16 +455,27 @@ class _Builder:
         while i < len(items):
             item = items[i]
             if isinstance(item, Seq) and not self.expands(item, level):
-                j, key = i + 1, _signature(item)
-                while (j < len(items) and isinstance(items[j], Seq)
-                       and not self.expands(items[j], level) and _signature(items[j]) == key):
-                    j += 1
+                j = self.run(items, i, level, opened=False)
                 src = self.collapsed(items[i:j], into, src)
-                i = j
-                continue
-            src = self.statement(item, into, level, src, scope_path)
-            i += 1
+            elif isinstance(item, Seq) and item.block is not None:
+                j = self.run(items, i, level, opened=True)
+                src = self.cluster(item, into, level, src, items[i + 1:j])
+            else:
+                j = i + 1
+                src = self.statement(item, into, level, src, scope_path)
+            i = j
         return src
+
+    def run(self, items: list[Node], i: int, level: int, opened: bool) -> int:
+        """The end of the run of calls like items[i] (same block, arguments and shapes),
+        all collapsed or all opened, that one node or one cluster marked ×N stands for. An
+        opened run stops at a call --expand names: that one is drawn."""
+        j, key = i + 1, _signature(items[i])
+        while (j < len(items) and isinstance(items[j], Seq)
+               and self.expands(items[j], level) == opened and _signature(items[j]) == key
+               and not (opened and items[j].path in self.opened)):
+            j += 1
+        return j
 
     def statement(self, node: Node, into: _Cluster, level: int, src: _Tensor,
                   scope_path: str) -> _Tensor:
@@ -469,10 +509,16 @@ class _Builder:
             return _Tensor(merge_id, node.out_shape)
         return self.dense(node, into, level, src, scope_path)
 
-    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor,
+                repeats: list[Node] = ()) -> _Tensor:
+        """An opened scope, and for `repeats` (the identical calls after it) ×N."""
         t = self.theme
         block = scope.block.name if scope.block is not None else None
         title = scope.path if _auto_named(scope.name) else scope.name
+        if repeats:
+            last = repeats[-1]
+            title = _range(title, last.path if _auto_named(last.name) else last.name)
+            block = f"{block} ×{len(repeats) + 1}"
         text = f"<b>{escape(title, quote=False)}</b>"
         if block:
             text += f'  <font point-size="{t.small:g}">{escape(block, quote=False)}</font>'
@@ -490,8 +536,9 @@ class _Builder:
         inner = level + (1 if block is not None else 0)
         self.tensors[f"{scope.path}@input"] = src
         end = self.sequence(_items(scope), cluster, inner, src, scope.path)
-        self.tensors[scope.path] = end
-        return end
+        for drawn in (scope, *repeats):
+            self.tensors[drawn.path] = end._replace(shape=drawn.out_shape)
+        return end._replace(shape=(repeats or [scope])[-1].out_shape)
 
     def dense(self, node: DenseMerge, into: _Cluster, level: int, src: _Tensor,
               scope_path: str) -> _Tensor:
@@ -585,30 +632,46 @@ class _Builder:
 def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
            shapes: bool = True, block: str | None = None, *, expand: Iterable[str] = (),
            stats: bool = False, legend: bool = True, title: str | None = None,
-           tooltips: bool = False) -> str:
+           tooltips: bool = False, fit: str | None = "theme") -> str:
     """The DOT source of a network's diagram (see the module's docstring). `block` draws
     that block's first call alone (`find_block`), as papers draw a module; `expand` opens
     those block calls (module paths, see `opened_paths`), `stats` writes params and MACs on
     nodes, `tooltips` gives nodes and clusters a hover text (shapes, params, MACs), `title`
-    replaces the network's name in the title line, `legend=False` leaves the legend off."""
-    import graphviz
-
+    replaces the network's name in the title line, `legend=False` leaves the legend off.
+    `fit="16:9"` wraps the drawing to that aspect ratio (diagram_fit.py, needs `dot`);
+    `"theme"` is the theme's own (16:9 for slides, none for paper), `None` or `"none"` off."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be TB or LR, not {rankdir!r}")
     style = THEMES[theme]
+    target = parse_fit(style.fit if fit == "theme" else fit or "none")
     builder = (_Builder(network, depth, style, shapes, rankdir, opened_paths(network, expand))
                if block is None else
                _BlockBuilder(network, find_block(network, block), depth, style, shapes, rankdir))
     root = builder.build()
     _annotate(builder, stats, tooltips)
+    caption = _caption(builder, legend, title)
+
+    def draw(cuts: list[Cut], ratio: float | None) -> str:
+        return _source(builder, root, caption, cuts, ratio)
+
+    return draw([], None) if target is None else fit_drawing(draw, target, rankdir)
+
+
+def _source(builder: _Builder, root: _Cluster, caption: dict, cuts: list[Cut],
+            ratio: float | None) -> str:
+    """The DOT text of a built drawing, wrapped after the `cuts` edges (--fit) and padded
+    to height/width `ratio`."""
+    import graphviz
+
+    style, rankdir = builder.theme, builder.rankdir
     font = {"fontname": style.fontname}
     graph = graphviz.Digraph(
-        name=network.name,
+        name=builder.network.name,
         graph_attr={"rankdir": rankdir, "newrank": "true", "bgcolor": "white",
                     "nodesep": f"{style.nodesep:g}", "ranksep": f"{style.ranksep:g}",
-                    "pad": "0.15", "labelloc": "t", "labeljust": "c",
-                    **_caption(builder, legend, title), **font,
-                    "fontsize": f"{style.fontsize:g}"},
+                    "pad": "0.15", "labelloc": "t", "labeljust": "c", **caption, **font,
+                    "fontsize": f"{style.fontsize:g}",
+                    **({"ratio": f"{ratio:.4f}"} if ratio is not None else {})},
         node_attr={"shape": "box", "style": "filled,rounded", "color": "#444444",
                    "penwidth": f"{style.penwidth:g}", "margin": style.margin,
                    "height": "0.3", **font, "fontsize": f"{style.fontsize:g}"},
@@ -623,16 +686,52 @@ def to_dot(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "
                 sub = entry[1]
                 with target.subgraph(name=sub.name) as inner:
                     inner.attr(style="filled,rounded", color="#9a9a9a",
-                               penwidth=f"{style.penwidth:g}", margin="6",
+                               penwidth=f"{style.penwidth:g}", margin=style.cluster_margin,
                                fontsize=f"{style.fontsize:g}", **sub.attrs)
                     emit(inner, sub)
 
-    emit(graph, root)
+    starts = {head: i for i, (_, heads) in enumerate(cuts, 1) for head in heads}
+    emit(graph, _split(root, starts) if cuts else root)
     if builder.skips and rankdir == "TB":
         builder.rows(graph)
+    if cuts:
+        graph.body.append("\t{rank=same; " + " -> ".join(map(_quoted, ["input", *starts]))
+                          + " [style=invis]}\n")
+    ends = {tail for tail, _ in cuts}
     for tail, head, attrs in builder.edges:
-        graph.edge(tail, head, **attrs)
+        wrapped = {"constraint": "false"} if tail in ends else {}
+        graph.edge(tail, head, **{**attrs, **wrapped})
     return graph.source
+
+
+def _split(root: _Cluster, columns: dict[str, int]) -> _Cluster:
+    """The drawing with each cluster cut into one part per column it spans (`columns`: the
+    nodes --fit starts each column with, and its number): a cluster is a rectangle, so a
+    stage that continues in the next column is drawn again there, with the same label."""
+    top = _Cluster(root.name, root.attrs)
+    parts: dict[tuple[str, int], _Cluster] = {}
+    column = 0
+
+    def place(cluster: _Cluster, outer: list[_Cluster]) -> None:
+        nonlocal column
+        for entry in cluster.entries:
+            if entry[0] == "cluster":
+                place(entry[1], [*outer, entry[1]])
+                continue
+            column = max(column, columns.get(entry[1], 0))
+            target = top
+            for original in outer:
+                key = (original.name, column)
+                if key not in parts:
+                    count = sum(1 for name, _ in parts if name == original.name)
+                    parts[key] = _Cluster(original.name + (f"~{count + 1}" if count else ""),
+                                          dict(original.attrs), original.level)
+                    target.entries.append(("cluster", parts[key]))
+                target = parts[key]
+            target.entries.append(entry)
+
+    place(root, [])
+    return top
 
 
 # ---------------------------------------------------------------- --expand, --stats, --title
@@ -792,6 +891,17 @@ def parse_depth(text: str) -> int:
     return value
 
 
+def parse_fit_option(text: str) -> str:
+    """--fit's value, checked (`16:9`, `4:3`, `none`); a usage error otherwise."""
+    import argparse
+
+    try:
+        parse_fit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def depth_text(depth: int) -> str:
     return "all" if depth >= ALL else str(depth)
 
@@ -860,9 +970,10 @@ class _BlockBuilder(_Builder):
         into.entries[-1][2]["label"] = _html(title + count, name, self.theme.small, False)
         return tensor
 
-    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor) -> _Tensor:
+    def cluster(self, scope: Seq, into: _Cluster, level: int, src: _Tensor,
+                repeats: list[Node] = ()) -> _Tensor:
         if scope.block is not None:  # a nested call opened by --depth
-            return super().cluster(scope, into, level, src)
+            return super().cluster(scope, into, level, src, repeats)
         self.tensors[f"{scope.path}@input"] = src
         end = self.sequence(_items(scope), into, level, src, scope.path)
         self.tensors[scope.path] = end

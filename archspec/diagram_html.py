@@ -42,12 +42,13 @@ def reachable(network: Network, depth: int) -> list[list[str]]:
 def to_html(network: Network, depth: int = 0, rankdir: str = "TB", theme: str = "paper",
             shapes: bool = True, *, stats: bool = False, legend: bool = True,
             title: str | None = None, max_states: int = MAX_STATES,
-            max_bytes: int = MAX_BYTES) -> str:
-    """The page (see the module's docstring). Needs Graphviz's `dot`: raises
-    diagram.DotMissing or diagram.RenderError as `render` does."""
+            max_bytes: int = MAX_BYTES, fit: str | None = "theme") -> str:
+    """The page (see the module's docstring); `fit` wraps each picture as to_dot's does.
+    Needs Graphviz's `dot`: raises diagram.DotMissing or diagram.RenderError as `render`
+    does."""
     def picture(expand: list[str]) -> str:
         source = to_dot(network, depth, rankdir, theme, shapes, expand=expand, stats=stats,
-                        legend=legend, title=title, tooltips=True)
+                        legend=legend, title=title, tooltips=True, fit=fit)
         return bare_svg(render(source, "svg", theme).decode("utf-8"))
 
     pictures = {"": picture([])}
@@ -114,7 +115,8 @@ _SCRIPT = """
   function prepare(svg) {
     svg.querySelectorAll("g.node, g.cluster").forEach(function (g) {
       var title = g.querySelector(":scope > title"), link = g.querySelector("a");
-      if (title) { g.dataset.id = title.textContent; title.remove(); }
+      // a cluster wrapped by --fit into several parts: cluster_x, cluster_x~2, ...
+      if (title) { g.dataset.id = title.textContent.replace(/~[0-9]+$/, ""); title.remove(); }
       if (link && link.hasAttributeNS(XLINK, "title")) {
         g.dataset.tip = link.getAttributeNS(XLINK, "title");
         link.removeAttributeNS(XLINK, "title");

@@ -71,9 +71,11 @@ def diff(a: Network, b: Network, label_a: str | None = None,
 
 def draw(network: Network, depth: int | None = 0, rankdir: str = "TB", theme: str = "paper",
          shapes: bool = True, block: str | None = None, *, expand: Iterable[str] = (),
-         stats: bool = False, legend: bool = True, title: str | None = None) -> Drawing:
+         stats: bool = False, legend: bool = True, title: str | None = None,
+         fit: str | None = "theme") -> Drawing:
     """`archspec diagram`: block calls opened `depth` levels deep (None: all), the options
-    as the command's (docs/diagrams.md). Jupyter shows the SVG; `.save(path)` writes a file."""
+    as the command's (docs/diagrams.md; `fit="16:9"` is `--fit 16:9`, "theme" the theme's
+    default, None none). Jupyter shows the SVG; `.save(path)` writes a file."""
     from .diagram import ALL, THEMES, to_dot
 
     _require_network(network, "draw")
@@ -83,7 +85,7 @@ def draw(network: Network, depth: int | None = 0, rankdir: str = "TB", theme: st
     if depth is not None and depth < 0:
         raise ValueError("depth is at least 0 (or None: every level)")
     source = to_dot(network, ALL if depth is None else depth, rankdir, theme, shapes, block,
-                    expand=expand, stats=stats, legend=legend, title=title)
+                    expand=expand, stats=stats, legend=legend, title=title, fit=fit)
     return Drawing(network.name, source, theme)
 
 

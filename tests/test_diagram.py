@@ -16,7 +16,7 @@ import pytest
 import archspec
 from archspec import diagram
 from archspec.cli import main
-from archspec.ir import Layer, Seq
+from archspec.ir import Layer, Seq, iter_nodes
 from archspec.ops import fmt_shape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_resnet18_collapsed_has_four_stage_nodes_of_two_blocks():
     assert stages == ["S.layer1", "S.layer2", "S.layer3", "S.layer4"]
     for node in stages:
         assert "stage: basic ×2" in dot.label(node)
-    assert "/2" not in dot.label("S.layer1") and ", /2" in dot.label("S.layer2")
+    assert "/2" not in dot.label("S.layer1") and " /2 " in dot.label("S.layer2")
     assert len(dot.nodes) == len(net.body.children) + 2 == 13
     assert len(dot.edges) == 12 and not dot.clusters
     assert [label for _, _, label in dot.edges[4:9]] == [
@@ -144,16 +144,17 @@ def test_resnet18_one_level_folds_identical_blocks_into_xn_nodes():
     assert "basic ×2" in dot.label("S.layer1.0")
     for i in (2, 3, 4):
         assert dot.in_cluster(f"cluster_layer{i}") == [f"S.layer{i}.0", f"S.layer{i}.1"]
-        assert "residual add, projection, /2" in dot.label(f"S.layer{i}.0")
-        assert "×2" not in dot.label(f"S.layer{i}.1")
+        assert "residual add, projection<" in dot.label(f"S.layer{i}.0")
+        assert " /2 " in dot.label(f"S.layer{i}.0")
+        assert "basic ×2" not in dot.label(f"S.layer{i}.1")
     assert dot.into("S.layer2.1") == [("S.layer2.0", "128×28×28")]
     assert not dot.ids("M.")
 
 
 def test_resnet18_two_levels_draws_residual_adds_and_shortcuts():
     dot, net = draw("resnet.arch", "resnet18", depth=2)
-    adds = dot.ids("M.")
-    assert len(adds) == 8 and all("shape=circle" in dot.label(a) and 'label="+"' in
+    adds = dot.ids("M.")  # layer1's two identical blocks are one cluster, `basic ×2`
+    assert len(adds) == 7 and all("shape=circle" in dot.label(a) and 'label="+"' in
                                   dot.label(a) for a in adds)
     assert all(len(dot.into(a)) == 2 for a in adds)
     # Three levels of clusters: stage > block > downsample.
@@ -167,7 +168,7 @@ def test_resnet18_two_levels_draws_residual_adds_and_shortcuts():
                                            ("L.maxpool", None)]
     assert dot.into("M.layer2.0/add1") == [("L.layer2.0.bn2", "128×28×28"),
                                            ("L.layer2.0.downsample.1", "128×28×28")]
-    layers = list(net.layers())
+    layers = [la for la in net.layers() if not la.path.startswith("layer1.1.")]
     assert len(dot.ids("L.")) == len(layers)
 
 
@@ -245,8 +246,25 @@ def test_every_library_network_draws_at_every_depth():
                 for tail, head, _ in dot.edges:
                     assert tail in dot.nodes and head in dot.nodes, (spec, depth, tail, head)
                 if depth == diagram.ALL:
-                    layers = [x for x in network.layers() if isinstance(x, Layer)]
-                    assert len(dot.ids("L.")) == len(layers)
+                    check_every_layer_drawn_or_folded(network, dot)
+
+
+def check_every_layer_drawn_or_folded(network, dot: Dot) -> None:
+    """Opened all the way, each layer is a node, unless its block call is one of the
+    identical calls after one drawn as a cluster marked ×N (`layer1.1–2  bottleneck ×2`)."""
+    paths = {x.path for x in network.layers() if isinstance(x, Layer)}
+    drawn = {node[2:] for node in dot.ids("L.")}
+    assert drawn <= paths
+    folded = re.findall(r'subgraph "?cluster_([^"\s]+)"? \{\n[^\n]*label=<[^\n]*? ×(\d+)</font>',
+                        dot.source)
+    scopes = [s.path for s in iter_nodes(network.body) if isinstance(s, Seq) and s.name]
+    covered = []
+    for first, count in folded:
+        siblings = [p for p in scopes if p.rpartition(".")[0] == first.rpartition(".")[0]]
+        at = siblings.index(first)
+        covered += siblings[at + 1:at + int(count)]
+    for path in paths - drawn:
+        assert any(path.startswith(c + ".") for c in covered), path
 
 
 def test_helpers():
@@ -261,17 +279,21 @@ def test_helpers():
 
 
 @pytest.mark.slow
-def test_dot_output_is_deterministic_across_runs_and_hash_seeds(tmp_path):
+@pytest.mark.parametrize("theme", ["paper", "slides"])  # slides: wrapped by --fit 16:9
+def test_dot_output_is_deterministic_across_runs_and_hash_seeds(tmp_path, theme):
     network = archspec.load(str(SPECS / "googlenet.arch"))
-    first = diagram.to_dot(network, depth=2)
-    assert first == diagram.to_dot(archspec.load(str(SPECS / "googlenet.arch")), depth=2)
+    first = diagram.to_dot(network, depth=2, theme=theme)
+    assert first == diagram.to_dot(archspec.load(str(SPECS / "googlenet.arch")), depth=2,
+                                   theme=theme)
     assert not re.search(r"0x[0-9a-f]{6,}", first)
+    assert ("rank=same" in first) == (theme == "slides")
     outputs = []
     for seed in ("0", "4242"):
         out = tmp_path / f"g{seed}.dot"
         env = dict(os.environ, PYTHONHASHSEED=seed)
         done = subprocess.run([sys.executable, "-m", "archspec", "diagram",
-                               str(SPECS / "googlenet.arch"), "--depth", "2", "-o", str(out)],
+                               str(SPECS / "googlenet.arch"), "--depth", "2", "--theme", theme,
+                               "-o", str(out)],
                               env=env, capture_output=True, text=True, cwd=ROOT, check=False)
         assert done.returncode == 0, done.stderr
         outputs.append(out.read_bytes())
@@ -367,7 +389,8 @@ def test_depth_and_net_and_input_options(tmp_path, capsys):
     assert "resnet50 (dot, depth all)" in capsys.readouterr().err
     dot = Dot(out.read_text())
     assert "3×64×64" in dot.label("input")
-    assert len(dot.ids("M.")) == 3 + 4 + 6 + 3
+    # each stage: its first bottleneck (a projection) and one cluster for the identical rest
+    assert len(dot.ids("M.")) == 4 * 2
 
 
 # ---------------------------------------------------------------- real rendering
@@ -401,8 +424,8 @@ def test_dot_renders_svg_png_and_pdf(tmp_path, dot_program, capsys):
 def test_readme_shows_the_committed_diagrams():
     readme = (ROOT / "README.md").read_text()
     images = re.findall(r'src="(docs/img/[\w.-]+\.png)"', readme)
-    assert sorted(images) == ["docs/img/densenet121.png", "docs/img/googlenet.png",
-                              "docs/img/lenet.png", "docs/img/resnet18.png",
+    assert sorted(images) == ["docs/img/densenet121_slides.png", "docs/img/googlenet_slides.png",
+                              "docs/img/lenet_slides.png", "docs/img/resnet50_slides.png",
                               "docs/img/unet.png"]
     for image in images:
         data = (ROOT / image).read_bytes()

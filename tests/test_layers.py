@@ -14,7 +14,7 @@ STAGES = {
     "syntax tree": ["nodes", "flow"],
     "ir": ["ir"],
     "front end": ["parse", "fmt", "evaluate", "binding", "infer", "expand", "settings", "check"],
-    "backends": ["translate", "lowering", "torch_backend", "block_classes",
+    "backends": ["translate", "lowering", "torch_backend", "block_classes", "diagram_fit",
                  "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
     "api": ["notebook", "__init__", "cli", "completion", "lsp", "__main__"],
 }
