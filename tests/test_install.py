@@ -1,6 +1,7 @@
 """Install hygiene: LICENSE is the MIT licence pyproject declares, word for word as pytest
 ships it, and the README's install lines (a virtual environment of its own, because Spack's
-`archspec` has the same name) install and run in a real bash."""
+`archspec` has the same name) install and run in a real bash, and tools/test.sh installs into
+the virtual environment it creates, not into the active Python."""
 
 from __future__ import annotations
 
@@ -85,3 +86,44 @@ def test_readme_install_lines_run_in_bash(tmp_path):
     module, prefix = done.stdout.strip().splitlines()[-1].split()
     venv = project / ".venv"
     assert Path(prefix) == venv and Path(module).is_relative_to(venv)
+
+
+ACTIVE_PYTHON = """#!/bin/sh
+echo "active $*" >> "$LOG"
+if [ "$1 $2" = "-m venv" ]; then
+    mkdir -p "$3/bin"
+    printf '#!/bin/sh\\necho "venv $*" >> "$LOG"\\n' > "$3/bin/python"
+    chmod +x "$3/bin/python"
+fi
+"""
+
+
+def test_test_script_installs_into_a_virtual_environment_it_creates(tmp_path):
+    """tools/test.sh in a copy of tools/, on a PATH where Graphviz, zsh and Chromium are
+    there and `python3`/`python` (the active Python) only log what they are asked: the
+    active Python creates .venv-test and nothing else; pip and pytest run in .venv-test."""
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    shutil.copytree(ROOT / "tools", tmp_path / "project" / "tools")
+    path = tmp_path / "bin"
+    path.mkdir()
+    for tool in ("dirname", "id", "mkdir", "chmod"):
+        (path / tool).symlink_to(shutil.which(tool))
+    for present in ("dot", "zsh", "chromium"):
+        (path / present).write_text("#!/bin/sh\n")
+        (path / present).chmod(0o755)
+    for active in ("python3", "python"):
+        (path / active).write_text(ACTIVE_PYTHON)
+        (path / active).chmod(0o755)
+    log = tmp_path / "log"
+    env = {"PATH": str(path), "LOG": str(log), "HOME": str(tmp_path)}
+    for _ in range(2):  # the second run reuses .venv-test
+        done = subprocess.run([sh, "tools/test.sh", "-k", "fmt"], cwd=tmp_path / "project",
+                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert [c for c in calls if c.startswith("active ")] == ["active -m venv .venv-test"]
+    installs = [c.split()[4] for c in calls if c.startswith("venv -m pip install ")]
+    assert installs == [".[test]", ".[test]"]
+    assert sum(c.startswith("venv -m pytest ") and c.endswith(" -k fmt") for c in calls) == 2

@@ -253,7 +253,7 @@ def test_hover_on_a_conv_shows_the_checked_shape(server):
     assert layers
     for layer in layers:
         assert shape_formula(layer.out_shape) in text
-        assert f"{layer.params:,} parameters" in text
+        assert f"{layer.params:,} parameters" in text and f"{layer.macs:,} MACs" in text
 
 
 @pytest.mark.slow
@@ -275,11 +275,17 @@ def test_definition_of_an_imported_block_and_file(server):
 @pytest.mark.slow
 def test_completion_offers_every_op_and_the_arguments(server, tmp_path):
     spec = tmp_path / "complete.arch"
-    text = "network n() {\n  input [3, 8, 8]\n  conv(8, \n}\n"
+    text = ("block twice(c: int) {\n  conv(c, k=3, p=1)  conv(c, k=3, p=1)\n}\n\n"
+            "network n() {\n  input [3, 8, 8]\n  twice(8)\n}\n")
     server.open(spec, text)
-    answer = server.at("textDocument/completion", spec, 2, len("  conv(8, "))
+    typing = text.replace("twice(8)", "conv(8, ")  # as the user types, it does not parse
+    server.notify("textDocument/didChange", {
+        "textDocument": {"uri": spec.resolve().as_uri(), "version": 2},
+        "contentChanges": [{"text": typing}]})
+    answer = server.at("textDocument/completion", spec, 6, len("  conv(8, "))
     labels = {item["label"] for item in answer["items"]}
     assert set(REGISTRY) <= labels
+    assert "twice" in labels  # the block the document defines
     assert set(op_signature(REGISTRY["conv"]).names) <= labels
     assert {"repeat", "network", "concat"} <= labels
 
@@ -349,8 +355,10 @@ def test_hover_on_a_block_call_gives_its_totals(tmp_path):
     assert call.block is not None and call.block.name == "unit"
     text = hover_text(analysis, call.span.line, call.span.col + 1)
     params = sum(layer.params for layer in call.children)
+    macs = sum(layer.macs for layer in call.children)
     assert "block unit(c: int, unused: int = 3)" in text
     assert f"{params:,} parameters" in text and shape_formula(call.out_shape) in text
+    assert f"{macs:,} MACs" in text
 
 
 def test_hover_on_the_label_of_a_block_call_in_a_loop_gives_the_call(tmp_path):

@@ -1,6 +1,7 @@
 """The hooks of .pre-commit-hooks.yaml run as pre-commit runs them: each hook's entry, split
 as a shell would, then its args, then the staged files its `files` pattern selects; the hook
-fails on a non-zero exit or when it changed a file."""
+fails on a non-zero exit or when it changed a file; and, with pre-commit installed, pre-commit
+itself runs them from this checkout (`pre-commit try-repo`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from archspec.fmt import format_source
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = {hook["id"]: hook for hook in
@@ -59,3 +63,35 @@ def test_check_hook_passes_good_specs_and_fails_broken_ones(tmp_path: Path):
     broken = tmp_path / "broken.arch"
     broken.write_text(MESSY.replace("conv(4,", "conv(0,"), encoding="utf-8")
     assert not _run_hook("archspec-check", [good, broken])[0]
+
+
+def _try_repo(work: Path, hook_id: str, *files: str) -> subprocess.CompletedProcess:
+    """Real pre-commit running this checkout's hook (its uncommitted changes too) on files
+    of the git repository `work`, as a user's commit would; pre-commit installs archspec
+    into an environment of its own under work/../cache (once)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PRE_COMMIT_HOME"] = str(work.parent / "cache")
+    return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook_id,
+                           "--files", *files], cwd=work, env=env, capture_output=True,
+                          text=True, check=False, timeout=600)
+
+
+@pytest.mark.slow
+def test_hooks_under_real_pre_commit(tmp_path: Path):
+    pytest.importorskip("pre_commit")
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "specs" / "lenet.arch", work / "lenet.arch")
+    (work / "tiny.arch").write_text(MESSY, encoding="utf-8")
+    (work / "broken.arch").write_text(MESSY.replace("conv(4,", "conv(0,"), encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    subprocess.run(["git", "add", "."], cwd=work, check=True)
+    fmt = _try_repo(work, "archspec-fmt", "tiny.arch")
+    assert fmt.returncode == 1 and "files were modified by this hook" in fmt.stdout
+    assert (work / "tiny.arch").read_text() == format_source(MESSY)
+    assert _try_repo(work, "archspec-fmt", "tiny.arch", "lenet.arch").returncode == 0
+    assert _try_repo(work, "archspec-check", "lenet.arch").returncode == 0
+    broken = _try_repo(work, "archspec-check", "lenet.arch", "broken.arch")
+    assert broken.returncode == 1 and "broken.arch" in broken.stdout

@@ -14,6 +14,11 @@ from documented import copy_specs, run_line
 
 from archspec.cli import main
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SHORTCUT = ("    downsample: if stride != 1 or in.c != c { conv(c, k=1, s=stride, bias=false)"
             "  batchnorm }\n")
@@ -141,3 +146,19 @@ def test_documented_completion_lines_load_in_the_shell(shell, text, heading, tmp
                                                                       "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0 and not proc.stderr, proc.stderr
     assert "_archspec" in proc.stdout
+
+
+PIP_EXTRAS = re.compile(r"^pip install '\.\[([\w,-]+)\]'")
+
+
+@pytest.mark.parametrize("text,heading", [(README, "### In your editor"),
+                                          (EDITORS, "## Language server")],
+                         ids=["README", "editors.md"])
+def test_documented_lsp_install_brings_the_servers_library(text, heading):
+    """The `pip install '.[lsp]'` line installs an extra pyproject declares, and that extra
+    brings pygls, the library `archspec lsp` runs on."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    (named,) = [m[1] for line in _sh_lines(text, heading) if (m := PIP_EXTRAS.match(line))]
+    assert named == "lsp" and named in extras
+    assert any(re.match(r"pygls\b", requirement) for requirement in extras[named])

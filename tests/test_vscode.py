@@ -1,5 +1,7 @@
 """The VS Code extension in editors/vscode/ points at files that exist and starts the real
-`archspec lsp` subcommand (the grammar file is another part's: checked where present).
+`archspec lsp` subcommand; `npm install` and `vsce package` copy the TextMate grammar into
+the extension's folder, where VS Code reads it (the grammar file is another part's: checked
+where present).
 With node, extension.js itself runs (against stand-ins for VS Code's modules) and the
 command it hands the language client starts a server that answers `initialize`."""
 
@@ -17,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "editors" / "vscode"
+GRAMMAR = ROOT / "editors" / "textmate" / "arch.tmLanguage.json"
 PACKAGE = json.loads((EXTENSION / "package.json").read_text())
 CONTRIBUTES = PACKAGE["contributes"]
 # activate() with VS Code's modules replaced: prints what it gave the LanguageClient
@@ -56,11 +59,25 @@ def test_the_extension_files_it_names_exist():
 def test_the_grammar_is_the_textmate_one():
     (grammar,) = CONTRIBUTES["grammars"]
     assert grammar["language"] == "arch"
-    path = (EXTENSION / grammar["path"]).resolve()
-    assert path == ROOT / "editors" / "textmate" / "arch.tmLanguage.json"
-    if not path.exists():
+    assert (EXTENSION / grammar["path"]).resolve().is_relative_to(EXTENSION)  # vsce packs
+    # nothing outside the extension's folder: npm install copies the grammar in (below)
+    if not GRAMMAR.exists():
         pytest.skip("the TextMate grammar is not in this checkout")
-    assert json.loads(path.read_text())["scopeName"] == grammar["scopeName"]
+    assert json.loads(GRAMMAR.read_text())["scopeName"] == grammar["scopeName"]
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+@pytest.mark.parametrize("script", ["prepare", "vscode:prepublish"])  # npm install, vsce package
+def test_install_and_packaging_copy_the_grammar_in(tmp_path, script):
+    if not GRAMMAR.exists():
+        pytest.skip("the TextMate grammar is not in this checkout")
+    copy = tmp_path / "editors"
+    shutil.copytree(ROOT / "editors", copy, ignore=shutil.ignore_patterns("node_modules",
+                                                                          "syntaxes"))
+    subprocess.run(["npm", "run", "--silent", script], cwd=copy / "vscode", check=True,
+                   capture_output=True, timeout=120)
+    (grammar,) = CONTRIBUTES["grammars"]
+    assert (copy / "vscode" / grammar["path"]).read_bytes() == GRAMMAR.read_bytes()
 
 
 def test_the_server_command_is_the_cli_subcommand():
