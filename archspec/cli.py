@@ -511,8 +511,13 @@ def run_compile(args) -> int:
     from .torch_source import generate
 
     if args.verify:
-        from .torch_backend import verify_network, verify_source
-
+        try:
+            from .torch_backend import verify_network, verify_source
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch":
+                raise
+            print(f"archspec: error: --verify runs the network: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         for network in networks:
             verify_network(network, args.max_bytes)
             verify_source(network, generate(network, args.file))
