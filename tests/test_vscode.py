@@ -53,14 +53,24 @@ def test_the_extension_files_it_names_exist():
     assert configuration["comments"]["lineComment"] == "#"
 
 
-def test_the_grammar_is_the_textmate_one():
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+@pytest.mark.parametrize("script", ["postinstall", "vscode:prepublish"])
+def test_the_grammar_is_the_textmate_one_copied_into_the_package(script, tmp_path):
+    """`vsce package` packs only the extension's folder: `npm install` and packaging copy the
+    TextMate grammar into it, where package.json names it."""
     (grammar,) = CONTRIBUTES["grammars"]
     assert grammar["language"] == "arch"
-    path = (EXTENSION / grammar["path"]).resolve()
-    assert path == ROOT / "editors" / "textmate" / "arch.tmLanguage.json"
-    if not path.exists():
+    source = ROOT / "editors" / "textmate" / "arch.tmLanguage.json"
+    if not source.exists():
         pytest.skip("the TextMate grammar is not in this checkout")
-    assert json.loads(path.read_text())["scopeName"] == grammar["scopeName"]
+    copy = tmp_path / "vscode"
+    shutil.copytree(EXTENSION, copy, ignore=shutil.ignore_patterns("node_modules", "syntaxes"))
+    shutil.copytree(source.parent, tmp_path / "textmate")
+    subprocess.run(["npm", "run", "--silent", script], cwd=copy, check=True, timeout=60)
+    packaged = (copy / grammar["path"]).resolve()
+    assert packaged.is_relative_to(copy)
+    assert packaged.read_bytes() == source.read_bytes()
+    assert json.loads(packaged.read_text())["scopeName"] == grammar["scopeName"]
 
 
 def test_the_server_command_is_the_cli_subcommand():
