@@ -503,6 +503,9 @@ def _print_github(result: CheckResult) -> None:
 
 
 def run_compile(args) -> int:
+    if args.max_bytes is not None and not args.verify:
+        print("archspec: error: --max-bytes goes with --verify", file=sys.stderr)
+        return EXIT_USAGE
     inputs: list[str] = []
     networks, status = some_networks(args.file, args.net, None, args.settings, inputs)
     if not networks:

@@ -84,6 +84,13 @@ def test_static_path_imports_no_torch():
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
+def test_max_bytes_without_verify_is_a_usage_error(files, capsys):
+    """--max-bytes is the budget of --verify: alone it would be silently ignored."""
+    assert main(["compile", str(files[0]), "--max-bytes", "1000"]) == 2
+    captured = capsys.readouterr()
+    assert "--verify" in captured.err and captured.out == ""
+
+
 def test_verify_and_build_without_torch_say_how_to_install_it(files, monkeypatch, capsys):
     """Without torch, `compile --verify` and build() name the package to install, not an
     internal error or a bare ModuleNotFoundError."""
