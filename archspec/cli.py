@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "and confirm it builds the same modules and state_dict "
                                "(imports torch); a network build() would refuse for its "
                                "memory is E502")
-    compile_.add_argument("--max-bytes", type=int, default=None, metavar="N",
+    compile_.add_argument("--max-bytes", type=_positive, default=None, metavar="N",
                           help="with --verify: the memory budget in bytes (default: the "
                                "memory free now)")
     _add_summary_parsers(commands)

@@ -89,6 +89,9 @@ def test_max_bytes_without_verify_is_a_usage_error(files, capsys):
     assert main(["compile", str(files[0]), "--max-bytes", "1000"]) == 2
     captured = capsys.readouterr()
     assert "--verify" in captured.err and captured.out == ""
+    with pytest.raises(SystemExit) as info:  # a budget below one byte is a typo
+        main(["compile", str(files[0]), "--verify", "--max-bytes", "-1"])
+    assert info.value.code == 2 and "positive integer" in capsys.readouterr().err
 
 
 def test_verify_and_build_without_torch_say_how_to_install_it(files, monkeypatch, capsys):
