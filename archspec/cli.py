@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "and confirm it builds the same modules and state_dict "
                                "(imports torch); a network build() would refuse for its "
                                "memory is E502")
-    compile_.add_argument("--max-bytes", type=int, default=None, metavar="N",
+    compile_.add_argument("--max-bytes", type=_positive, default=None, metavar="N",
                           help="with --verify: the memory budget in bytes (default: the "
                                "memory free now)")
     _add_summary_parsers(commands)
@@ -503,6 +503,9 @@ def _print_github(result: CheckResult) -> None:
 
 
 def run_compile(args) -> int:
+    if args.max_bytes is not None and not args.verify:
+        print("archspec: error: --max-bytes goes with --verify", file=sys.stderr)
+        return EXIT_USAGE
     inputs: list[str] = []
     networks, status = some_networks(args.file, args.net, None, args.settings, inputs)
     if not networks:
@@ -511,8 +514,13 @@ def run_compile(args) -> int:
     from .torch_source import generate
 
     if args.verify:
-        from .torch_backend import verify_network, verify_source
-
+        try:
+            from .torch_backend import verify_network, verify_source
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch":
+                raise
+            print(f"archspec: error: --verify runs the network: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         for network in networks:
             verify_network(network, args.max_bytes)
             verify_source(network, generate(network, args.file))

@@ -449,7 +449,15 @@ def shape_formula(shape) -> str:
     """`512 x ceil(H/32) x ceil(W/32)` (`3x224x224` when nothing is symbolic)."""
     if not any(isinstance(d, SymDim) for d in shape):
         return "x".join(map(str, shape))
-    return " x ".join(formula(d) for d in shape)
+    return " x ".join(_factor(d) for d in shape)
+
+
+def _factor(value) -> str:
+    """A size that is a sum in parentheses, so `2 x (16*floor(H/16) - 188)` cannot read as if
+    `x` bound tighter than `-`."""
+    poly = value if isinstance(value, Poly) else as_poly(value)
+    text = formula(value)
+    return f"({text})" if poly is not None and len(poly.terms) > 1 else text
 
 
 def _atom_text(atom: Atom) -> str:

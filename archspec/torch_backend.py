@@ -16,7 +16,15 @@ import tempfile
 from collections.abc import Callable
 from math import prod
 
-import torch
+TORCH_MISSING = ("building a network needs PyTorch, which is not installed: pip install torch "
+                 "(archspec's torch extra: pip install '.[torch]' in archspec's folder)")
+
+try:
+    import torch
+except ModuleNotFoundError as missing:  # say how to get it, not only its name
+    if missing.name != "torch":
+        raise
+    raise ModuleNotFoundError(TORCH_MISSING, name="torch") from None
 import torch.nn.functional as F
 from torch import nn
 

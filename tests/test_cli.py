@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import archspec
 from archspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,28 @@ def test_static_path_imports_no_torch():
                 if line.startswith("import time:")]
     assert "archspec.cli" in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+def test_max_bytes_without_verify_is_a_usage_error(files, capsys):
+    """--max-bytes is the budget of --verify: alone it would be silently ignored."""
+    assert main(["compile", str(files[0]), "--max-bytes", "1000"]) == 2
+    captured = capsys.readouterr()
+    assert "--verify" in captured.err and captured.out == ""
+    with pytest.raises(SystemExit) as info:  # a budget below one byte is a typo
+        main(["compile", str(files[0]), "--verify", "--max-bytes", "-1"])
+    assert info.value.code == 2 and "positive integer" in capsys.readouterr().err
+
+
+def test_verify_and_build_without_torch_say_how_to_install_it(files, monkeypatch, capsys):
+    """Without torch, `compile --verify` and build() name the package to install, not an
+    internal error or a bare ModuleNotFoundError."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as if not installed
+    monkeypatch.delitem(sys.modules, "archspec.torch_backend", raising=False)
+    assert main(["compile", str(files[0]), "--verify"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install torch" in err and "internal error" not in err
+    with pytest.raises(ModuleNotFoundError, match=r"pip install '\.\[torch\]'"):
+        archspec.build(files[0])
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ accepts (the built module run on the meta device, size by size)."""
 from __future__ import annotations
 
 import functools
+import math
 import random
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archspec.check import check_file
+from archspec.cli import main
 from archspec.sizes import SizeSet, from_flags
 from archspec.symbolic import Poly, SymDim, evaluator, formula, recording
 
@@ -51,6 +53,18 @@ def test_a_formula_equals_the_arithmetic_at_every_size(steps, witness):
     for size in range(1, 300):
         assert value({"H": size}) == apply(steps, size), (steps, size, formula(symbolic))
     assert int(symbolic) == apply(steps, witness)
+
+
+def test_a_printed_shape_reads_as_its_arithmetic(capsys):
+    """`x` between sizes is a product, so a size that is a sum is in parentheses: the paper's
+    U-Net's output, read as arithmetic, is 2 x 388 x 388 at 572 x 572 (Ronneberger et al.,
+    2015, Figure 1)."""
+    spec = str(ROOT / "specs" / "unet.arch")
+    assert main(["check", spec, "--net", "unet", "--input", "1,H,W"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    output = line.split(" -> ")[1].split("  ")[0]
+    names = {"floor": math.floor, "ceil": math.ceil, "H": 572, "W": 572}
+    assert eval(output.replace(" x ", " * "), names) == 2 * 388 * 388
 
 
 @settings(max_examples=200, deadline=None)
