@@ -261,7 +261,7 @@ def docs_cases():
         yield pytest.param(args, image, id=image, marks=() if fast else pytest.mark.slow)
 
 
-@pytest.mark.parametrize("args, image", docs_cases())
+@pytest.mark.parametrize("args, image", list(docs_cases()))
 def test_docs_commands_reproduce_the_committed_pictures(args, image, tmp_path, capsys):
     tool = docs_tool()
     (tmp_path / "tiny.arch").write_text(tool.tiny_spec(tool.DOC.read_text(encoding="utf-8")))
