@@ -7,6 +7,7 @@ errors behave as documented."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import random
@@ -46,12 +47,22 @@ IDS = [str(p.relative_to(ROOT)) for p in FILES]
 UNPARSED = [p for p in BROKEN if _syntax_errors(p)]
 
 
+_LEXED_COMMENTS: list = []  # what the lexer of _comment_parser() found in its last parse
+
+
+@functools.cache
+def _comment_parser() -> Lark:
+    """The grammar's own LALR parser, built once (building it is most of a parse's time),
+    with a lexer callback that collects the comments."""
+    grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", lexer_callbacks={"COMMENT": _LEXED_COMMENTS.append})
+
+
 def _comments(text: str) -> list[str]:
     """The comments of a text as the grammar's lexer finds them."""
-    found = []
-    grammar = resources.files("archspec").joinpath("grammar.lark").read_text()
-    Lark(grammar, parser="lalr", lexer_callbacks={"COMMENT": found.append}).parse(text)
-    return [str(c).rstrip() for c in found]
+    _LEXED_COMMENTS.clear()
+    _comment_parser().parse(text)
+    return [str(c).rstrip() for c in _LEXED_COMMENTS]
 
 
 @pytest.mark.parametrize("path", FILES, ids=IDS)
