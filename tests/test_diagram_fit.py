@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from checked_library import library_networks
 
 import archspec
 from archspec import diagram
@@ -25,8 +26,7 @@ from archspec.ir import Seq, iter_layers, iter_nodes
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 TOLERANCE = 0.15  # the "within 15%" of the target aspect ratio
-ALL_NETWORKS = [(spec.name, network.name) for spec in sorted(SPECS.glob("*.arch"))
-                for network in archspec.check_file(str(spec)).networks]
+ALL_NETWORKS = [(spec.name, network.name) for spec, network in library_networks()]
 FAST = {("googlenet.arch", "googlenet")}
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")

@@ -22,6 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from checked_library import library_networks
 
 import archspec
 
@@ -80,8 +81,8 @@ IDS = [name for _, name in TORCHVISION_VARIANTS]
 # (FusedMBConv). The others are compared on the meta device only (counts, names, shapes,
 # geometry, MACs), since building and running them takes minutes on a CI machine.
 REAL_WEIGHT_LIMIT = 30_000_000
-PARAMS = {net.name: net.params for file in sorted({f for f, _ in TORCHVISION_VARIANTS})
-          for net in archspec.check_file(str(SPECS / file)).networks}
+PARAMS = {net.name: net.params for spec, net in library_networks()
+          if spec.name in {f for f, _ in TORCHVISION_VARIANTS}}
 SMALLEST = {min((PARAMS[n], n) for f, n in TORCHVISION_VARIANTS if f == file)[1]
             for file, _ in TORCHVISION_VARIANTS}
 OUTPUTS_SHOWN_BY_A_SIBLING = {*(f"efficientnet_b{i}" for i in (1, 2, 3, 4, 6, 7)),

@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
+from checked_library import library_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,10 +153,9 @@ def test_declared_sizes_fix_the_weights(tmp_path):
 
 def library() -> list[tuple[str, str, tuple]]:
     found = []
-    for path in sorted((ROOT / "specs").glob("*.arch")):
-        for net in check_file(path).networks:
-            if len(net.input_shape) == 3 and not net.inputs:
-                found.append((str(path.relative_to(ROOT)), net.name, net.input_shape))
+    for path, net in library_networks():
+        if len(net.input_shape) == 3 and not net.inputs:
+            found.append((str(path.relative_to(ROOT)), net.name, net.input_shape))
     return found
 
 

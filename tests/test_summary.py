@@ -9,16 +9,15 @@ import re
 from pathlib import Path
 
 import pytest
+from checked_library import library_networks
 from test_library import IDS, TORCHVISION_VARIANTS, reference
 
 import archspec
-from archspec.check import check_file
 from archspec.cli import main
 from archspec.summary import format_csv, format_json, format_markdown, format_table, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = [(spec, net) for spec in sorted((ROOT / "specs").glob("*.arch"))
-            for net in check_file(str(spec)).networks]
+NETWORKS = list(library_networks())
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from checked_library import library_networks
 
 import archspec
 from archspec.check import check_file
@@ -25,7 +26,7 @@ from archspec.torch_source import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
-CHECKED = [(spec, net) for spec in SPECS for net in check_file(str(spec)).networks]
+CHECKED = list(library_networks())
 NETWORKS = [(spec, net.name) for spec, net in CHECKED]
 # Networks built with real weights (outputs compared, round trips): those up to 30M
 # parameters and the smallest of each file. The others are compared on the meta device
