@@ -44,6 +44,12 @@ def _words(names) -> str:
     return r"\b(?:" + "|".join(sorted(names, key=lambda n: (-len(n), n))) + r")\b"
 
 
+def _keyword_and_name(keyword: str, keyword_scope: str, name_scope: str) -> dict:
+    """A keyword and the name it defines (`let x`, `variant resnet50`), scoped apart."""
+    return {"match": rf"\b({keyword})\s+({NAME})",
+            "captures": {"1": {"name": keyword_scope}, "2": {"name": name_scope}}}
+
+
 def grammar() -> dict:
     other = [k for k in keywords() if k not in DEFINES + CONTROL + LOGICAL + CONSTANTS]
     return {
@@ -84,16 +90,10 @@ def grammar() -> dict:
                 "captures": {"1": {"name": "variable.parameter.arch"},
                              "2": {"name": "punctuation.separator.type.arch"}},
             },
-            "let": {
-                "match": rf"\b(let)\s+({NAME})",
-                "captures": {"1": {"name": "keyword.other.arch"},
-                             "2": {"name": "variable.other.definition.arch"}},
-            },
-            "variant": {
-                "match": rf"\b(variant)\s+({NAME})",
-                "captures": {"1": {"name": "storage.type.arch"},
-                             "2": {"name": "entity.name.function.arch"}},
-            },
+            "let": _keyword_and_name("let", "keyword.other.arch",
+                                     "variable.other.definition.arch"),
+            "variant": _keyword_and_name("variant", "storage.type.arch",
+                                         "entity.name.function.arch"),
             "label": {
                 "match": rf"(?:{TEMPLATE}|{QUOTED}):(?![=:])",
                 "name": "entity.name.tag.label.arch",
