@@ -137,7 +137,9 @@ def test_hangs_are_measured_in_cpu_time(monkeypatch, alarm):
 
     monkeypatch.setattr(cli, "main", spin)
     status, _, _, cpu = fuzz.run_command(["check"], fuzz.Limits(timeout=0.3, wall=30))
-    assert status == "hang" and cpu >= 0.25
+    # getrusage lags the profiling timer on a loaded machine (0.24 s seen in CI): half the
+    # limit still tells spinning from blocking
+    assert status == "hang" and cpu >= 0.15
     monkeypatch.setattr(cli, "main", lambda argv: time.sleep(30))
     status, _, _, cpu = fuzz.run_command(["check"], fuzz.Limits(timeout=30, wall=0.3))
     assert status == "stuck" and cpu < 0.2
