@@ -98,7 +98,7 @@ BLOCKS = """block unit(c: int) {
 }
 network net() {
   input [3, 8, 8]
-  repeat 40 { unit(8) }
+  repeat 40 { unit(8) }  # 120 layers, then 3
   global_avgpool  flatten  linear(10)
 }
 """
@@ -109,6 +109,15 @@ def test_the_budget_runs_out_where_it_would(steps, monkeypatch):
     """E408 at the same statement, whatever the budget (reuse charges the first
     expansion's work at once, and only where the budget holds it)."""
     monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
+    with_reuse, without, _ = both(monkeypatch, lambda: check_text(BLOCKS))
+    assert same_result(with_reuse, without) == []
+
+
+@pytest.mark.parametrize("most", [50, 121, 122, 123, 124, 125, 126, 300])
+def test_the_layer_count_stops_where_it_would(most, monkeypatch):
+    """E405 at the same layer, whatever the most layers a network may have."""
+    monkeypatch.setattr(check_module, "Expander",
+                        functools.partial(expand.Expander, max_nodes=most))
     with_reuse, without, _ = both(monkeypatch, lambda: check_text(BLOCKS))
     assert same_result(with_reuse, without) == []
 
@@ -134,9 +143,10 @@ def test_deeper_nesting_is_refused_as_it_would_be(monkeypatch):
 
 
 def test_a_cycle_through_the_caller_is_refused_as_it_would_be(monkeypatch):
-    """b(1) first expands without a cycle; called again from c(true) it calls c: E207."""
+    """b(1) first expands without a cycle; called again from c(true), on the same input, it
+    calls c: E207."""
     spec = ("block c(deep: bool) { if deep { b(1) } else { relu } }\n"
-            "block b(k: int) { conv(k, k=1)  c(false) }\n"
+            "block b(k: int) { conv(3 * k, k=1)  c(false) }\n"
             "network net() {\n  input [3, 8, 8]\n  b(1)\n  c(true)\n}\n")
     with_reuse, without, _ = both(monkeypatch, lambda: check_text(spec))
     assert "E207" in [d.code for d in without.diagnostics]
