@@ -10,7 +10,6 @@ expansion would reach them: the expander takes a copy only when none would be.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from . import ir
@@ -69,7 +68,7 @@ def call_key(ref: BlockRef, values: dict, shape: Shape | None, context: tuple) -
 
 def moved(node: ir.Node, old: str, new: str) -> ir.Node:
     """A copy of `node`'s subtree with module paths under `old` put under `new`."""
-    clone = copy.copy(node)
+    clone = shallow(node)
     if isinstance(node, ir.Layer):
         clone.path = new + node.path[len(old):]
         clone.attrs = dict(node.attrs)
@@ -78,7 +77,7 @@ def moved(node: ir.Node, old: str, new: str) -> ir.Node:
         clone.path = new + node.path[len(old):] if node.path else ""
         clone.free, clone.exports = list(node.free), list(node.exports)
         if node.block is not None:
-            clone.block = copy.copy(node.block)
+            clone.block = shallow(node.block)
             clone.block.args = dict(node.block.args)
     elif isinstance(node, ir.Merge):
         clone.branches = [moved(branch, old, new) for branch in node.branches]
@@ -88,6 +87,14 @@ def moved(node: ir.Node, old: str, new: str) -> ir.Node:
         clone.key = new + node.key[len(old):]
     elif isinstance(node, ir.Side):
         clone.body = moved(node.body, old, new)
+    return clone
+
+
+def shallow(node):
+    """A copy of a dataclass instance sharing its field values (copy.copy, without the
+    generic protocol's cost: a copy is made of every node a reused call gives)."""
+    clone = object.__new__(type(node))
+    clone.__dict__.update(node.__dict__)
     return clone
 
 
