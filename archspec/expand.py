@@ -71,7 +71,7 @@ from .ops import (
     need_map,
     unknown_op_hint,
 )
-from .reuse import Expansion, call_key, moved, under
+from .reuse import Expansion, call_key, moved
 from .symbolic import has_formula
 
 
@@ -666,7 +666,8 @@ class Expander:
         try:
             nodes, out = self.body(ref.definition.body, Env(dict(values)), ref.namespace, shape,
                                    inner)
-            if key is not None and len(self.sink) == reported and under(nodes, inner.path):
+            # every path below is built on inner.path (its scope reads no enclosing one)
+            if key is not None and len(self.sink) == reported:
                 self.expansions[key] = Expansion(
                     ref.definition, ref.namespace, values, inner.path,
                     [moved(node, inner.path, inner.path) for node in nodes], out,

@@ -19,7 +19,7 @@ from .evaluate import BlockRef
 from .ops import Shape
 
 # Value types an argument may hold for its call to be reused (the rest: expanded each time).
-PLAIN = (int, float, bool, str, type(None))
+PLAIN = frozenset({int, bool, str, type(None)})
 
 
 @dataclass
@@ -46,11 +46,14 @@ class Expansion:
 def value_key(value) -> tuple | None:
     """A hashable form of an argument value that tells its type too (1, 1.0 and True
     differ as arguments, and so do 0.0 and -0.0); None for a value that is not plain."""
-    if isinstance(value, PLAIN):
-        return (type(value).__name__, repr(value))
+    kind = type(value)
+    if kind is float:
+        return (kind, repr(value))
+    if kind in PLAIN:
+        return (kind, value)
     if isinstance(value, (list, tuple)):
         items = tuple(value_key(item) for item in value)
-        return None if None in items else (type(value).__name__, items)
+        return None if None in items else (kind, items)
     if isinstance(value, BlockRef):
         return ("block", id(value.definition), id(value.namespace))
     return None
@@ -96,18 +99,3 @@ def shallow(node):
     clone = object.__new__(type(node))
     clone.__dict__.update(node.__dict__)
     return clone
-
-
-def under(nodes: list[ir.Node], path: str) -> bool:
-    """Is every module path (and tensor key) of `nodes` inside the scope `path`? Only then
-    can a copy move them by replacing that prefix."""
-    def inside(text: str) -> bool:
-        return text.startswith(path) and text[len(path):len(path) + 1] in (".", "@")
-
-    for top in nodes:
-        for node in ir.iter_nodes(top):
-            text = (node.path if isinstance(node, ir.Layer | ir.Seq) else
-                    node.key if isinstance(node, ir.Ref) else None)
-            if text and not inside(text):
-                return False
-    return True
