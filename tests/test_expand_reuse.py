@@ -122,32 +122,26 @@ def test_the_layer_count_stops_where_it_would(most, monkeypatch):
     assert same_result(with_reuse, without) == []
 
 
-def test_a_longer_path_is_refused_as_it_would_be(monkeypatch):
-    """The tenth call's module path is one character longer than the first's: E409."""
-    label = "x" * (MAX_PATH - 2)
-    spec = (f'block b() {{ "{label}": relu }}\n'
-            "network net() {\n  input [3, 8, 8]\n  repeat 11 { b }\n}\n")
+LONG_LABEL = "x" * (MAX_PATH - 2)
+NESTED = "{ " * (MAX_NESTING - 4) + "relu" + " }" * (MAX_NESTING - 4)
+LIMITS_AT_A_LATER_CALL = {
+    # the eleventh call's module path is one character longer than the first's
+    "E409": (f'block b() {{ "{LONG_LABEL}": relu }}\n'
+             "network net() {\n  input [3, 8, 8]\n  repeat 11 { b }\n}\n"),
+    # the second call sits deeper, past MAX_NESTING
+    "E404": (f"block b() {{ {NESTED} }}\n"
+             "network net() {\n  input [3, 8, 8]\n  b\n  { { { { b } } } }\n}\n"),
+    # b(1) first expands without a cycle; called from c(true), on the same input, it calls c
+    "E207": ("block c(deep: bool) { if deep { b(1) } else { relu } }\n"
+             "block b(k: int) { conv(3 * k, k=1)  c(false) }\n"
+             "network net() {\n  input [3, 8, 8]\n  b(1)\n  c(true)\n}\n"),
+}
+
+
+@pytest.mark.parametrize("code", LIMITS_AT_A_LATER_CALL)
+def test_a_later_call_is_refused_as_it_would_be(code, monkeypatch):
+    """A call whose first expansion passed, refused again where only its place differs."""
+    spec = LIMITS_AT_A_LATER_CALL[code]
     with_reuse, without, _ = both(monkeypatch, lambda: check_text(spec))
-    assert "E409" in [d.code for d in without.diagnostics]
-    assert same_result(with_reuse, without) == []
-
-
-def test_deeper_nesting_is_refused_as_it_would_be(monkeypatch):
-    """The second call sits deeper, past MAX_NESTING: E404."""
-    inner = "{ " * (MAX_NESTING - 4) + "relu" + " }" * (MAX_NESTING - 4)
-    spec = (f"block b() {{ {inner} }}\n"
-            "network net() {\n  input [3, 8, 8]\n  b\n  { { { { b } } } }\n}\n")
-    with_reuse, without, _ = both(monkeypatch, lambda: check_text(spec))
-    assert "E404" in [d.code for d in without.diagnostics]
-    assert same_result(with_reuse, without) == []
-
-
-def test_a_cycle_through_the_caller_is_refused_as_it_would_be(monkeypatch):
-    """b(1) first expands without a cycle; called again from c(true), on the same input, it
-    calls c: E207."""
-    spec = ("block c(deep: bool) { if deep { b(1) } else { relu } }\n"
-            "block b(k: int) { conv(3 * k, k=1)  c(false) }\n"
-            "network net() {\n  input [3, 8, 8]\n  b(1)\n  c(true)\n}\n")
-    with_reuse, without, _ = both(monkeypatch, lambda: check_text(spec))
-    assert "E207" in [d.code for d in without.diagnostics]
+    assert code in [d.code for d in without.diagnostics]
     assert same_result(with_reuse, without) == []
