@@ -145,3 +145,28 @@ def test_a_later_call_is_refused_as_it_would_be(code, monkeypatch):
     with_reuse, without, _ = both(monkeypatch, lambda: check_text(spec))
     assert code in [d.code for d in without.diagnostics]
     assert same_result(with_reuse, without) == []
+
+
+NAMED = """block res(c: int) {
+  a: conv(c, k=3, p=1)  relu
+  add { conv(c, k=3, p=1)  { @a } }
+  @input  relu
+  add { { @a } { @input } }
+}
+network net() {
+  input [4, 8, 8]
+  stage: { res(4) }
+  b1: res(4)
+  b2: res(4)
+  concat { { @b1.a } { @b2.a } }
+  global_avgpool  flatten  linear(10)
+}
+"""
+
+
+def test_named_tensors_inside_a_copy_are_its_own(monkeypatch):
+    """`@name` inside a reused call reads its own scope's tensor (the key moves with it);
+    `@scope.module` outside reads the copy's module."""
+    with_reuse, without, taken = both(monkeypatch, lambda: check_text(NAMED))
+    assert taken and not without.diagnostics
+    assert same_result(with_reuse, without) == []
