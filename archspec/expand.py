@@ -55,6 +55,7 @@ from .limits import (
     TENSOR_HINT,
     LimitError,
     charge,
+    current_budget,
     measure,
 )
 from .names import label_problem
@@ -70,6 +71,7 @@ from .ops import (
     need_map,
     unknown_op_hint,
 )
+from .reuse import Expansion, call_key, moved
 from .symbolic import has_formula
 
 
@@ -95,6 +97,10 @@ INIT = OpSpec("init", "init", InitArgs, _init_shape, torch=lambda attrs, shape, 
               other_ops=lambda attrs, shape, out: 0, other_rule="not an op")
 
 
+
+# Block calls repeated with the same arguments and input copy the first expansion (reuse.py);
+# tests/test_expand_reuse.py turns this off to compare the IR with and without.
+REUSE_BLOCKS = True
 
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "tuple", "block", "any"}
 _VALUE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
@@ -255,6 +261,11 @@ class Expander:
         self.reading: dict[int, bool] = {}  # id(statement) -> it uses `@name`
         self.signatures: dict[int, Signature] = {}  # id(block definition) -> its signature
         self.outputs: list[ir.Output] | None = None  # the network's `return(...)`
+        # first expansions of block calls, by what they depend on (None: not reused)
+        self.expansions: dict[tuple, Expansion] | None = {} if REUSE_BLOCKS else None
+        self.deepest = 0  # the deepest statement nesting reached (within the block call)
+        self.longest = 0  # the longest module path made (within the block call)
+        self.called: set[str] = set()  # blocks called (within the block call)
 
     # ------------------------------------------------------------ reporting
 
@@ -459,6 +470,7 @@ class Expander:
     def stmt(self, stmt: n.Stmt, env: Env, ns: dict, shape: Shape | None,
              scope: Scope) -> tuple[list[ir.Node], Shape | None]:
         self.depth += 1
+        self.deepest = max(self.deepest, self.depth)
         try:
             if self.depth > MAX_NESTING:
                 raise LimitError(Diagnostic(
@@ -491,7 +503,7 @@ class Expander:
             raise fail("E222", f"a label on {describe_statement(stmt)}", stmt.label.span,
                        hint=LABEL_HINTS[type(stmt)])
         label = self.label_text(stmt.label, self._evaluator(env, ns, shape), scope.path)
-        name = scope.take(label, stmt.label.span)
+        name = self.take(scope, label, stmt.label.span)
         scope.tensors[name] = Saved(None, self.training_only, done=False)
         out = None
         try:
@@ -577,7 +589,7 @@ class Expander:
         if isinstance(target, BlockRef):
             return self.call_block(target, stmt, env, ns, shape, scope, name)
         layer = self.call_op(target, stmt, self._evaluator(env, ns, shape), shape,
-                             scope.take(name, stmt.span) if name is None else name, scope)
+                             self.take(scope, name, stmt.span) if name is None else name, scope)
         scope.outputs[layer.name] = layer.out_shape
         return [layer], layer.out_shape
 
@@ -620,19 +632,88 @@ class Expander:
         for value in values.values():
             measure(value)  # the IR keeps the arguments: they cost their size
         if name is None:
-            name = scope.take(None, stmt.span)
+            name = self.take(scope, None, stmt.span)
         inner = scope.child(name, shape, ref.definition.body)
-        self.stack.append((ref.name, stmt.span))
-        try:
-            nodes, out = self.body(ref.definition.body, Env(dict(values)), ref.namespace, shape,
-                                   inner)
-        finally:
-            self.stack.pop()
+        key = self.reuse_key(ref, values, shape)
+        known = None if key is None else self.expansions.get(key)
+        if known is not None and self.can_reuse(known, inner.path):
+            nodes, out = self.reuse(known, ref, inner)
+        else:
+            nodes, out = self.expand_block(ref, stmt, values, shape, inner, key)
         block = ir.BlockCall(ref.name, values, ref.definition.span, ref.definition,
                               ref.namespace, stmt)
         node = ir.Seq(stmt.span, shape, out, nodes, name=name, path=inner.path, block=block)
         scope.finished[name], scope.outputs[name] = (inner, node), out
         return [node], out
+
+    def reuse_key(self, ref: BlockRef, values: dict, shape: Shape | None) -> tuple | None:
+        """What the call's expansion depends on; None where it is not reused (size names:
+        their conditions are recorded as the body runs)."""
+        if self.expansions is None or self.symbols:
+            return None
+        return call_key(ref, values, shape,
+                        (self.positions, self.training_only, self.fresh_input))
+
+    def expand_block(self, ref: BlockRef, stmt: n.Call, values: dict, shape: Shape | None,
+                     inner: Scope, key: tuple | None) -> tuple[list[ir.Node], Shape | None]:
+        """Run the block's body, and keep a copy for `key` if it expanded without a word."""
+        outer = self.deepest, self.longest, self.called
+        self.deepest, self.longest, self.called = self.depth, 0, set()
+        reported, layers = len(self.sink), self.node_count
+        budget = current_budget()
+        left, span = (budget.left, budget.span) if budget else (0, None)
+        self.stack.append((ref.name, stmt.span))
+        try:
+            nodes, out = self.body(ref.definition.body, Env(dict(values)), ref.namespace, shape,
+                                   inner)
+            # every path below is built on inner.path (its scope reads no enclosing one)
+            if key is not None and len(self.sink) == reported:
+                self.expansions[key] = Expansion(
+                    ref.definition, ref.namespace, values, inner.path,
+                    [moved(node, inner.path, inner.path) for node in nodes], out,
+                    dict(inner.outputs), left - budget.left if budget else 0,
+                    budget.span if budget and budget.span is not span else None,
+                    self.node_count - layers, self.deepest - self.depth,
+                    max(0, self.longest - len(inner.path)), frozenset(self.called),
+                    self.fresh_input)
+        finally:
+            self.stack.pop()
+            self.deepest = max(outer[0], self.deepest)
+            self.longest = max(outer[1], self.longest)
+            self.called = outer[2] | self.called | {ref.name}
+        return nodes, out
+
+    def can_reuse(self, known: Expansion, path: str) -> bool:
+        """Would expanding the body again here pass every limit, as the first time? (Else
+        it is expanded, and reports the limit where it is reached.)"""
+        budget = current_budget()
+        return ((budget is None or budget.left >= known.steps)
+                and self.node_count + known.layers <= self.max_nodes
+                and self.depth + known.depth <= MAX_NESTING
+                and len(path) + known.longest <= MAX_PATH
+                and not any(frame in known.called for frame, _ in self.stack))
+
+    def reuse(self, known: Expansion, ref: BlockRef,
+              inner: Scope) -> tuple[list[ir.Node], Shape | None]:
+        """The first expansion moved to `inner`'s path, leaving the state expanding the
+        body would leave: work charged, layers counted, the scope's module outputs."""
+        charge(known.steps)
+        budget = current_budget()
+        if budget is not None and known.span is not None:
+            budget.span = known.span
+        self.node_count += known.layers
+        self.deepest = max(self.deepest, self.depth + known.depth)
+        self.longest = max(self.longest, len(inner.path) + known.longest)
+        self.called |= known.called | {ref.name}
+        self.fresh_input = known.fresh
+        inner.outputs.update(known.outputs)
+        return [moved(node, known.path, inner.path) for node in known.children], known.out
+
+    def take(self, scope: Scope, label: str | None, span: Span) -> str:
+        """A module's name in `scope` (Scope.take), noting the longest path made."""
+        name = scope.take(label, span)
+        self.longest = max(self.longest, len(scope.path) + 1 + len(name))
+        return name
 
     def call_op(self, spec: OpSpec, stmt: n.Call, evaluator: Evaluator,
                 shape: Shape | None, name: str, scope: Scope) -> ir.Layer:
@@ -784,7 +865,7 @@ class Expander:
     def permute(self, stmt: n.Stmt, dims: tuple[int, ...], shape: Shape,
                 scope: Scope) -> ir.Layer:
         """A permute that channels_last writes, named by its position like a layer."""
-        name = scope.take(None, stmt.span)
+        name = self.take(scope, None, stmt.span)
         self.node_count += 1
         path = f"{scope.path}.{name}" if scope.path else name
         out, attrs, _, _ = apply_op(PERMUTE, PERMUTE.args(dims=dims), shape)

@@ -129,6 +129,11 @@ def budget(steps: int = MAX_STEPS) -> Iterator[Budget]:
         _BUDGET.reset(token)
 
 
+def current_budget() -> Budget | None:
+    """The budget of the check that is running (None outside a check)."""
+    return _BUDGET.get()
+
+
 def charge(units: int = 1, span: Span | None = None) -> None:
     """Spend work; without a budget (outside a check) this does nothing."""
     current = _BUDGET.get()

@@ -111,9 +111,11 @@ def limit_calls(monkeypatch, method: str, most: int) -> list[int]:
 def test_empty_block_calls_cost_work(tmp_path, monkeypatch):
     """b30 calls b29 twice ... b1 is empty: 2**30 calls, refused (E408) after at most
     budget / CALL_STEPS of them (it used to make 5 million, in 2.8 GB). A tenth of the real
-    budget here, for speed: the calls are charged the same."""
+    budget here, for speed: the calls are charged the same. Each call is expanded (no
+    reuse of the first expansion, which charges the same: tests/test_expand_reuse.py)."""
     steps = MAX_STEPS // 10
     monkeypatch.setattr(check_module, "budget", functools.partial(budget, steps))
+    monkeypatch.setattr(expand_module, "REUSE_BLOCKS", False)
     lines = ["block b1() { }"] + [f"block b{i}() {{ b{i - 1} b{i - 1} }}"
                                   for i in range(2, 31)]
     spec = tmp_path / "double.arch"
