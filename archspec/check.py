@@ -211,11 +211,25 @@ def _given(name: str, text: str) -> tuple[str | None, Diagnostic | None]:
     return (None, problem) if problem else (text.removeprefix("\ufeff"), None)
 
 
+def _main_allowed(path: str) -> tuple[str, ...]:
+    """Where a file named on the command line may be: its own folder and every --allow-dir."""
+    return (os.path.realpath(os.path.dirname(os.path.abspath(path))),) + ALLOWED_DIRS.get()
+
+
+def read_spec(path: str) -> str:
+    """A file named on the command line read as `check` reads it: refused as a folder, FIFO,
+    device, file of the system, link out of its folder, binary or too large a file, or not
+    UTF-8 (ArchError with that diagnostic); a BOM skipped, newlines kept."""
+    text, problem = _read(path, None, _main_allowed(path))
+    if problem:
+        raise ArchError([problem], {path: text} if text is not None else {})
+    return text
+
+
 def load_program(path: str, text: str | None = None) -> Program:
     """Read the main file (or take its `text`: `path` is then only its name) and its imports."""
     program = Program(text=text, fileless=text is not None and is_fileless(path))
-    main_dir = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    program.allowed = (() if program.fileless else (main_dir,)) + ALLOWED_DIRS.get()
+    program.allowed = ALLOWED_DIRS.get() if program.fileless else _main_allowed(path)
     program.main = _load(program, path, None, ())
     if program.main is None and not program.diagnostics:
         program.unreadable = True

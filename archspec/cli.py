@@ -11,7 +11,7 @@ import shutil
 import sys
 from contextlib import nullcontext
 
-from .check import CheckResult, allowed_dirs, check_file, is_size_name
+from .check import CheckResult, allowed_dirs, check_file, is_size_name, read_spec
 from .diagnostics import (
     ArchError,
     Diagnostic,
@@ -634,16 +634,18 @@ def _fmt_one(path: str, check: bool, diff: bool) -> int:
     stdin = path == "-"
     name = "<stdin>" if stdin else path
     try:
-        source = sys.stdin.read() if stdin else _read_text(path)
+        source = sys.stdin.read() if stdin else read_spec(path)
+    except ArchError as exc:  # refused or unreadable, as `check` refuses it
+        print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        print(f"archspec: error: cannot read {name}: {one_line(exc.reason)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         formatted = format_source(source, name)
     except ArchError as exc:
         print(format_text(exc.diagnostics, exc.sources), file=sys.stderr)
         return EXIT_SPEC
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
-        print(f"archspec: error: cannot read {one_line(name)}: {one_line(str(reason))}",
-              file=sys.stderr)
-        return EXIT_USAGE
     changed = formatted != source
     if diff:
         sys.stdout.write(unified_diff(source, formatted, name))
@@ -657,12 +659,6 @@ def _fmt_one(path: str, check: bool, diff: bool) -> int:
         write_atomic(path, formatted)
         print(f"reformatted {one_line(name)}", file=sys.stderr)
     return EXIT_OK
-
-
-def _read_text(path: str) -> str:
-    """A spec's text as UTF-8 (a BOM dropped); newlines as they are."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return handle.read()
 
 
 def _degrade_streams() -> None:

@@ -216,6 +216,28 @@ def test_syntax_error_is_reported_and_file_left_alone(tmp_path: Path, capsys):
     assert broken.read_text(encoding="utf-8") == text
 
 
+def _codes(command: str, path: Path) -> tuple[int, list[str]]:
+    """Exit status and diagnostic codes of `archspec COMMAND PATH` in a process of its own
+    (a file that blocks on reading must not hang the test run)."""
+    done = subprocess.run([sys.executable, "-m", "archspec", command, str(path)],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return done.returncode, re.findall(r"error\[(E\d+)\]", done.stderr)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_files_check_refuses_are_refused_alike(tmp_path: Path):
+    """A FIFO, a device, a file not in UTF-8: fmt reads as check reads, so each is the same
+    diagnostic and exit status 2, never a read that blocks or runs on (`/dev/zero`)."""
+    fifo = tmp_path / "pipe.arch"
+    os.mkfifo(fifo)
+    latin = tmp_path / "latin.arch"
+    latin.write_bytes(b"network n() {\n  input [3, 8, 8]\n  relu  # caf\xe9\n}\n")
+    for path in (fifo, Path("/dev/zero"), latin):
+        status, codes = _codes("fmt", path)
+        assert (status, codes) == _codes("check", path) and status == 2 and codes, path
+
+
 @pytest.mark.parametrize("path", UNPARSED, ids=[p.name for p in UNPARSED])
 def test_syntax_errors_are_those_check_gives(path: Path, tmp_path: Path, capsys):
     """A spec that does not parse: fmt reports what check reports, and leaves it alone."""
