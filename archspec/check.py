@@ -28,6 +28,7 @@ from .limits import (
     LimitError,
     budget,
     charge,
+    collector_paused,
 )
 from .ops import REGISTRY, Shape
 from .parse import parse_module
@@ -597,7 +598,7 @@ def _check(path: str, text: str | None, net: str | None, input_shape: InputShape
            settings: dict[str, str] | None = None) -> CheckResult:
     """One check on one work budget; spans hold str paths, which are compared and sorted."""
     parsed = parse_settings(settings or {})
-    with budget():
+    with budget(), collector_paused():
         if allow_dirs is None:
             return _check_file(path, text, net, input_shape, overrides or {}, parsed,
                                first_only)

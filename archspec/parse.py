@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import sys
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from importlib import resources
 from operator import itemgetter
@@ -18,7 +19,9 @@ from operator import itemgetter
 import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import LexerThread
 from lark.parse_tree_builder import ParseTreeBuilder
+from lark.parsers.lalr_analysis import Shift
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
@@ -362,8 +365,30 @@ def _callbacks(rules) -> dict:
     builder = ParseTreeBuilder(rules, _Built, propagate_positions=False,
                                maybe_placeholders=True)
     return {rule: itemgetter(0) if _passes_child_on(rule)
+            else _wrapper(rule.origin.name) if _wraps_one(rule, chain)
             else _callback(rule.alias or rule.origin.name, chain)
             for rule, chain in builder.rule_builders}
+
+
+def _wraps_one(rule, chain: list) -> bool:
+    """An `_rule` of one symbol that Lark keeps as it is (`_stmt: labeled`): its parent
+    splices the child in, so the node needs only the child's container (a third of the
+    reductions of a statement)."""
+    return (rule.origin.name.startswith("_") and not rule.alias and not chain
+            and len(rule.expansion) == 1)
+
+
+def _wrapper(data: str):
+    def wrap(children: list) -> _Built:
+        node = _Built(data, children)
+        (child,) = children
+        if type(child) is Token:
+            node.start, node.end = (child.line, child.column), (child.end_line, child.end_column)
+        else:
+            node.start, node.end = child.start, child.end
+        return node
+
+    return wrap
 
 
 def _passes_child_on(rule) -> bool:
@@ -404,13 +429,104 @@ def _callback(data: str, chain: list):
     return build
 
 
+class _NoParse(Exception):
+    """The text does not parse: Lark's own parser is run again to raise its exception."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Lark's LALR table as plain ints: `actions[state][symbol]` is the state to shift or
+    go to (>= 0) or `~r` to reduce by `reductions[r]`: (size, the rule's name, its
+    callback, None for a `?rule` passing its child on)."""
+
+    actions: dict[int, dict[str, int]]
+    reductions: list[tuple[int, str, object]]
+    starts: dict[str, int]
+    ends: dict[str, int]
+    lexer: object
+
+
+@lru_cache(maxsize=1)
+def _table() -> _Table:
+    parser = _parser()
+    lalr = parser.parser.parser.parser
+    callbacks = parser._callbacks
+    index: dict = {}
+    actions = {state: {symbol: target if action is Shift
+                       else ~index.setdefault(target, len(index))
+                       for symbol, (action, target) in row.items()}
+               for state, row in lalr.parse_table.states.items()}
+    reductions = [(len(rule.expansion), rule.origin.name,
+                   None if _passes_child_on(rule) else callbacks[rule]) for rule in index]
+    return _Table(actions, reductions, lalr.parse_table.start_states,
+                  lalr.parse_table.end_states, parser.parser.lexer)
+
+
+class _Position:
+    """What Lark's contextual lexer reads of the parser: the state on top of the stack."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, stack: list[int]):
+        self.stack = stack
+
+    @property
+    def position(self) -> int:
+        return self.stack[-1]
+
+
+def _drive(text: str, start: str):
+    """Lark's LALR loop over Lark's tables and lexer, with the callbacks as Lark calls
+    them, but a `?rule` passing its child on costs a state change only (half the
+    reductions of an expression). _NoParse or UnexpectedInput where the text is wrong."""
+    table = _table()
+    actions, reductions, end = table.actions, table.reductions, table.ends[start]
+    stack, values = [table.starts[start]], []
+    token = None
+    for token in LexerThread.from_text(table.lexer, text).lex(_Position(stack)):
+        _feed(token.type, token, stack, values, actions, reductions)
+    last = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+    _feed("$END", last, stack, values, actions, reductions, end)
+    return values[-1]
+
+
+def _feed(kind: str, token: Token, stack: list, values: list, actions: dict,
+          reductions: list, end: int | None = None) -> None:
+    """Reduce as the token asks, then shift it; `end`: the token is the last ($END),
+    reduce until the start rule's state."""
+    while True:
+        code = actions[stack[-1]].get(kind)
+        if code is None:
+            raise _NoParse
+        if code >= 0:
+            stack.append(code)
+            values.append(token)
+            return
+        size, origin, build = reductions[~code]
+        if build is None:
+            stack[-1] = actions[stack[-2]][origin]
+        else:
+            children = values[-size:] if size else []
+            if size:
+                del values[-size:]
+                del stack[-size:]
+            values.append(build(children))
+            stack.append(actions[stack[-1]][origin])
+        if stack[-1] == end:
+            return
+
+
 def _parse(text: str, file: str, start: str, line_offset: int = 0,
            col_offset: int = 0) -> _Built:
     """The parse of `text` from `start`; ArchError for a nesting too deep (E404) or a label
     whose expression does not parse. UnexpectedInput for a syntax error."""
     _BUILDING.append(_ToAst(file))
     try:
-        root = _parser().parse(text, start=start)
+        try:
+            root = _drive(text, start)
+        except (UnexpectedInput, _NoParse):  # Lark's own loop says what is wrong
+            _BUILDING[-1] = _ToAst(file)
+            root = _parser().parse(text, start=start)
         error = _BUILDING[-1].error
     finally:
         _BUILDING.pop()
