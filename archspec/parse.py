@@ -19,9 +19,9 @@ from operator import itemgetter
 import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import LexerThread
 from lark.parse_tree_builder import ParseTreeBuilder
 from lark.parsers.lalr_analysis import Shift
+from lark.utils import TextSlice
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
@@ -437,13 +437,16 @@ class _NoParse(Exception):
 class _Table:
     """Lark's LALR table as plain ints: `actions[state][symbol]` is the state to shift or
     go to (>= 0) or `~r` to reduce by `reductions[r]`: (size, the rule's name, its
-    callback, None for a `?rule` passing its child on)."""
+    callback, None for a `?rule` passing its child on). `lexers`: each state's lexer of
+    Lark's contextual lexer, as `_lexer` gives it, made at first use (as Lark does)."""
 
     actions: dict[int, dict[str, int]]
     reductions: list[tuple[int, str, object]]
     starts: dict[str, int]
     ends: dict[str, int]
-    lexer: object
+    contextual: object
+    lexers: dict[int, tuple]
+    steps_down: dict[tuple, int]  # by `_step_down`
 
 
 @lru_cache(maxsize=1)
@@ -459,41 +462,61 @@ def _table() -> _Table:
     reductions = [(len(rule.expansion), rule.origin.name,
                    None if _passes_child_on(rule) else callbacks[rule]) for rule in index]
     return _Table(actions, reductions, lalr.parse_table.start_states,
-                  lalr.parse_table.end_states, parser.parser.lexer)
+                  lalr.parse_table.end_states, parser.parser.lexer, {}, {})
 
 
-class _Position:
-    """What Lark's contextual lexer reads of the parser: the state on top of the stack."""
-
-    __slots__ = ("stack",)
-
-    def __init__(self, stack: list[int]):
-        self.stack = stack
-
-    @property
-    def position(self) -> int:
-        return self.stack[-1]
+def _lexer(table: _Table, state: int) -> tuple:
+    """The lexer of a parser state: its scanner's match, the callbacks that retype a
+    match (a keyword matched as a NAME), the ignored types and those that may hold a
+    newline, all Lark's own."""
+    lexer = table.contextual.lexers[state]
+    scanner = lexer.scanner  # made first, with the callbacks
+    found = table.lexers[state] = (scanner.match, lexer.callback, lexer.ignore_types,
+                                   lexer.newline_types)
+    return found
 
 
 def _drive(text: str, start: str):
-    """Lark's LALR loop over Lark's tables and lexer, with the callbacks as Lark calls
-    them, but a `?rule` passing its child on costs a state change only (half the
-    reductions of an expression). _NoParse or UnexpectedInput where the text is wrong."""
+    """Lark's LALR loop and contextual lexer over Lark's tables, scanners and callbacks,
+    without the generator, state objects and checks between them; a `?rule` passing its
+    child on costs a state change only (half the reductions of an expression). Raises
+    _NoParse where the text is wrong (Lark's own parser then says how)."""
     table = _table()
-    actions, reductions, end = table.actions, table.reductions, table.ends[start]
+    lexers = table.lexers
     stack, values = [table.starts[start]], []
-    token = None
-    for token in LexerThread.from_text(table.lexer, text).lex(_Position(stack)):
-        _feed(token.type, token, stack, values, actions, reductions)
-    last = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
-    _feed("$END", last, stack, values, actions, reductions, end)
+    source = TextSlice.cast_from(text)
+    pos, line, line_start, size = 0, 1, 0, len(text)
+    last = None
+    while pos < size:
+        state = stack[-1]
+        match, retype, ignore, newlines = lexers.get(state) or _lexer(table, state)
+        found = match(source, pos)
+        if found is None:
+            raise _NoParse
+        value, kind = found
+        end, end_line, end_start = pos + len(value), line, line_start
+        if kind in newlines and "\n" in value:
+            end_line += value.count("\n")
+            end_start = pos + value.rindex("\n") + 1
+        if kind not in ignore or kind in retype:
+            token = Token(kind, value, pos, line, pos - line_start + 1, end_line,
+                          end - end_start + 1, end)
+            if kind in retype:
+                token = retype[kind](token)
+            if kind not in ignore:
+                _feed(token.type, token, stack, values, table)
+                last = token
+        pos, line, line_start = end, end_line, end_start
+    end = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "", 0, 1, 1)
+    _feed("$END", end, stack, values, table, table.ends[start])
     return values[-1]
 
 
-def _feed(kind: str, token: Token, stack: list, values: list, actions: dict,
-          reductions: list, end: int | None = None) -> None:
+def _feed(kind: str, token: Token, stack: list, values: list, table: _Table,
+          end: int | None = None) -> None:
     """Reduce as the token asks, then shift it; `end`: the token is the last ($END),
     reduce until the start rule's state."""
+    actions, reductions = table.actions, table.reductions
     while True:
         code = actions[stack[-1]].get(kind)
         if code is None:
@@ -503,8 +526,10 @@ def _feed(kind: str, token: Token, stack: list, values: list, actions: dict,
             values.append(token)
             return
         size, origin, build = reductions[~code]
-        if build is None:
-            stack[-1] = actions[stack[-2]][origin]
+        if build is None:  # only the top state changes, by what is below it
+            key = stack[-2], stack[-1], kind
+            top = table.steps_down.get(key) if end is None else None
+            stack[-1] = top if top is not None else _step_down(table, stack, kind, end, key)
         else:
             children = values[-size:] if size else []
             if size:
@@ -514,6 +539,24 @@ def _feed(kind: str, token: Token, stack: list, values: list, actions: dict,
             stack.append(actions[stack[-1]][origin])
         if stack[-1] == end:
             return
+
+
+def _step_down(table: _Table, stack: list, kind: str, end: int | None, key: tuple) -> int:
+    """The state after the `?rule`s that pass a child on which `kind` reduces in a row
+    (`16` as an argument goes from atom down to arg: ten of them), kept for the next time:
+    they depend on the two states on top of the stack only."""
+    below, top = stack[-2], stack[-1]
+    while True:
+        code = table.actions[top].get(kind)
+        if code is None or code >= 0 or top == end:
+            break
+        size, origin, build = table.reductions[~code]
+        if build is not None:
+            break
+        top = table.actions[below][origin]
+    if end is None:
+        table.steps_down[key] = top
+    return top
 
 
 def _parse(text: str, file: str, start: str, line_offset: int = 0,
