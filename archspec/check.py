@@ -648,8 +648,9 @@ def _check_file(path: str, text: str | None, net: str | None,
         else:
             selected = [t for t in targets.values() if _checkable(t, given)]
             selected = selected[:1] if first_only else selected
+        expansions: dict = {}  # block expansions, shared by the file's networks
         for target in selected:
-            network = _expand_sizes(target, given, shape, diags)
+            network = _expand_sizes(target, given, shape, diags, expansions)
             if network is not None:
                 networks.append(network)
     diags = sorted(unique(diags), key=sort_key)
@@ -657,10 +658,12 @@ def _check_file(path: str, text: str | None, net: str | None,
 
 
 def _expand(target: Target, given: Given, input_shape: Shape | None,
-            sink: list[Diagnostic], symbols: dict | None = None) -> Network | None:
+            sink: list[Diagnostic], symbols: dict | None = None,
+            expansions: dict | None = None) -> Network | None:
     """Expand one target, with the arguments given from outside bound over its own (and
-    `symbols`, the input's size names, as their SymDims)."""
-    expander = Expander(sink, target.name, symbols=symbols, missing_hint=_missing_hint(target))
+    `symbols`, the input's size names, as their SymDims; `expansions`: Expander's)."""
+    expander = Expander(sink, target.name, symbols=symbols, missing_hint=_missing_hint(target),
+                        expansions=expansions)
     try:
         args, spans = _override(target, given.args(target.span),
                                 Evaluator(Env(), given.namespace, None, True))
@@ -711,7 +714,7 @@ def input_symbols(target: Target) -> tuple[str, ...]:
 
 
 def _expand_sizes(target: Target, given: Given, input_shape: tuple | None,
-                  sink: list[Diagnostic]) -> Network | None:
+                  sink: list[Diagnostic], expansions: dict) -> Network | None:
     """Expand one target; where its input has size names (in the spec, or `input_shape`
     holding names), for every size at once (sizes.py), keeping the network at a sample
     size with the valid sizes of each name."""
@@ -719,7 +722,7 @@ def _expand_sizes(target: Target, given: Given, input_shape: tuple | None,
     if input_shape is not None:  # it replaces the spec's input, names and all
         names = tuple(d for d in input_shape if isinstance(d, str))
     if not names:
-        return _expand(target, given, input_shape, sink)
+        return _expand(target, given, input_shape, sink, expansions=expansions)
     declared = _declared_sizes(target, given, input_shape)
     sweep = Sweep(lambda values: _sized_run(target, given, input_shape, values, declared))
     found = analyse(sweep, names, declared)

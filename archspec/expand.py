@@ -246,7 +246,10 @@ class Expander:
 
     def __init__(self, sink: list[Diagnostic], network: str, max_nodes: int = MAX_LAYERS,
                  symbols: dict | None = None,
-                 missing_hint: Callable[[list[str]], str] = keywords_hint):
+                 missing_hint: Callable[[list[str]], str] = keywords_hint,
+                 expansions: dict[tuple, Expansion] | None = None):
+        """`expansions`: first expansions of block calls to share with the other networks
+        of one check (the variants of a family call the same blocks alike)."""
         self.sink = sink
         self.missing_hint = missing_hint  # how the caller passes the network's parameters
         self.symbols = symbols or {}  # the input's size names (`input [3, H, W]`): SymDims
@@ -262,7 +265,8 @@ class Expander:
         self.signatures: dict[int, Signature] = {}  # id(block definition) -> its signature
         self.outputs: list[ir.Output] | None = None  # the network's `return(...)`
         # first expansions of block calls, by what they depend on (None: not reused)
-        self.expansions: dict[tuple, Expansion] | None = {} if REUSE_BLOCKS else None
+        self.expansions: dict[tuple, Expansion] | None = (
+            ({} if expansions is None else expansions) if REUSE_BLOCKS else None)
         self.deepest = 0  # the deepest statement nesting reached (within the block call)
         self.longest = 0  # the longest module path made (within the block call)
         self.called: set[str] = set()  # blocks called (within the block call)

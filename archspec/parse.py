@@ -550,7 +550,7 @@ def _step_down(table: _Table, stack: list, kind: str, end: int | None, key: tupl
         code = table.actions[top].get(kind)
         if code is None or code >= 0 or top == end:
             break
-        size, origin, build = table.reductions[~code]
+        _, origin, build = table.reductions[~code]
         if build is not None:
             break
         top = table.actions[below][origin]

@@ -97,6 +97,26 @@ def test_copies_are_moved_to_their_own_path(monkeypatch):
     assert taken
 
 
+FAMILY = """block unit(c: int) {
+  conv(c, k=3, p=1)  bn: batchnorm  relu
+}
+network net(width: int = 8) {
+  input [3, 8, 8]
+  unit(width)  unit(16)  global_avgpool  flatten  linear(10)
+}
+variant wide = net(width=16)  # its calls meet other input shapes: expanded
+variant same = net(width=8)  # both calls as in `net`: copied
+"""
+
+
+def test_the_networks_of_a_file_share_expansions(monkeypatch):
+    """A family's variants call the same blocks alike: one check expands each call once."""
+    with_reuse, without, taken = both(monkeypatch, lambda: check_text(FAMILY))
+    assert taken == 2
+    assert same_result(with_reuse, without) == []
+    assert [net.name for net in with_reuse.networks] == ["net", "wide", "same"]
+
+
 BLOCKS = """block unit(c: int) {
   conv(c, k=3, p=1)  bn: batchnorm  relu
 }
