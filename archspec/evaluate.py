@@ -69,6 +69,16 @@ class Env:
             env = env.parent
         raise KeyError(name)
 
+    def get(self, name: str, default=None):
+        """lookup() without the KeyError: every op a statement calls is looked up here
+        first, and raising costs more than the rest of the lookup."""
+        env: Env | None = self
+        while env is not None:
+            if name in env.values:
+                return env.values[name]
+            env = env.parent
+        return default
+
     def names(self) -> set[str]:
         env, found = self, set()
         while env is not None:

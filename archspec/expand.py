@@ -464,11 +464,8 @@ class Expander:
 
     def op_named(self, name: str, env: Env, ns: dict) -> OpSpec | None:
         """The op a call statement names, or None when it names a block (as `resolve`)."""
-        try:
-            if isinstance(env.lookup(name), BlockRef):
-                return None
-        except KeyError:
-            pass
+        if isinstance(env.get(name), BlockRef):
+            return None
         return None if name in ns else REGISTRY.get(name)
 
     def stmt(self, stmt: n.Stmt, env: Env, ns: dict, shape: Shape | None,
@@ -602,10 +599,7 @@ class Expander:
         if stmt.name == "init":
             raise fail("E219", "`init` belongs at the top level of a network", stmt.name_span,
                        hint="move it next to `input`; it sets the initialisation of every layer")
-        try:
-            value = env.lookup(stmt.name)
-        except KeyError:
-            value = None
+        value = env.get(stmt.name)
         if isinstance(value, BlockRef):
             return value
         target = ns.get(stmt.name) or REGISTRY.get(stmt.name)
