@@ -701,7 +701,7 @@ def run() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except OSError:
+    except (OSError, ValueError):  # a stream that fails or was closed (the language server)
         raise SystemExit(code) from None
     os._exit(code)
 

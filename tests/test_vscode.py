@@ -84,7 +84,7 @@ def test_the_server_command_is_the_cli_subcommand():
     args = _server_args()
     default = CONTRIBUTES["configuration"]["properties"]["archspec.path"]["default"]
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts.get(default) == "archspec.cli:main"  # the command pip installs
+    assert scripts.get(default) == "archspec.cli:run"  # the command pip installs
     proc = subprocess.run([sys.executable, "-m", "archspec", *args, "--help"],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0 and "language server" in proc.stdout.lower()

@@ -9,6 +9,8 @@ Cases, with the targets of issue 13:
 - library:    `archspec check specs/*.arch` (every network and variant), <= 0.1x torch
 - flat 10k:   a network of 10,000 statements (conv, batchnorm, relu), <= 0.4x torch
 - repeat 90k: `repeat 90000 { relu }`, 90,000 layers, <= 0.8x torch
+- floor:      `python -c pass` (the interpreter starting) and a one-layer spec (start,
+              imports, the parser loaded): what every check costs before its networks
 - growth:     flat networks of 1k, 10k and the most statements the limits allow (100k is
               past the file-size limit, E403, and the work budget, E408), and repeats of
               1k, 10k and 90k layers: the time per statement must not grow with the size.
@@ -93,7 +95,11 @@ def run_once(command: list[str], env: dict) -> tuple[float, float]:
 def cases(folder: Path, only: str | None) -> list[Case]:
     check = [sys.executable, "-m", "archspec", "check", "-q"]
     specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.arch"))
+    one_layer = folder / "one_layer.arch"
+    one_layer.write_text("network one() {\n  input [3, 8, 8]\n  relu\n}\n")
     found = [Case("import torch", [sys.executable, "-c", "import torch"]),
+             Case("python", [sys.executable, "-c", "pass"]),
+             Case("one layer", check + [str(one_layer)]),
              Case("library", check + specs)]
     most = largest_flat()
     for label, size, text in [("flat 1k", 1_000, flat_spec(1_000)),
