@@ -707,16 +707,6 @@ def run() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; it leaves the collector as it found it (in-process callers)."""
-    enabled = gc.isenabled()
-    try:
-        return _main(argv)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _main(argv: list[str] | None) -> int:
     _degrade_streams()
     parser = build_parser()
     args = parser.parse_args(argv)

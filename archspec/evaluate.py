@@ -54,6 +54,9 @@ class BlockRef:
         return self.definition.name
 
 
+_UNBOUND = object()  # Env.get's default where lookup() must tell a missing name
+
+
 class Env:
     """A chain of name bindings: loop and let variables over block parameters."""
 
@@ -62,12 +65,10 @@ class Env:
         self.parent = parent
 
     def lookup(self, name: str):
-        env: Env | None = self
-        while env is not None:
-            if name in env.values:
-                return env.values[name]
-            env = env.parent
-        raise KeyError(name)
+        value = self.get(name, _UNBOUND)
+        if value is _UNBOUND:
+            raise KeyError(name)
+        return value
 
     def get(self, name: str, default=None):
         """lookup() without the KeyError: every op a statement calls is looked up here

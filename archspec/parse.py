@@ -365,30 +365,8 @@ def _callbacks(rules) -> dict:
     builder = ParseTreeBuilder(rules, _Built, propagate_positions=False,
                                maybe_placeholders=True)
     return {rule: itemgetter(0) if _passes_child_on(rule)
-            else _wrapper(rule.origin.name) if _wraps_one(rule, chain)
             else _callback(rule.alias or rule.origin.name, chain)
             for rule, chain in builder.rule_builders}
-
-
-def _wraps_one(rule, chain: list) -> bool:
-    """An `_rule` of one symbol that Lark keeps as it is (`_stmt: labeled`): its parent
-    splices the child in, so the node needs only the child's container (a third of the
-    reductions of a statement)."""
-    return (rule.origin.name.startswith("_") and not rule.alias and not chain
-            and len(rule.expansion) == 1)
-
-
-def _wrapper(data: str):
-    def wrap(children: list) -> _Built:
-        node = _Built(data, children)
-        (child,) = children
-        if type(child) is Token:
-            node.start, node.end = (child.line, child.column), (child.end_line, child.end_column)
-        else:
-            node.start, node.end = child.start, child.end
-        return node
-
-    return wrap
 
 
 def _passes_child_on(rule) -> bool:
