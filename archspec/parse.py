@@ -12,14 +12,14 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from importlib import resources
 from operator import itemgetter
 
 import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.parse_tree_builder import ParseTreeBuilder
+from lark.parse_tree_builder import maybe_create_child_filter
 from lark.parsers.lalr_analysis import Shift
 from lark.utils import TextSlice
 
@@ -308,6 +308,7 @@ class _ToAst:
 _RULES = {name: method for name, method in vars(_ToAst).items()
           if not name.startswith("_") and callable(method)}
 _PENDING = object()  # a `_Built` whose rule's method has not run yet
+_SPLICED = object()  # the `value` of an `_rule`'s `_Built`: its children go into its parent's
 _BUILDING: list[_ToAst] = []  # the parses in progress (a label's expression parses inside)
 
 
@@ -321,11 +322,12 @@ class _Built:
     __slots__ = ("children", "column", "data", "depth", "end", "end_column", "end_line", "line",
                  "start", "value")
 
-    def __init__(self, data: str, children: list):
-        self.data, self.children, self.value = data, children, _PENDING
-        self.line = self.column = self.end_line = self.end_column = None
-        self.start = self.end = None
-        self.depth = 0
+    def __init__(self, data: str, children: list, start: tuple | None = None,
+                 end: tuple | None = None, depth: int = 0, value: object = _PENDING):
+        self.data, self.children, self.value, self.depth = data, children, value, depth
+        self.start, self.end = start, end
+        self.line, self.column = start or (None, None)
+        self.end_line, self.end_column = end or (None, None)
 
     @property
     def meta(self) -> _Built:
@@ -362,11 +364,8 @@ def _callbacks(rules) -> dict:
     """Rule -> the function the LALR parser calls with the rule's children: Lark's own child
     filter (dropped tokens, placeholders for missing optionals, inlined `_rules` and
     `?rules`), then positions and the node."""
-    builder = ParseTreeBuilder(rules, _Built, propagate_positions=False,
-                               maybe_placeholders=True)
-    return {rule: itemgetter(0) if _passes_child_on(rule)
-            else _callback(rule.alias or rule.origin.name, chain)
-            for rule, chain in builder.rule_builders}
+    return {rule: itemgetter(0) if _passes_child_on(rule) else _callback(rule)
+            for rule in rules}
 
 
 def _passes_child_on(rule) -> bool:
@@ -378,31 +377,92 @@ def _passes_child_on(rule) -> bool:
             and not symbol.name.startswith("_") and not getattr(symbol, "filter_out", False))
 
 
-def _callback(data: str, chain: list):
+def _child_plan(rule) -> tuple[list, int] | None:
+    """Lark's child filter of a rule: (index, splice in an `_rule`'s children, placeholders
+    before it) for each child kept, and the placeholders after the last; None: the children
+    are kept as they are."""
+    made = maybe_create_child_filter(rule.expansion, rule.options.keep_all_tokens, False,
+                                     rule.options.empty_indices)
+    if made is None:
+        return None
+    if len(made.args) == 1:  # a rule without optionals: Lark's filter has no placeholders
+        return [(index, splice, 0) for index, splice in made.args[0]], 0
+    return made.args
+
+
+def _kept(children: list, plan: tuple[list, int]) -> list:
+    """The children a rule's node keeps, as Lark's LALR child filter keeps them. An `_rule`
+    that kept exactly the one child it had passed that child on in place of its container
+    (`_stmt` -> its statement), so only a container is spliced."""
+    to_include, trailing = plan
+    kept: list = []
+    for index, splice, nones in to_include:
+        if nones:
+            kept += [None] * nones
+        child = children[index]
+        if splice and type(child) is _Built and child.value is _SPLICED:
+            if kept:
+                kept += child.children
+            else:  # the list of a left-recursive repetition grows in place
+                kept = child.children
+        else:
+            kept.append(child)
+    if trailing:
+        kept += [None] * trailing
+    return kept
+
+
+def _callback(rule):
+    data = rule.alias or rule.origin.name
+    plan = _child_plan(rule)
+    if data.startswith("_"):
+        return _splice_callback(data, plan)
     method = _RULES.get(data)
     counts = data not in TRANSPARENT_RULES
-    spliced = data.startswith("_")  # an `_rule`: its children go into its parent's
-    filtered = partial(_Built, data)
-    for wrapper in chain:
-        filtered = wrapper(filtered)
+    single = rule.options.expand1 and not rule.alias  # a `?rule`: one kept child is the node
 
     def build(children: list):
-        node = filtered(children)
-        if type(node) is not _Built or len(children) == 1 and node is children[0]:
-            return node  # a token, or a `?rule` passing its only child on: nothing to add
+        kept = children if plan is None else _kept(children, plan)
+        if single and len(kept) == 1:
+            return _widened(kept[0], children)
         start = _first(children)
         if start is None:
-            return node
-        end = _last(children)
-        if node.value is _PENDING and not spliced:
-            node.line, node.column = start
-            node.end_line, node.end_column = end
-            node.depth = counts + max([c.depth for c in node.children if type(c) is _Built],
-                                      default=0)
-            values = [c.value if type(c) is _Built else c for c in node.children]
-            node.value = method(_BUILDING[-1], node, values) if method else None
-        node.start, node.end = start, end
+            return _Built(data, kept)
+        deepest = 0
+        for child in kept:
+            if type(child) is _Built and child.depth > deepest:
+                deepest = child.depth
+        node = _Built(data, kept, start, _last(children), counts + deepest)
+        values = [c.value if type(c) is _Built else c for c in kept]
+        node.value = method(_BUILDING[-1], node, values) if method else None
         return node
+
+    return build
+
+
+def _widened(only, children: list):
+    """A `?rule`'s one kept child as its node: its container grows by the tokens the rule
+    dropped (`( x )`)."""
+    if type(only) is _Built and not (len(children) == 1 and only is children[0]):
+        start = _first(children)
+        if start is not None:
+            only.start, only.end = start, _last(children)
+    return only
+
+
+def _splice_callback(data: str, plan: tuple[list, int] | None):
+    """An `_rule`'s: a container of the children its parent splices in, or the one child it
+    had when it kept just that (the container would hold the same text)."""
+    def build(children: list):
+        kept = children if plan is None else _kept(children, plan)
+        if len(kept) == 1 and len(children) == 1 and kept[0] is children[0]:
+            return kept[0]
+        grown = children[0] if children else None
+        if type(grown) is _Built and grown.children is kept and grown.start is not None:
+            grown.end = _last(children)  # a repetition's list grew in place: so does its text
+            return grown
+        start = _first(children)
+        return _Built(data, kept, start, start and _last(children), value=_SPLICED)
 
     return build
 

@@ -7,11 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from archspec import parse
 from archspec.diagnostics import ArchError
-from archspec.parse import _BUILDING, _drive, _NoParse, _parser, _ToAst, parse_module
+from archspec.parse import (
+    _BUILDING,
+    _LARK_OPTIONS,
+    _Built,
+    _drive,
+    _NoParse,
+    _parser,
+    _ToAst,
+    parse_module,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted((ROOT / "specs").glob("*.arch")) + sorted((ROOT / "tests/broken").glob("*.arch"))
@@ -88,3 +98,62 @@ def test_a_syntax_error_is_lark_s(monkeypatch):
     assert module is None and calls
     assert diagnostics[0].code == "E101" and diagnostics[0].span.line == 3
     assert parse.MAX_SYNTAX_ERRORS >= len(diagnostics)
+
+
+def lark_tree(text: str, start: str) -> Tree:
+    """Lark's own parse tree of the text, with Lark's own positions: the reference for the
+    children and positions the callbacks give each node."""
+    grammar = (ROOT / "archspec/grammar.lark").read_text()
+    return _plain_lark(grammar).parse(text, start=start)
+
+
+def _plain_lark(grammar: str, cache={}) -> Lark:  # noqa: B006 (one parser for every case)
+    if grammar not in cache:
+        cache[grammar] = Lark(grammar, **_LARK_OPTIONS, propagate_positions=True)
+    return cache[grammar]
+
+
+def differences(ours, theirs, path: str = "") -> list[str]:
+    """Where our tree of `_Built` nodes and Lark's tree differ: rule names, children (tokens,
+    placeholders), each node's positions and its container's (Lark's `container_*`)."""
+    if isinstance(theirs, Tree):
+        if type(ours) is not _Built or ours.data != theirs.data:
+            return [f"{path}: {getattr(ours, 'data', ours)!r} for {theirs.data!r}"]
+        meta = theirs.meta
+        mine = (ours.line, ours.column, ours.end_line, ours.end_column)
+        found = [] if meta.empty and ours.line is None or mine == (
+            meta.line, meta.column, meta.end_line, meta.end_column) else [
+            f"{path}/{theirs.data}: at {mine}, Lark at {meta.line, meta.column}"]
+        if hasattr(meta, "container_line"):
+            container = ((meta.container_line, meta.container_column),
+                         (meta.container_end_line, meta.container_end_column))
+            if (ours.start, ours.end) != container:
+                found.append(f"{path}/{theirs.data}: container {ours.start, ours.end}, "
+                             f"Lark's {container}")
+        if len(ours.children) != len(theirs.children):
+            count = f"{len(ours.children)} children, Lark's {len(theirs.children)}"
+            return [*found, f"{path}/{theirs.data}: {count}"]
+        for index, (mine, lark) in enumerate(zip(ours.children, theirs.children)):
+            found += differences(mine, lark, f"{path}/{theirs.data}[{index}]")
+        return found
+    if isinstance(theirs, Token):
+        same = (type(ours) is Token and (ours.type, str(ours), ours.line, ours.column) ==
+                (theirs.type, str(theirs), theirs.line, theirs.column))
+        return [] if same else [f"{path}: {ours!r} for {theirs!r}"]
+    return [] if ours is theirs else [f"{path}: {ours!r} for {theirs!r}"]
+
+
+@pytest.mark.parametrize("name", [n for n in TEXTS if n.endswith(".arch")])
+def test_nodes_are_lark_s_tree_with_lark_s_positions(name):
+    try:
+        theirs = lark_tree(TEXTS[name], "start")
+    except UnexpectedInput:
+        return  # a broken spec: compared as an outcome above
+    ours = built(_drive, TEXTS[name], "start")
+    assert differences(ours, theirs) == []
+
+
+@pytest.mark.parametrize("expr", ["(a + b) * c", "((x))", "f((1), [2, (3)])", "-(-x)",
+                                  "a if (b) else (c)"])
+def test_expression_positions_are_lark_s(expr):
+    assert differences(built(_drive, expr, "expr"), lark_tree(expr, "expr")) == []
