@@ -89,9 +89,12 @@ CODES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Span:
-    """A region of a source file; lines and columns are 1-based, end_col is exclusive."""
+    """A region of a source file; lines and columns are 1-based, end_col is exclusive. A
+    value: nodes and diagnostics share spans, and nothing changes one (`shifted` makes a new
+    one). Not a frozen dataclass, whose construction costs four times as much: the parser
+    makes one for every node (37,000 in a 10,000-statement file)."""
 
     file: str
     line: int
