@@ -693,8 +693,12 @@ def run() -> None:
     which a short run does not need (limits.collector_paused: a fifth of a large check's
     time). It ends without tearing its objects down one by one (a 90,000-layer network:
     0.2 s), unless torch was loaded, whose exit handlers must run, or the output cannot
-    be flushed, which the interpreter reports in its usual way."""
+    be flushed, which the interpreter reports in its usual way. Pydantic's plugins (tools
+    that watch an application's validation) have nothing to watch in archspec's own
+    argument schemas: unless the environment says otherwise, pydantic does not look for
+    them, which reads the metadata of every installed package."""
     gc.disable()
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = main()
     if "torch" in sys.modules:
         raise SystemExit(code)

@@ -467,6 +467,10 @@ def _splice_callback(data: str, plan: tuple[list, int] | None):
     return build
 
 
+# Token() less its check for a deprecated keyword, which cost as much as making the token
+_new_token = Token._future_new
+
+
 class _NoParse(Exception):
     """The text does not parse: Lark's own parser is run again to raise its exception."""
 
@@ -537,8 +541,8 @@ def _drive(text: str, start: str):
             end_line += value.count("\n")
             end_start = pos + value.rindex("\n") + 1
         if kind not in ignore or kind in retype:
-            token = Token(kind, value, pos, line, pos - line_start + 1, end_line,
-                          end - end_start + 1, end)
+            token = _new_token(kind, value, pos, line, pos - line_start + 1, end_line,
+                               end - end_start + 1, end)
             if kind in retype:
                 token = retype[kind](token)
             if kind not in ignore:

@@ -111,3 +111,26 @@ def test_the_language_server_runs_with_the_collector(monkeypatch):
     finally:
         gc.enable()
     assert seen == [True]
+
+
+# the command, saying `scan` each time something reads every installed package's metadata
+COUNT_SCANS = """
+import importlib.metadata as metadata, sys
+real = metadata.distributions
+metadata.distributions = lambda *a, **k: sys.stderr.write("scan\\n") and real(*a, **k)
+from archspec import cli
+sys.argv = ["archspec", "check", "-q", sys.argv[1]]
+cli.run()
+"""
+
+
+@pytest.mark.parametrize(("setting", "scanned"), [(None, False), ("", True)])
+def test_the_command_does_not_look_for_pydantic_plugins(setting, scanned):
+    """Unless the environment asks for them (here: an empty PYDANTIC_DISABLE_PLUGINS)."""
+    env = {k: v for k, v in BUFFERED.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    done = subprocess.run([sys.executable, "-c", COUNT_SCANS, str(SPECS / "lenet.arch")],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ("scan" in done.stderr.split()) == scanned
