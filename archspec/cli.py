@@ -304,7 +304,7 @@ def run_diff(args) -> int:
 
 def _add_diagram_parser(commands) -> None:
     """Register `archspec diagram` (graphviz itself is imported only to draw)."""
-    from .diagram import THEMES, parse_depth, parse_fit_option
+    from .diagram_options import THEMES, parse_depth, parse_fit_option
 
     diagram = commands.add_parser(
         "diagram", help="draw a network with Graphviz (SVG, PNG, PDF or DOT)",
@@ -401,7 +401,8 @@ def _diagram_bytes(network, args, fmt: str, source: str) -> bytes:
 
 def run_diagram(args) -> int:
     """`archspec diagram`: 0 written, 1 spec errors, 2 usage, I/O or Graphviz errors."""
-    from .diagram import INSTALL_HINT, DotMissing, RenderError, depth_text, to_dot
+    from .diagram import INSTALL_HINT, DotMissing, RenderError, to_dot
+    from .diagram_options import depth_text
     from .output import write_atomic
 
     fmt = _diagram_format(args)

@@ -44,6 +44,7 @@ from typing import NamedTuple
 from .diagnostics import ArchError, Diagnostic, did_you_mean
 from .diagram_fit import Cut, parse_fit
 from .diagram_fit import fit as fit_drawing
+from .diagram_options import THEMES, Theme
 from .ir import (
     DenseMerge,
     Layer,
@@ -60,7 +61,6 @@ from .ir import (
 from .summary import human
 
 FORMATS = ("svg", "png", "pdf", "dot")
-ALL = 1_000_000  # --depth all
 # Graphviz's layout time grows much faster than the drawing (a 2,000-step dense block takes a
 # minute): larger drawings are refused, and `dot` gets a time limit, so no command hangs.
 MAX_LAYOUT_EDGES = 4_000
@@ -84,29 +84,6 @@ FAMILY_COLORS = {
 }
 _OTHER_FAMILIES = ("reshape", "regularization", "identity", "scale")
 _SHORT_OPS = {"batchnorm": "bn", "global_avgpool": "gap", "global_maxpool": "gmp"}
-
-
-class Theme(NamedTuple):
-    fontname: str
-    fontsize: float  # node text
-    small: float  # second lines, edge labels
-    title: float
-    nodesep: float
-    ranksep: float
-    penwidth: float
-    margin: str  # node margin (inches)
-    dpi: int  # PNG resolution
-    cluster_fills: tuple
-    cluster_margin: str  # points between a cluster's border and its nodes
-    fit: str  # the aspect ratio --fit wraps to by default (W:H or none)
-
-
-THEMES = {
-    "paper": Theme("Times", 11, 9, 13, 0.18, 0.22, 0.8, "0.08,0.03", 150,
-                   ("#f7f7f7", "#ececec"), "6", "none"),
-    "slides": Theme("Helvetica", 18, 14, 22, 0.3, 0.35, 1.4, "0.14,0.06", 110,
-                    ("#f5f5f5", "#e8e8e8"), "12", "16:9"),
-}
 
 
 class DotMissing(Exception):
@@ -875,35 +852,6 @@ def output_format(path: str) -> str | None:
 
 
 # ---------------------------------------------------------------- the command
-
-
-def parse_depth(text: str) -> int:
-    import argparse
-
-    if text == "all":
-        return ALL
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a depth >= 0 or `all`, got {text!r}")
-    return value
-
-
-def parse_fit_option(text: str) -> str:
-    """--fit's value, checked (`16:9`, `4:3`, `none`); a usage error otherwise."""
-    import argparse
-
-    try:
-        parse_fit(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def depth_text(depth: int) -> str:
-    return "all" if depth >= ALL else str(depth)
 
 
 # ---------------------------------------------------------------- one block, as papers draw it

@@ -76,7 +76,8 @@ def draw(network: Network, depth: int | None = 0, rankdir: str = "TB", theme: st
     """`archspec diagram`: block calls opened `depth` levels deep (None: all), the options
     as the command's (docs/diagrams.md; `fit="16:9"` is `--fit 16:9`, "theme" the theme's
     default, None none). Jupyter shows the SVG; `.save(path)` writes a file."""
-    from .diagram import ALL, THEMES, to_dot
+    from .diagram import to_dot
+    from .diagram_options import ALL, THEMES
 
     _require_network(network, "draw")
     if theme not in THEMES:

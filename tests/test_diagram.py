@@ -16,6 +16,7 @@ import pytest
 import archspec
 from archspec import diagram
 from archspec.cli import main
+from archspec.diagram_options import ALL
 from archspec.ir import Layer, Seq, iter_nodes
 from archspec.ops import fmt_shape
 
@@ -209,7 +210,7 @@ def test_densenet121_expanded_chains_one_concat_per_layer():
 
 
 def test_lenet_fully_expanded_is_every_layer_with_every_shape():
-    dot, net = draw("lenet.arch", "lenet", depth=diagram.ALL)
+    dot, net = draw("lenet.arch", "lenet", depth=ALL)
     layers = list(net.layers())
     assert list(dot.nodes) == ["input"] + [f"L.{x.path}" for x in layers] + ["output"]
     assert [label for _, _, label in dot.edges] == (
@@ -239,13 +240,13 @@ def test_options_theme_rankdir_and_no_shapes():
 def test_every_library_network_draws_at_every_depth():
     for spec in sorted(SPECS.glob("*.arch")):
         for network in archspec.check_file(str(spec)).networks:
-            for depth in (0, 1, diagram.ALL):
+            for depth in (0, 1, ALL):
                 dot = Dot(diagram.to_dot(network, depth=depth))
                 ids = [n for n in dot.nodes]
                 assert len(ids) == len(set(ids))
                 for tail, head, _ in dot.edges:
                     assert tail in dot.nodes and head in dot.nodes, (spec, depth, tail, head)
-                if depth == diagram.ALL:
+                if depth == ALL:
                     check_every_layer_drawn_or_folded(network, dot)
 
 

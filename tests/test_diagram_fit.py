@@ -21,6 +21,7 @@ from checked_library import library_networks
 import archspec
 from archspec import diagram
 from archspec.cli import main
+from archspec.diagram_options import ALL
 from archspec.ir import Seq, iter_layers, iter_nodes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def test_slides_fit_lands_within_15_percent_of_16_9(spec, net):
 
 @pytest.mark.parametrize("spec, net, depth", [
     pytest.param("lenet.arch", "lenet", 0),
-    pytest.param("resnet.arch", "resnet50", diagram.ALL, marks=pytest.mark.slow),
+    pytest.param("resnet.arch", "resnet50", ALL, marks=pytest.mark.slow),
     pytest.param("vgg.arch", "vgg19_bn", 0, marks=pytest.mark.slow),
     pytest.param("unet.arch", "unet", 0, marks=pytest.mark.slow),
 ])
@@ -88,7 +89,7 @@ def drawn_graph(source: str) -> tuple[set, list]:
 
 
 @pytest.mark.parametrize("spec, net, depth", [
-    ("googlenet.arch", "googlenet", 0), ("resnet.arch", "resnet18", diagram.ALL)])
+    ("googlenet.arch", "googlenet", 0), ("resnet.arch", "resnet18", ALL)])
 def test_wrapping_keeps_every_node_and_edge(spec, net, depth):
     network = load(spec, net)
     plain = diagram.to_dot(network, depth=depth, theme="slides", fit="none")
@@ -180,7 +181,7 @@ def test_a_strided_block_says_by_how_much_it_downsamples():
 def test_resnet50_opened_stages_fold_their_identical_bottlenecks():
     network = load("resnet.arch", "resnet50")
     collapsed = diagram.to_dot(network, depth=1)
-    opened = diagram.to_dot(network, depth=diagram.ALL)
+    opened = diagram.to_dot(network, depth=ALL)
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         nodes = re.findall(rf'^\s*"S\.({stage}\.\d+)" \[label=<<b>(.*?)</b>', collapsed, re.MULTILINE)
         clusters = re.findall(rf'^\s*subgraph "cluster_({stage}\.\d+)" \{{', opened, re.MULTILINE)
@@ -195,7 +196,7 @@ def test_folding_shrinks_resnet50_at_depth_all():
     """The cluster of `layerK.1` stands for layerK.1, layerK.2, ...: their layers are
     drawn once."""
     network = load("resnet.arch", "resnet50")
-    source = diagram.to_dot(network, depth=diagram.ALL)
+    source = diagram.to_dot(network, depth=ALL)
     drawn = set(re.findall(r'^\s*"L\.([^"]+)"', source, re.MULTILINE))
     folded = re.compile(r"layer\d\.([2-9]|\d\d+)\.")
     assert drawn == {la.path for la in network.layers() if not folded.match(la.path)}

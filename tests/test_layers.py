@@ -16,6 +16,7 @@ STAGES = {
     "front end": ["parse", "fmt", "evaluate", "binding", "infer", "reuse", "expand", "settings",
                   "check"],
     "backends": ["translate", "lowering", "torch_backend", "block_classes", "diagram_fit",
+                 "diagram_options",
                  "sequential_classes", "torch_source", "summary", "diagram", "diagram_html"],
     "api": ["notebook", "__init__", "cli", "completion", "lsp", "__main__"],
 }
