@@ -4,9 +4,11 @@ rule, its parameter count and its MAC count. Backends look ops up here by name.
 A shape rule takes the validated arguments and the incoming shape and returns the outgoing
 shape plus the op's *resolved attributes* (input channels, explicit per-side padding, ...):
 everything a backend needs, so that no backend ever repeats shape inference.
-"""
 
-from __future__ import annotations
+Unlike the other modules, this one's annotations are not strings (no `from __future__ import
+annotations`): pydantic would evaluate each schema field's string again, a seventh of the
+module's import time.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1195,7 +1197,7 @@ def pad_source(a) -> SourceCall:
     return SourceCall(f"nn.{PAD_CLASSES[mode]}", (widths, *value), {}, KEEP, LOST)
 
 
-def _pixel_shuffle_op(name: str, doc: str, shape_rule, source) -> OpSpec:
+def _pixel_shuffle_op(name: str, doc: str, shape_rule, source) -> "OpSpec":
     """pixel_shuffle and pixel_unshuffle: the factor r, a copy of the values rearranged."""
     torch_name = "".join(part.capitalize() for part in name.split("_"))  # PixelShuffle
     return OpSpec(name, "reshape", ShuffleFactorArgs, shape_rule, ("r",), doc=doc,
