@@ -21,7 +21,6 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.parse_tree_builder import maybe_create_child_filter
 from lark.parsers.lalr_analysis import Shift
-from lark.utils import TextSlice
 
 from . import nodes as n
 from .diagnostics import ArchError, Diagnostic, Span
@@ -508,14 +507,38 @@ def _table() -> _Table:
 
 
 def _lexer(table: _Table, state: int) -> tuple:
-    """The lexer of a parser state: its scanner's match, the callbacks that retype a
-    match (a keyword matched as a NAME), the ignored types and those that may hold a
-    newline, all Lark's own."""
+    """The lexer of a parser state: its scanner's patterns as one match function, the
+    callbacks that retype a match (a keyword matched as a NAME) and the types they gave
+    (`_retyped`), the ignored types and those that may hold a newline, all Lark's own."""
     lexer = table.contextual.lexers[state]
     scanner = lexer.scanner  # made first, with the callbacks
-    found = table.lexers[state] = (scanner.match, lexer.callback, lexer.ignore_types,
-                                   lexer.newline_types)
+    found = table.lexers[state] = (_match_of(scanner._mres), lexer.callback, {},
+                                   lexer.ignore_types, lexer.newline_types)
     return found
+
+
+def _retyped(known: dict, callback, kind: str, value: str) -> str:
+    """The type Lark's callback gives a token (`block` matched as a NAME is the keyword),
+    kept in `known` by text: the callbacks read only the text."""
+    known[value] = retyped = callback(_new_token(kind, value, 0, 1, 1, 1, 1, 0)).type
+    return retyped
+
+
+def _match_of(patterns: list):
+    """The match at a position of the first of a scanner's patterns that matches, as Lark's
+    Scanner.match tries them (one, unless the terminals overflow a pattern's groups): the
+    pattern's own method when there is one, which saves a call for every token."""
+    if len(patterns) == 1:
+        return patterns[0].match
+
+    def match(text: str, pos: int):
+        for pattern in patterns:
+            found = pattern.match(text, pos)
+            if found:
+                return found
+        return None
+
+    return match
 
 
 def _drive(text: str, start: str):
@@ -526,28 +549,25 @@ def _drive(text: str, start: str):
     table = _table()
     lexers = table.lexers
     stack, values = [table.starts[start]], []
-    source = TextSlice.cast_from(text)
     pos, line, line_start, size = 0, 1, 0, len(text)
     last = None
     while pos < size:
         state = stack[-1]
-        match, retype, ignore, newlines = lexers.get(state) or _lexer(table, state)
-        found = match(source, pos)
+        match, retype, retyped, ignore, newlines = lexers.get(state) or _lexer(table, state)
+        found = match(text, pos)
         if found is None:
             raise _NoParse
-        value, kind = found
+        value, kind = found.group(), found.lastgroup
         end, end_line, end_start = pos + len(value), line, line_start
         if kind in newlines and "\n" in value:
             end_line += value.count("\n")
             end_start = pos + value.rindex("\n") + 1
-        if kind not in ignore or kind in retype:
-            token = _new_token(kind, value, pos, line, pos - line_start + 1, end_line,
-                               end - end_start + 1, end)
+        if kind not in ignore:  # no callback of Lark's does anything to an ignored token
             if kind in retype:
-                token = retype[kind](token)
-            if kind not in ignore:
-                _feed(token.type, token, stack, values, table)
-                last = token
+                kind = retyped.get(value) or _retyped(retyped, retype[kind], kind, value)
+            last = _new_token(kind, value, pos, line, pos - line_start + 1, end_line,
+                              end - end_start + 1, end)
+            _feed(kind, last, stack, values, table)
         pos, line, line_start = end, end_line, end_start
     end = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "", 0, 1, 1)
     _feed("$END", end, stack, values, table, table.ends[start])
