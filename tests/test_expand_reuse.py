@@ -194,3 +194,22 @@ def test_named_tensors_inside_a_copy_are_its_own(monkeypatch):
     with_reuse, without, taken = both(monkeypatch, lambda: check_text(NAMED))
     assert taken and not without.diagnostics
     assert same_result(with_reuse, without) == []
+
+
+def test_the_arguments_shape_rules_read_are_pydantic_s_dump(monkeypatch):
+    """Args.attrs() copies the fields instead of model_dump(): the same dict, value for
+    value and type for type, for every call of every network of specs/."""
+    real, checked = expand._validated, []
+
+    def validated(spec, given):
+        args = real(spec, given)
+        dumped, copied = args.model_dump(), args.attrs()
+        checked.append(spec.name)
+        assert copied == dumped and list(map(type, copied.values())) == list(
+            map(type, dumped.values())), spec.name
+        return args
+
+    monkeypatch.setattr(expand, "_validated", validated)
+    for spec in sorted((ROOT / "specs").glob("*.arch")):
+        check_file(spec)
+    assert len(set(checked)) > 20
