@@ -9,8 +9,10 @@ Cases, with the targets of issue 13:
 - library:    `archspec check specs/*.arch` (every network and variant), <= 0.1x torch
 - flat 10k:   a network of 10,000 statements (conv, batchnorm, relu), <= 0.4x torch
 - repeat 90k: `repeat 90000 { relu }`, 90,000 layers, <= 0.8x torch
-- floor:      `python -c pass` (the interpreter starting) and a one-layer spec (start,
-              imports, the parser loaded): what every check costs before its networks
+- floor:      `python -c pass` (the interpreter starting), the imports of Lark and
+              pydantic's BaseModel (the stack, before any archspec code) and a one-layer
+              spec (start, imports, the parser loaded): what every check costs before its
+              networks
 - growth:     flat networks of 1k, 10k and the most statements the limits allow (100k is
               past the file-size limit, E403, and the work budget, E408), and repeats of
               1k, 10k and 90k layers: the time per statement must not grow with the size.
@@ -46,6 +48,7 @@ from archspec.limits import (
 FLAT_CYCLE = ("conv(16, k=3, p=1)", "batchnorm", "relu")
 FLAT_HEAD, FLAT_TAIL = "network flat() {\n  input [16, 8, 8]\n", "}\n"
 TARGETS = {"library": 0.1, "flat 10k": 0.4, "repeat 90k": 0.8}
+STACK = "import lark; from pydantic import BaseModel, Field, ValidationError"
 
 
 @dataclass
@@ -99,6 +102,7 @@ def cases(folder: Path, only: str | None) -> list[Case]:
     one_layer.write_text("network one() {\n  input [3, 8, 8]\n  relu\n}\n")
     found = [Case("import torch", [sys.executable, "-c", "import torch"]),
              Case("python", [sys.executable, "-c", "pass"]),
+             Case("lark+pydantic", [sys.executable, "-c", STACK]),
              Case("one layer", check + [str(one_layer)]),
              Case("library", check + specs)]
     most = largest_flat()
