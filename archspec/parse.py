@@ -431,7 +431,11 @@ def _callback(rule):
         for child in kept:
             if type(child) is _Built and child.depth > deepest:
                 deepest = child.depth
-        node = _Built(data, kept, start, _last(children), counts + deepest)
+        tail = children[-1]  # where the text ends, mostly: as _last() finds it, inline
+        end = tail.end if type(tail) is _Built else None
+        if end is None:
+            end = _last(children)
+        node = _Built(data, kept, start, end, counts + deepest)
         values = [c.value if type(c) is _Built else c for c in kept]
         node.value = method(_BUILDING[-1], node, values) if method else None
         return node
