@@ -645,8 +645,7 @@ def _recurrent_shape(op: str, gates: int):
         need_rank(shape, op, 2)
         steps, features = shape
         directions = 2 if a.bidirectional else 1
-        attrs = a.attrs(input_size=features, gates=gates, steps=steps,
-                     directions=directions)
+        attrs = a.attrs(input_size=features, gates=gates, steps=steps, directions=directions)
         return (steps, a.hidden * directions), attrs
     return rule
 

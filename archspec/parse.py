@@ -511,13 +511,17 @@ def _table() -> _Table:
 
 
 def _lexer(table: _Table, state: int) -> tuple:
-    """The lexer of a parser state: its scanner's patterns as one match function, the
-    callbacks that retype a match (a keyword matched as a NAME) and the types they gave
-    (`_retyped`), the ignored types and those that may hold a newline, all Lark's own."""
+    """The lexer of a parser state: its pattern's match, called directly rather than through
+    Lark's Scanner.match (a call less for every token), the callbacks that retype a match (a
+    keyword matched as a NAME) and the types they gave (`_retyped`), the ignored types and
+    those that may hold a newline, all Lark's own."""
     lexer = table.contextual.lexers[state]
     scanner = lexer.scanner  # made first, with the callbacks
-    found = table.lexers[state] = (_match_of(scanner._mres), lexer.callback, {},
-                                   lexer.ignore_types, lexer.newline_types)
+    # one pattern: Lark splits the terminals only where `re` refuses that many groups in one
+    # pattern, which Python 3's does not
+    (pattern,) = scanner._mres
+    found = table.lexers[state] = (pattern.match, lexer.callback, {}, lexer.ignore_types,
+                                   lexer.newline_types)
     return found
 
 
@@ -526,23 +530,6 @@ def _retyped(known: dict, callback, kind: str, value: str) -> str:
     kept in `known` by text: the callbacks read only the text."""
     known[value] = retyped = callback(_new_token(kind, value, 0, 1, 1, 1, 1, 0)).type
     return retyped
-
-
-def _match_of(patterns: list):
-    """The match at a position of the first of a scanner's patterns that matches, as Lark's
-    Scanner.match tries them (one, unless the terminals overflow a pattern's groups): the
-    pattern's own method when there is one, which saves a call for every token."""
-    if len(patterns) == 1:
-        return patterns[0].match
-
-    def match(text: str, pos: int):
-        for pattern in patterns:
-            found = pattern.match(text, pos)
-            if found:
-                return found
-        return None
-
-    return match
 
 
 def _drive(text: str, start: str):
